@@ -1,0 +1,90 @@
+/**
+ * Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+ *
+ * Sums are kept unfolded in a JS number: a 64 KiB segment plus a pseudo-header stays far below 2^53, so
+ * the loop needs no carry handling and folding happens once, in {@link foldSum}.
+ *
+ * @module
+ */
+
+/** Adds the 16-bit big-endian words of `b[off, off+len)` to `initial`; an odd tail byte is padded with 0. */
+export function onesComplementSum(b: Uint8Array, off: number, len: number, initial = 0): number {
+  let sum = initial;
+  const end = off + (len & ~1);
+  for (let i = off; i < end; i += 2) sum += (b[i] << 8) | b[i + 1];
+  if (len & 1) sum += b[off + len - 1] << 8;
+  return sum;
+}
+
+/** Folds an unfolded ones-complement sum into 16 bits (end-around carry). */
+export function foldSum(sum: number): number {
+  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** Turns an unfolded sum into the checksum value to store in a header. */
+export function finishChecksum(sum: number): number {
+  return ~foldSum(sum) & 0xffff;
+}
+
+/** Sum of the IPv4 pseudo-header (RFC 793/768) for the packet whose IPv4 header starts at `ipOff`. */
+export function ipv4PseudoHeaderSum(b: Uint8Array, ipOff: number, proto: number, l4Len: number): number {
+  return onesComplementSum(b, ipOff + 12, 8, proto + l4Len);
+}
+
+/** Sum of the IPv6 pseudo-header (RFC 8200 §8.1) for the packet whose IPv6 header starts at `ipOff`. */
+export function ipv6PseudoHeaderSum(b: Uint8Array, ipOff: number, nextHeader: number, l4Len: number): number {
+  return onesComplementSum(b, ipOff + 8, 32, nextHeader + (l4Len % 0x10000) + Math.floor(l4Len / 0x10000));
+}
+
+/** RFC 1624 eqn. 3: the checksum after one 16-bit word of the covered data changed from `oldWord` to `newWord`. */
+export function checksumAdjust16(csum: number, oldWord: number, newWord: number): number {
+  let s = (~csum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+/** The checksum after a 32-bit field (an IPv4 address, a sequence number) changed from `oldVal` to `newVal`. */
+export function checksumAdjust32(csum: number, oldVal: number, newVal: number): number {
+  let s = (~csum & 0xffff) + (~(oldVal >>> 16) & 0xffff) + (~oldVal & 0xffff) + ((newVal >>> 16) & 0xffff) +
+    (newVal & 0xffff);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+/**
+ * The checksum after the covered bytes whose sum was `oldSum` became bytes whose sum is `newSum` (both
+ * unfolded, both taken at the same 16-bit alignment). Used when a whole header region is rewritten.
+ */
+export function checksumReplaceSum(csum: number, oldSum: number, newSum: number): number {
+  let s = (~csum & 0xffff) + (~foldSum(oldSum) & 0xffff) + foldSum(newSum);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+/** Reads a big-endian 16-bit value. */
+export function read16(b: Uint8Array, off: number): number {
+  return (b[off] << 8) | b[off + 1];
+}
+
+/** Writes a big-endian 16-bit value. */
+export function write16(b: Uint8Array, off: number, v: number): void {
+  b[off] = v >>> 8;
+  b[off + 1] = v;
+}
+
+/** Reads a big-endian unsigned 32-bit value. */
+export function read32(b: Uint8Array, off: number): number {
+  return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+}
+
+/** Writes a big-endian 32-bit value. */
+export function write32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v >>> 24;
+  b[off + 1] = v >>> 16;
+  b[off + 2] = v >>> 8;
+  b[off + 3] = v;
+}

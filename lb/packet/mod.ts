@@ -1,0 +1,16 @@
+/**
+ * Zero-copy wire formats: views over one `Uint8Array` per packet for IPv4, IPv6, TCP, UDP, ICMP and ICMPv6,
+ * full and incremental checksums, and the validator that classifies every packet.
+ *
+ * @module
+ */
+export * from "./checksum.ts";
+export * from "./icmp.ts";
+export * from "./icmpv6.ts";
+export * from "./ipv4.ts";
+export * from "./ipv6.ts";
+export * from "./packet_info.ts";
+export * from "./tcp.ts";
+export * from "./transport_checksum.ts";
+export * from "./udp.ts";
+export * from "./validate.ts";

@@ -1,0 +1,103 @@
+/**
+ * The TOA TCP option ("TCP option address"): the client's address and port that a FULLNAT gateway puts into
+ * the segments it forwards to a real server, whose peer address is otherwise the gateway's local address.
+ *
+ * ```
+ * IPv4 form (alibaba/LVS toa.ko, dpvs), 8 bytes:
+ * +--------+--------+-----------------+-----------------------------------+
+ * | kind   | len=8  | client port     | client IPv4 address               |
+ * | 254    |        | (network order) | (network order)                   |
+ * +--------+--------+-----------------+-----------------------------------+
+ *
+ * IPv6 form (dpvs), 20 bytes: kind 254, len 20, port (2 bytes), IPv6 address (16 bytes).
+ * ```
+ *
+ * Both lengths are multiples of 4, so the option is inserted without padding. A decoder trusts the option
+ * only on connections whose peer is one of the gateway's local addresses (see docs/toa.md).
+ *
+ * @module
+ */
+import { read16, write16, write32 } from "../lb/packet/checksum.ts";
+import { formatIpv4 } from "../lb/packet/ipv4.ts";
+import { formatIpv6 } from "../lb/packet/ipv6.ts";
+import { PacketInfo } from "../lb/packet/packet_info.ts";
+import { IPPROTO_TCP } from "../lb/packet/ipv4.ts";
+import { classifyPacket, PACKET_LENGTH_MISMATCH, PACKET_OK } from "../lb/packet/validate.ts";
+import { TCP_MIN_HEADER_LEN, tcpNextOption, tcpOptionsWellFormed } from "../lb/packet/tcp.ts";
+
+/** TCP option kind of TOA. */
+export const TCPOPT_TOA = 254;
+/** Length of the IPv4 TOA option. */
+export const TOA_V4_LEN = 8;
+/** Length of the IPv6 TOA option. */
+export const TOA_V6_LEN = 20;
+
+/** A client address carried in TOA, in the form servers and logs use. */
+export interface ToaAddress {
+  /** 4 or 6. */
+  family: 4 | 6;
+  /** Dotted-quad or RFC 5952 text. */
+  address: string;
+  /** Client TCP port. */
+  port: number;
+}
+
+/** Writes an IPv4 TOA option (8 bytes) at `b[off]`; `addr` is an unsigned 32-bit address. */
+export function writeToaV4(b: Uint8Array, off: number, port: number, addr: number): void {
+  b[off] = TCPOPT_TOA;
+  b[off + 1] = TOA_V4_LEN;
+  write16(b, off + 2, port);
+  write32(b, off + 4, addr);
+}
+
+/** Writes an IPv6 TOA option (20 bytes) at `b[off]`, the address taken from `addr[addrOff…addrOff+16]`. */
+export function writeToaV6(
+  b: Uint8Array,
+  off: number,
+  port: number,
+  addr: Uint8Array,
+  addrOff: number,
+): void {
+  b[off] = TCPOPT_TOA;
+  b[off + 1] = TOA_V6_LEN;
+  write16(b, off + 2, port);
+  for (let i = 0; i < 16; i++) b[off + 4 + i] = addr[addrOff + i];
+}
+
+/** The TOA family of the option at `optOff` by its length: 4, 6, or 0 when it is no valid TOA. */
+export function toaOptionFamily(b: Uint8Array, optOff: number): 0 | 4 | 6 {
+  if (b[optOff] !== TCPOPT_TOA) return 0;
+  const len = b[optOff + 1];
+  return len === TOA_V4_LEN ? 4 : len === TOA_V6_LEN ? 6 : 0;
+}
+
+/** Decodes the TOA option at `optOff` (kind and length already in the buffer), or null when invalid. */
+export function readToaOption(b: Uint8Array, optOff: number): ToaAddress | null {
+  const family = toaOptionFamily(b, optOff);
+  if (family === 4) {
+    const a = ((b[optOff + 4] << 24) | (b[optOff + 5] << 16) | (b[optOff + 6] << 8) | b[optOff + 7]) >>> 0;
+    return { family, address: formatIpv4(a), port: read16(b, optOff + 2) };
+  }
+  if (family === 6) return { family, address: formatIpv6(b, optOff + 4), port: read16(b, optOff + 2) };
+  return null;
+}
+
+/**
+ * Finds and decodes TOA in an IP packet that holds a TCP header — typically a SYN saved by the kernel with
+ * TCP_SAVE_SYN, whose bytes stop after the TCP header while the IP length counts any payload. Returns null
+ * when the bytes are no sound IPv4/IPv6 TCP packet or carry no valid TOA.
+ */
+export function decodeToa(syn: Uint8Array): ToaAddress | null {
+  const info = new PacketInfo();
+  let r = classifyPacket(syn, 0, syn.length, info);
+  if (r === PACKET_LENGTH_MISMATCH) r = classifyPacket(syn, 0, syn.length, info, true);
+  if (r !== PACKET_OK || info.l4Proto !== IPPROTO_TCP) return null;
+  const o = info.l4Off;
+  if (info.end - o < TCP_MIN_HEADER_LEN) return null;
+  const doff = (syn[o + 12] >>> 4) << 2;
+  if (doff < TCP_MIN_HEADER_LEN || o + doff > info.end || !tcpOptionsWellFormed(syn, o)) return null;
+  for (let p = tcpNextOption(syn, o, -1); p >= 0; p = tcpNextOption(syn, o, p)) {
+    if (syn[p] === TCPOPT_TOA) return readToaOption(syn, p);
+  }
+  return null;
+}

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iproute2 iputils-ping procps python3 python3-scapy nftables tcpdump socat)
+PACKAGES=(iproute2 iputils-ping procps util-linux ethtool python3 python3-scapy nftables tcpdump socat)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (network namespaces and TUN devices need CAP_NET_ADMIN)" >&2

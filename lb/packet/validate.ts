@@ -139,7 +139,8 @@ export function classifyPacket(
     if (quoted) {
       // A quoted segment is read for its ports and sequence number only; its options may be cut off.
       if (avail < 8) return PACKET_TRUNCATED;
-      info.l4HeaderLen = TCP_MIN_HEADER_LEN;
+      // Claim only the bytes present: an RFC 792 quote holds just the ports and sequence number.
+      info.l4HeaderLen = avail < TCP_MIN_HEADER_LEN ? 8 : TCP_MIN_HEADER_LEN;
       return PACKET_OK;
     }
     if (avail < TCP_MIN_HEADER_LEN) return PACKET_TRUNCATED;

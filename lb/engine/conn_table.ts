@@ -1,0 +1,192 @@
+/**
+ * The connection table of one worker, as flat typed arrays indexed by a connection handle (Katran's maps,
+ * dpvs' pools): 1M connections cost memory, not garbage-collector time.
+ *
+ * Found from both directions:
+ * - client side: (service, client address, client port) through a chained hash table;
+ * - real-server side: (local address index, local port) through a direct index — the pool hands each pair
+ *   out once per worker, so the pair alone names the connection; the caller checks the real server.
+ *
+ * @module
+ */
+
+/** Marks an empty slot or the end of a chain. */
+export const NO_CONN = -1;
+
+/** Per-connection state in parallel typed arrays, with the two lookups. */
+export class ConnTable {
+  /** Largest number of live connections. */
+  readonly capacity: number;
+  /** Live connections. */
+  size = 0;
+  /** Address family (4 or 6); 0 marks a free handle. */
+  readonly family: Uint8Array;
+  /** IP protocol (6 TCP, 17 UDP). */
+  readonly proto: Uint8Array;
+  /** Connection state (see tcp_state.ts). */
+  readonly state: Uint8Array;
+  /** Flag bits (see CONN_* in tcp_state.ts). */
+  readonly flags: Uint8Array;
+  /** Service index. */
+  readonly service: Uint16Array;
+  /** Real-server index within the engine's flat server list. */
+  readonly server: Uint32Array;
+  /** Client address as four 32-bit words (IPv4: word 0, others 0). */
+  readonly clientAddr: Uint32Array;
+  /** Client port. */
+  readonly clientPort: Uint16Array;
+  /** Local address index. */
+  readonly localIndex: Uint16Array;
+  /** Local port. */
+  readonly localPort: Uint16Array;
+  /** Sequence offset added to client→server sequence numbers (mod 2^32). */
+  readonly seqDelta: Uint32Array;
+  private readonly hashNext: Int32Array;
+  private readonly buckets: Int32Array;
+  private readonly bucketMask: number;
+  private readonly byLocal: Int32Array;
+  private freeHead = NO_CONN;
+  private readonly freeNext: Int32Array;
+  private highWater = 0;
+
+  /** Allocates a table for `capacity` connections and `localAddresses` local addresses. */
+  constructor(capacity: number, localAddresses: number) {
+    this.capacity = capacity;
+    this.family = new Uint8Array(capacity);
+    this.proto = new Uint8Array(capacity);
+    this.state = new Uint8Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.service = new Uint16Array(capacity);
+    this.server = new Uint32Array(capacity);
+    this.clientAddr = new Uint32Array(capacity * 4);
+    this.clientPort = new Uint16Array(capacity);
+    this.localIndex = new Uint16Array(capacity);
+    this.localPort = new Uint16Array(capacity);
+    this.seqDelta = new Uint32Array(capacity);
+    this.hashNext = new Int32Array(capacity);
+    this.freeNext = new Int32Array(capacity);
+    let nb = 1024;
+    while (nb < capacity) nb *= 2;
+    this.buckets = new Int32Array(nb).fill(NO_CONN);
+    this.bucketMask = nb - 1;
+    this.byLocal = new Int32Array(localAddresses * 65536).fill(NO_CONN);
+  }
+
+  /** Hash of the client-side key (a Murmur3-style mix of the words). */
+  private hash(svc: number, a0: number, a1: number, a2: number, a3: number, port: number): number {
+    let h = Math.imul(svc ^ 0x9e3779b9, 0x85ebca6b);
+    h = Math.imul(h ^ a0, 0xcc9e2d51);
+    h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
+    h = Math.imul(h ^ a1, 0xcc9e2d51);
+    h = Math.imul(h ^ a2, 0x1b873593);
+    h = Math.imul(h ^ a3, 0xcc9e2d51);
+    h = Math.imul(h ^ port, 0x1b873593);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    return (h >>> 0) & this.bucketMask;
+  }
+
+  /** Finds the connection of a client tuple on service `svc`, or NO_CONN. */
+  findClient(svc: number, a0: number, a1: number, a2: number, a3: number, port: number): number {
+    let id = this.buckets[this.hash(svc, a0, a1, a2, a3, port)];
+    const ca = this.clientAddr;
+    while (id !== NO_CONN) {
+      const w = id * 4;
+      if (
+        this.clientPort[id] === port && ca[w] === a0 && ca[w + 1] === a1 && ca[w + 2] === a2 &&
+        ca[w + 3] === a3 &&
+        this.service[id] === svc
+      ) return id;
+      id = this.hashNext[id];
+    }
+    return NO_CONN;
+  }
+
+  /** Finds the connection that owns a local address/port pair, or NO_CONN. */
+  findLocal(localIndex: number, port: number): number {
+    return this.byLocal[localIndex * 65536 + port];
+  }
+
+  /**
+   * Adds a connection and links it into both lookups; returns its handle, or NO_CONN when the table is full.
+   * The caller fills the remaining fields (server, state, seqDelta …).
+   */
+  insert(
+    family: number,
+    proto: number,
+    svc: number,
+    a0: number,
+    a1: number,
+    a2: number,
+    a3: number,
+    port: number,
+    localIndex: number,
+    localPort: number,
+  ): number {
+    let id: number;
+    if (this.freeHead !== NO_CONN) {
+      id = this.freeHead;
+      this.freeHead = this.freeNext[id];
+    } else if (this.highWater < this.capacity) {
+      id = this.highWater++;
+    } else {
+      return NO_CONN;
+    }
+    this.family[id] = family;
+    this.proto[id] = proto;
+    this.service[id] = svc;
+    const w = id * 4;
+    this.clientAddr[w] = a0;
+    this.clientAddr[w + 1] = a1;
+    this.clientAddr[w + 2] = a2;
+    this.clientAddr[w + 3] = a3;
+    this.clientPort[id] = port;
+    this.localIndex[id] = localIndex;
+    this.localPort[id] = localPort;
+    this.state[id] = 0;
+    this.flags[id] = 0;
+    this.seqDelta[id] = 0;
+    const h = this.hash(svc, a0, a1, a2, a3, port);
+    this.hashNext[id] = this.buckets[h];
+    this.buckets[h] = id;
+    this.byLocal[localIndex * 65536 + localPort] = id;
+    this.size++;
+    return id;
+  }
+
+  /** Unlinks and frees a connection handle. */
+  remove(id: number): void {
+    if (this.family[id] === 0) return;
+    const w = id * 4;
+    const h = this.hash(
+      this.service[id],
+      this.clientAddr[w],
+      this.clientAddr[w + 1],
+      this.clientAddr[w + 2],
+      this.clientAddr[w + 3],
+      this.clientPort[id],
+    );
+    let cur = this.buckets[h];
+    let prev = NO_CONN;
+    while (cur !== NO_CONN && cur !== id) {
+      prev = cur;
+      cur = this.hashNext[cur];
+    }
+    if (cur === id) {
+      if (prev === NO_CONN) this.buckets[h] = this.hashNext[id];
+      else this.hashNext[prev] = this.hashNext[id];
+    }
+    const li = this.localIndex[id] * 65536 + this.localPort[id];
+    if (this.byLocal[li] === id) this.byLocal[li] = NO_CONN;
+    this.family[id] = 0;
+    this.freeNext[id] = this.freeHead;
+    this.freeHead = id;
+    this.size--;
+  }
+
+  /** True when `id` is a live connection. */
+  isLive(id: number): boolean {
+    return id >= 0 && id < this.capacity && this.family[id] !== 0;
+  }
+}

@@ -1,0 +1,670 @@
+/**
+ * The FULLNAT engine of one worker, as LVS FULLNAT and dpvs do it, in pure code: packet bytes in, packet
+ * bytes out, a clock passed in. No syscalls, so it runs the same under tests, benchmarks and the TUN loop.
+ *
+ * client → VIP:vport   becomes   localAddr:localPort → RS:port   (seq + delta; SYN: no timestamps, MSS
+ *                                                                clamped, TOA inserted; TOA in the ACK
+ *                                                                that completes the handshake)
+ * RS:port → localAddr:localPort  becomes  VIP:vport → client     (ack − delta, SACK blocks − delta)
+ *
+ * {@link Engine.process} rewrites the packet in place and returns the length to write back (a forwarded
+ * packet, or a reply the gateway generated in the same buffer), or 0 when it was dropped — always counted.
+ * Nothing on this path throws or allocates.
+ *
+ * @module
+ */
+import type { GatewayConfig } from "../config.ts";
+import { addressFamily } from "../config.ts";
+import { read16, read32 } from "../packet/checksum.ts";
+import { ICMP_ECHO_REQUEST, icmpIsError } from "../packet/icmp.ts";
+import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../packet/icmpv6.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpv4 } from "../packet/ipv4.ts";
+import { parseIpv6 } from "../packet/ipv6.ts";
+import { PacketInfo } from "../packet/packet_info.ts";
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  tcpAdjustSack,
+  tcpClampMss,
+  tcpCompactOptions,
+  tcpHeaderLength,
+  tcpInsertOption,
+  tcpNopAllOptions,
+  TCPOPT_TIMESTAMP,
+  tcpSetAck,
+  tcpSetSeq,
+} from "../packet/tcp.ts";
+import { fillTransportChecksum } from "../packet/transport_checksum.ts";
+import { classifyPacket, PACKET_OK } from "../packet/validate.ts";
+import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaV4 } from "../../toa/option.ts";
+import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
+import { ConnTable, NO_CONN } from "./conn_table.ts";
+import * as C from "./counters.ts";
+import { LocalPool } from "./local_pool.ts";
+import { natApplyDelta, natSetAddress, natSetPort, readAddressWords } from "./nat_rewrite.ts";
+import { buildEchoReply, buildPortUnreachable, buildTcpRst } from "./reply.ts";
+import { createScheduler } from "./scheduler/mod.ts";
+import { type Scheduler, ServerSet } from "./scheduler/scheduler.ts";
+import {
+  CONN_CLIENT_FIN,
+  CONN_SERVER_FIN,
+  CONN_TOA,
+  CONN_TOA_ACK_DONE,
+  nextStateFromClient,
+  nextStateFromServer,
+  STATE_CLOSE,
+  STATE_ESTABLISHED,
+  STATE_SYN_RECV,
+  STATE_SYN_SENT,
+  STATE_TIME_WAIT,
+  STATE_UDP,
+  timeoutTable,
+} from "./tcp_state.ts";
+import { TimerWheel } from "./timer_wheel.ts";
+
+/** Options of one worker's engine. */
+export interface EngineOptions {
+  /** This worker's index (owns local ports p with p % workers === worker). */
+  worker?: number;
+  /** Number of workers. */
+  workers?: number;
+  /** The clock at start, in seconds. */
+  now?: number;
+  /** Source of 32-bit random numbers for initial sequence numbers (default: crypto). */
+  random32?: () => number;
+  /** Largest number of generated replies (RST, ICMP) per second. */
+  replyRate?: number;
+}
+
+/** Words of an address as four unsigned 32-bit numbers. */
+function addressWords(text: string): [number, number, number, number] {
+  if (addressFamily(text) === 4) return [parseIpv4(text), 0, 0, 0];
+  const b = parseIpv6(text)!;
+  return [read32(b, 0), read32(b, 4), read32(b, 8), read32(b, 12)];
+}
+
+/** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
+export class Engine {
+  /** The connection table. */
+  readonly conns: ConnTable;
+  /** Idle-timeout wheel over connection handles. */
+  readonly wheel: TimerWheel;
+  /** Local address/port pool of this worker. */
+  readonly pool: LocalPool;
+  /** All counters. */
+  readonly counters: C.Counters;
+  /** Server sets per service (weights and live counts). */
+  readonly sets: ServerSet[];
+  /** The configuration the engine was built from. */
+  readonly config: GatewayConfig;
+
+  private readonly info = new PacketInfo();
+  private readonly inner = new PacketInfo();
+  private readonly words = new Uint32Array(4);
+  private readonly toaBuf = new Uint8Array(TOA_V6_LEN);
+  private readonly timeouts: Float64Array;
+  private readonly svcMap: AddrMap;
+  private readonly vipMap: AddrMap;
+  private readonly localMap: AddrMap;
+  private readonly svcFamily: Uint8Array;
+  private readonly svcAddr: Uint32Array;
+  private readonly svcPort: Uint16Array;
+  private readonly svcProto: Uint8Array;
+  private readonly svcToa: Uint8Array;
+  private readonly svcBase: Uint32Array;
+  private readonly schedulers: Scheduler[];
+  private readonly rsAddr: Uint32Array;
+  private readonly rsPort: Uint16Array;
+  private readonly localAddr: Uint32Array;
+  private readonly mss4: number;
+  private readonly mss6: number;
+  private readonly random32: () => number;
+  private readonly randomBuf = new Uint32Array(256);
+  private randomLeft = 0;
+  private readonly replyRate: number;
+  private replyTokens: number;
+  private replyAt: number;
+  private now: number;
+  private readonly expireFn: (id: number) => void;
+
+  /** Builds the engine for one worker from a validated configuration. */
+  constructor(config: GatewayConfig, opts: EngineOptions = {}) {
+    this.config = config;
+    const worker = opts.worker ?? 0;
+    const workers = opts.workers ?? config.workers;
+    this.now = opts.now ?? 0;
+    this.random32 = opts.random32 ?? (() => {
+      if (this.randomLeft === 0) {
+        crypto.getRandomValues(this.randomBuf);
+        this.randomLeft = this.randomBuf.length;
+      }
+      return this.randomBuf[--this.randomLeft];
+    });
+    this.replyRate = opts.replyRate ?? 1000;
+    this.replyTokens = this.replyRate;
+    this.replyAt = this.now;
+    const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
+    const locals = config.localAddresses;
+    this.conns = new ConnTable(capacity, locals.length);
+    this.wheel = new TimerWheel(capacity, this.now);
+    this.pool = new LocalPool(
+      locals.map(addressFamily),
+      config.portRange[0],
+      config.portRange[1],
+      worker,
+      workers,
+    );
+    this.timeouts = timeoutTable(config.timeouts);
+    // MSS so that a full segment plus TOA still fits the MTU: MTU − IP − TCP − TOA.
+    this.mss4 = config.mtu - 20 - 20 - TOA_V4_LEN;
+    this.mss6 = config.mtu - 40 - 20 - TOA_V6_LEN;
+
+    const services = config.services;
+    const nServers = services.reduce((n, s) => n + s.realServers.length, 0);
+    this.counters = new C.Counters(services.length, nServers);
+    this.svcMap = new AddrMap(services.length);
+    this.vipMap = new AddrMap(services.length);
+    this.localMap = new AddrMap(locals.length);
+    this.svcFamily = new Uint8Array(services.length);
+    this.svcAddr = new Uint32Array(services.length * 4);
+    this.svcPort = new Uint16Array(services.length);
+    this.svcProto = new Uint8Array(services.length);
+    this.svcToa = new Uint8Array(services.length);
+    this.svcBase = new Uint32Array(services.length);
+    this.rsAddr = new Uint32Array(nServers * 4);
+    this.rsPort = new Uint16Array(nServers);
+    this.localAddr = new Uint32Array(locals.length * 4);
+    this.sets = [];
+    this.schedulers = [];
+    let base = 0;
+    services.forEach((s, i) => {
+      const fam = addressFamily(s.vip);
+      const w = addressWords(s.vip);
+      const proto = s.protocol === "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+      this.svcFamily[i] = fam;
+      this.svcAddr.set(w, i * 4);
+      this.svcPort[i] = s.port;
+      this.svcProto[i] = proto;
+      this.svcToa[i] = s.toa && proto === IPPROTO_TCP ? 1 : 0;
+      this.svcBase[i] = base;
+      this.svcMap.set(fam, w[0], w[1], w[2], w[3], s.port, proto, i);
+      this.vipMap.set(fam, w[0], w[1], w[2], w[3], 0, 0, i);
+      const set = new ServerSet(
+        s.realServers.map((r) => `${r.address}:${r.port}`),
+        s.realServers.map((r) => r.weight),
+      );
+      this.sets.push(set);
+      this.schedulers.push(createScheduler(s.scheduler, set));
+      s.realServers.forEach((r, j) => {
+        this.rsAddr.set(addressWords(r.address), (base + j) * 4);
+        this.rsPort[base + j] = r.port;
+      });
+      base += s.realServers.length;
+    });
+    locals.forEach((a, i) => {
+      const w = addressWords(a);
+      this.localAddr.set(w, i * 4);
+      this.localMap.set(addressFamily(a), w[0], w[1], w[2], w[3], 0, 0, i);
+    });
+    this.expireFn = (id) => {
+      this.counters.events[C.EV_EXPIRED]++;
+      this.removeConnection(id);
+    };
+  }
+
+  /** Index of the service `vip:port/protocol`, or -1 (control path). */
+  serviceIndex(vip: string, port: number, protocol: "tcp" | "udp"): number {
+    const w = addressWords(vip);
+    const v = this.svcMap.get(addressFamily(vip), w[0], w[1], w[2], w[3], port, protocol === "udp" ? 17 : 6);
+    return v === ADDR_MAP_MISS ? -1 : v;
+  }
+
+  /** Sets a real server's weight (0 drains it) and rebuilds its service's scheduler (control path). */
+  setWeight(service: number, server: number, weight: number): void {
+    this.sets[service].weights[server] = weight;
+    this.schedulers[service].rebuild();
+  }
+
+  /** Flat index of a service's real server, as used by the per-server counters. */
+  serverIndex(service: number, server: number): number {
+    return this.svcBase[service] + server;
+  }
+
+  /** Advances the clock: expires idle connections. Call about once a second. */
+  tick(now: number): number {
+    this.now = now;
+    return this.wheel.advance(now, this.expireFn);
+  }
+
+  /**
+   * Handles one IP packet in `b[0, len)` at time `now` (seconds). Returns the length of the packet to send
+   * (rewritten in place, possibly longer — `b` must have room for TOA — or a generated reply), or 0 when
+   * the packet was dropped (counted by reason).
+   */
+  process(b: Uint8Array, len: number, now: number): number {
+    this.now = now;
+    const info = this.info;
+    const r = classifyPacket(b, 0, len, info);
+    if (r !== PACKET_OK) {
+      this.counters.drops[r]++;
+      return 0;
+    }
+    const fam = info.family;
+    const proto = info.l4Proto;
+    const w = this.words;
+    readAddressWords(b, fam, fam === 4 ? 16 : 24, w);
+    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+      const dport = read16(b, info.l4Off + 2);
+      const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], dport, proto);
+      if (svc !== ADDR_MAP_MISS) return this.fromClient(b, len, svc);
+      const li = this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0);
+      if (li !== ADDR_MAP_MISS) return this.fromServer(b, len, li);
+      if (this.vipMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) !== ADDR_MAP_MISS) return this.noService(b, len);
+      return this.drop(C.DROP_NOT_FOR_US);
+    }
+    if (proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6) return this.icmp(b, len);
+    return this.drop(C.DROP_PROTOCOL);
+  }
+
+  private drop(reason: number): number {
+    this.counters.drops[reason]++;
+    return 0;
+  }
+
+  /** Token bucket for generated replies, so a flood of bad packets cannot turn the gateway into an amplifier. */
+  private mayReply(): boolean {
+    const t = this.replyTokens + (this.now - this.replyAt) * this.replyRate;
+    this.replyAt = this.now;
+    this.replyTokens = t > this.replyRate ? this.replyRate : t;
+    if (this.replyTokens < 1) {
+      this.counters.events[C.EV_REPLY_RATE_LIMITED]++;
+      return false;
+    }
+    this.replyTokens--;
+    return true;
+  }
+
+  /** Answers a segment the gateway refuses with a RST (or a datagram with port unreachable). */
+  private refuse(b: Uint8Array, len: number, reason: number): number {
+    this.counters.drops[reason]++;
+    if (!this.mayReply()) return 0;
+    const info = this.info;
+    if (info.l4Proto === IPPROTO_TCP) {
+      const n = buildTcpRst(b, info);
+      if (n > 0) this.counters.events[C.EV_RST_SENT]++;
+      return n;
+    }
+    const n = buildPortUnreachable(b, info, len);
+    if (n > 0) this.counters.events[C.EV_ICMP_UNREACH_SENT]++;
+    return n;
+  }
+
+  private noService(b: Uint8Array, len: number): number {
+    return this.refuse(b, len, C.DROP_NO_SERVICE);
+  }
+
+  private nextIsn(): number {
+    return this.random32() >>> 0;
+  }
+
+  /** Creates the connection for a new client flow; returns its handle or −reason. */
+  private newConnection(b: Uint8Array, svc: number, fam: number, sport: number): number {
+    const info = this.info;
+    const w = this.words; // client address words (filled by the caller)
+    const set = this.sets[svc];
+    let h = Math.imul(w[0] ^ w[1] ^ 0x9e3779b9, 0x85ebca6b) ^ w[2];
+    h = Math.imul(h ^ (h >>> 13) ^ w[3], 0xc2b2ae35);
+    h = (h ^ (h >>> 16)) >>> 0;
+    const idx = this.schedulers[svc].pick(h);
+    if (idx < 0) return -C.DROP_NO_REAL_SERVER;
+    if (this.conns.size >= this.conns.capacity) return -C.DROP_TABLE_FULL;
+    const lp = this.pool.acquire(fam);
+    if (lp < 0) return -C.DROP_PORT_EXHAUSTED;
+    const li = Math.floor(lp / 65536);
+    const id = this.conns.insert(fam, info.l4Proto, svc, w[0], w[1], w[2], w[3], sport, li, lp & 0xffff);
+    const server = this.svcBase[svc] + idx;
+    this.conns.server[id] = server;
+    if (info.l4Proto === IPPROTO_TCP) {
+      this.conns.state[id] = STATE_SYN_SENT;
+      this.conns.flags[id] = this.svcToa[svc] ? CONN_TOA : 0;
+      this.conns.seqDelta[id] = (this.nextIsn() - read32(b, info.l4Off + 4)) >>> 0;
+    } else {
+      this.conns.state[id] = STATE_UDP;
+    }
+    set.inactive[idx]++;
+    const c = this.counters;
+    c.events[C.EV_CONNECTIONS]++;
+    c.services[svc * C.TRAFFIC_FIELDS + C.T_CONNS]++;
+    c.servers[server * C.TRAFFIC_FIELDS + C.T_CONNS]++;
+    return id;
+  }
+
+  /** Moves a connection to `state`, keeping the scheduler's active/inactive counts and the timer right. */
+  private setState(id: number, state: number): void {
+    const conns = this.conns;
+    const old = conns.state[id];
+    if (old !== state) {
+      const svc = conns.service[id];
+      const idx = conns.server[id] - this.svcBase[svc];
+      const set = this.sets[svc];
+      if (old === STATE_ESTABLISHED) {
+        set.active[idx]--;
+        set.inactive[idx]++;
+      } else if (state === STATE_ESTABLISHED) {
+        set.inactive[idx]--;
+        set.active[idx]++;
+      }
+      conns.state[id] = state;
+    }
+    this.wheel.setDeadline(id, this.now + this.timeouts[state]);
+  }
+
+  /** Removes a connection: counts, timer, local port back to the pool. */
+  private removeConnection(id: number): void {
+    const conns = this.conns;
+    const svc = conns.service[id];
+    const idx = conns.server[id] - this.svcBase[svc];
+    const set = this.sets[svc];
+    if (conns.state[id] === STATE_ESTABLISHED) set.active[idx]--;
+    else set.inactive[idx]--;
+    this.wheel.cancel(id);
+    this.pool.release(conns.localIndex[id], conns.localPort[id]);
+    conns.remove(id);
+  }
+
+  /** Inserts TOA for connection `id` into the segment; returns the new length (unchanged when no room). */
+  private insertToa(b: Uint8Array, len: number, id: number): number {
+    const conns = this.conns;
+    const info = this.info;
+    const t = this.toaBuf;
+    const cw = id * 4;
+    let n: number;
+    if (conns.family[id] === 4) {
+      writeToaV4(t, 0, conns.clientPort[id], conns.clientAddr[cw]);
+      n = TOA_V4_LEN;
+    } else {
+      t[0] = TCPOPT_TOA;
+      t[1] = TOA_V6_LEN;
+      t[2] = conns.clientPort[id] >>> 8;
+      t[3] = conns.clientPort[id] & 0xff;
+      for (let k = 0; k < 4; k++) {
+        const v = conns.clientAddr[cw + k];
+        t[4 + k * 4] = v >>> 24;
+        t[5 + k * 4] = v >>> 16;
+        t[6 + k * 4] = v >>> 8;
+        t[7 + k * 4] = v;
+      }
+      n = TOA_V6_LEN;
+    }
+    let r = tcpInsertOption(b, info, len, t, 0, n);
+    if (r < 0 && tcpHeaderLength(b, info.l4Off) + n > 60) {
+      // NOPs (alignment, removed options) may be what takes the room: pack the options and try again.
+      len = tcpCompactOptions(b, info, len);
+      r = tcpInsertOption(b, info, len, t, 0, n);
+    }
+    if (r < 0) {
+      this.counters.events[C.EV_TOA_NO_SPACE]++;
+      return len;
+    }
+    this.counters.events[C.EV_TOA_INSERTED]++;
+    return r;
+  }
+
+  /** client → VIP: find or create the connection, rewrite toward the real server. */
+  private fromClient(b: Uint8Array, len: number, svc: number): number {
+    const info = this.info;
+    const fam = info.family;
+    const o = info.l4Off;
+    const isTcp = info.l4Proto === IPPROTO_TCP;
+    const w = this.words;
+    readAddressWords(b, fam, fam === 4 ? 12 : 8, w);
+    const sport = read16(b, o);
+    const flags = isTcp ? b[o + 13] : 0;
+    const conns = this.conns;
+    if (isTcp && info.l4HeaderLen > 20) {
+      // Nobody may choose the address a real server sees: any client-sent TOA becomes NOPs.
+      const n = tcpNopAllOptions(b, o, TCPOPT_TOA);
+      if (n > 0) this.counters.events[C.EV_TOA_STRIPPED] += n;
+    }
+    let id = conns.findClient(svc, w[0], w[1], w[2], w[3], sport);
+    if (
+      id !== NO_CONN && isTcp && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN &&
+      (conns.state[id] === STATE_TIME_WAIT || conns.state[id] === STATE_CLOSE)
+    ) {
+      // A new SYN on a closing tuple starts a new connection (IPVS conn_reuse): the old one gives way.
+      this.removeConnection(id);
+      this.counters.events[C.EV_REUSED]++;
+      id = NO_CONN;
+    }
+    if (id === NO_CONN) {
+      if (isTcp && (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) !== TCP_SYN) {
+        return this.drop(C.DROP_NO_CONNECTION);
+      }
+      id = this.newConnection(b, svc, fam, sport);
+      if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);
+    }
+    const server = conns.server[id];
+    if (isTcp) {
+      const state = conns.state[id];
+      let next = nextStateFromClient(state, flags);
+      if (flags & TCP_FIN) {
+        conns.flags[id] |= CONN_CLIENT_FIN;
+        if (conns.flags[id] & CONN_SERVER_FIN) next = STATE_TIME_WAIT;
+      }
+      tcpSetSeq(b, o, read32(b, o + 4) + conns.seqDelta[id]);
+      if (flags & TCP_SYN) {
+        if (info.l4HeaderLen > 20) {
+          // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
+          const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
+          if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
+          if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;
+        }
+        if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
+      } else if (
+        state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
+        (conns.flags[id] & (CONN_TOA | CONN_TOA_ACK_DONE)) === CONN_TOA
+      ) {
+        // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
+        conns.flags[id] |= CONN_TOA_ACK_DONE;
+        len = this.insertToa(b, len, id);
+      }
+      this.setState(id, next);
+    } else {
+      this.setState(id, STATE_UDP);
+    }
+    const la = conns.localIndex[id] * 4;
+    const ra = server * 4;
+    const ip = info.ipOff;
+    let d = natSetAddress(
+      b,
+      fam,
+      ip,
+      false,
+      this.localAddr[la],
+      this.localAddr[la + 1],
+      this.localAddr[la + 2],
+      this.localAddr[la + 3],
+    );
+    d += natSetAddress(
+      b,
+      fam,
+      ip,
+      true,
+      this.rsAddr[ra],
+      this.rsAddr[ra + 1],
+      this.rsAddr[ra + 2],
+      this.rsAddr[ra + 3],
+    );
+    d += natSetPort(b, o, conns.localPort[id]);
+    d += natSetPort(b, o + 2, this.rsPort[server]);
+    natApplyDelta(b, info.l4Proto, o + (isTcp ? 16 : 6), info.end, d);
+    const c = this.counters;
+    c.services[svc * C.TRAFFIC_FIELDS + C.T_PKTS_IN]++;
+    c.services[svc * C.TRAFFIC_FIELDS + C.T_BYTES_IN] += len;
+    c.servers[server * C.TRAFFIC_FIELDS + C.T_PKTS_IN]++;
+    c.servers[server * C.TRAFFIC_FIELDS + C.T_BYTES_IN] += len;
+    return len;
+  }
+
+  /** RS → local address: find the connection, rewrite back toward the client. */
+  private fromServer(b: Uint8Array, len: number, li: number): number {
+    const info = this.info;
+    const fam = info.family;
+    const o = info.l4Off;
+    const isTcp = info.l4Proto === IPPROTO_TCP;
+    const conns = this.conns;
+    const id = conns.findLocal(li, read16(b, o + 2));
+    if (id === NO_CONN || conns.proto[id] !== info.l4Proto) return this.drop(C.DROP_NO_CONNECTION_REPLY);
+    const server = conns.server[id];
+    const w = this.words;
+    readAddressWords(b, fam, fam === 4 ? 12 : 8, w);
+    const ra = server * 4;
+    if (
+      read16(b, o) !== this.rsPort[server] || w[0] !== this.rsAddr[ra] || w[1] !== this.rsAddr[ra + 1] ||
+      w[2] !== this.rsAddr[ra + 2] || w[3] !== this.rsAddr[ra + 3]
+    ) return this.drop(C.DROP_NO_CONNECTION_REPLY);
+    const svc = conns.service[id];
+    if (isTcp) {
+      const flags = b[o + 13];
+      const state = conns.state[id];
+      if (
+        (flags & TCP_SYN) && (!(flags & TCP_ACK) || (state !== STATE_SYN_SENT && state !== STATE_SYN_RECV))
+      ) {
+        return this.drop(C.DROP_BAD_STATE);
+      }
+      let next = nextStateFromServer(state, flags);
+      if (flags & TCP_FIN) {
+        conns.flags[id] |= CONN_SERVER_FIN;
+        if (conns.flags[id] & CONN_CLIENT_FIN) next = STATE_TIME_WAIT;
+      }
+      const delta = conns.seqDelta[id];
+      if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + 8) - delta);
+      if (info.l4HeaderLen > 20) {
+        tcpAdjustSack(b, o, -delta);
+        // The SYN+ACK's MSS bounds what the client sends; leave room for the TOA the gateway may add.
+        if ((flags & TCP_SYN) && tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) {
+          this.counters.events[C.EV_MSS_CLAMPED]++;
+        }
+      }
+      this.setState(id, next);
+    } else {
+      this.setState(id, STATE_UDP);
+    }
+    const sa = svc * 4;
+    const cw = id * 4;
+    const ip = info.ipOff;
+    let d = natSetAddress(
+      b,
+      fam,
+      ip,
+      false,
+      this.svcAddr[sa],
+      this.svcAddr[sa + 1],
+      this.svcAddr[sa + 2],
+      this.svcAddr[sa + 3],
+    );
+    d += natSetAddress(
+      b,
+      fam,
+      ip,
+      true,
+      conns.clientAddr[cw],
+      conns.clientAddr[cw + 1],
+      conns.clientAddr[cw + 2],
+      conns.clientAddr[cw + 3],
+    );
+    d += natSetPort(b, o, this.svcPort[svc]);
+    d += natSetPort(b, o + 2, conns.clientPort[id]);
+    natApplyDelta(b, info.l4Proto, o + (isTcp ? 16 : 6), info.end, d);
+    const c = this.counters;
+    c.services[svc * C.TRAFFIC_FIELDS + C.T_PKTS_OUT]++;
+    c.services[svc * C.TRAFFIC_FIELDS + C.T_BYTES_OUT] += len;
+    c.servers[server * C.TRAFFIC_FIELDS + C.T_PKTS_OUT]++;
+    c.servers[server * C.TRAFFIC_FIELDS + C.T_BYTES_OUT] += len;
+    return len;
+  }
+
+  /** ICMP: echo replies for our addresses; errors translated for the connection they concern. */
+  private icmp(b: Uint8Array, len: number): number {
+    const info = this.info;
+    const fam = info.family;
+    const o = info.l4Off;
+    const type = b[o];
+    const w = this.words; // destination words, filled by process()
+    const isVip = this.vipMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) !== ADDR_MAP_MISS;
+    const li = isVip ? ADDR_MAP_MISS : this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0);
+    if (!isVip && li === ADDR_MAP_MISS) return this.drop(C.DROP_NOT_FOR_US);
+    if (type === (fam === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) {
+      if (!this.mayReply()) return 0;
+      this.counters.events[C.EV_ECHO_REPLIED]++;
+      return buildEchoReply(b, info);
+    }
+    if (!(fam === 4 ? icmpIsError(type) : icmpv6IsError(type))) return this.drop(C.DROP_ICMP_UNSUPPORTED);
+    const q = this.inner;
+    const qOff = o + 8;
+    if (classifyPacket(b, qOff, info.end - qOff, q, true) !== PACKET_OK || q.family !== fam) {
+      return this.drop(C.DROP_ICMP_NO_CONNECTION);
+    }
+    const qp = q.l4Proto;
+    if (qp !== IPPROTO_TCP && qp !== IPPROTO_UDP) return this.drop(C.DROP_ICMP_NO_CONNECTION);
+    const conns = this.conns;
+    const qo = q.l4Off;
+    const qsrc = fam === 4 ? qOff + 12 : qOff + 8;
+    const qdst = fam === 4 ? qOff + 16 : qOff + 24;
+    const csumAt = qo + (qp === IPPROTO_TCP ? 16 : 6);
+    let id: number;
+    let d = 0;
+    if (isVip) {
+      // From the client side, about a packet we sent VIP:vport → client:cport. Hand it to the real server as
+      // an error about its own packet RS:port → local:lport, sent from the local address.
+      readAddressWords(b, fam, qsrc, w);
+      const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], read16(b, qo), qp);
+      if (svc === ADDR_MAP_MISS) return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      readAddressWords(b, fam, qdst, w);
+      id = conns.findClient(svc, w[0], w[1], w[2], w[3], read16(b, qo + 2));
+      if (id === NO_CONN) return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      const server = conns.server[id];
+      const ra = server * 4;
+      const la = conns.localIndex[id] * 4;
+      const ipq = q.ipOff;
+      const rs = this.rsAddr;
+      const lo = this.localAddr;
+      d += natSetAddress(b, fam, ipq, false, rs[ra], rs[ra + 1], rs[ra + 2], rs[ra + 3]);
+      d += natSetAddress(b, fam, ipq, true, lo[la], lo[la + 1], lo[la + 2], lo[la + 3]);
+      d += natSetPort(b, qo, this.rsPort[server]);
+      d += natSetPort(b, qo + 2, conns.localPort[id]);
+      natApplyDelta(b, qp, csumAt, q.end, d);
+      natSetAddress(b, fam, info.ipOff, false, lo[la], lo[la + 1], lo[la + 2], lo[la + 3]);
+      natSetAddress(b, fam, info.ipOff, true, rs[ra], rs[ra + 1], rs[ra + 2], rs[ra + 3]);
+    } else {
+      // From the real-server side, about a packet we sent local:lport → RS:port. Hand it to the client as an
+      // error about its own packet client:cport → VIP:vport, with the client's sequence number back.
+      id = conns.findLocal(li, read16(b, qo));
+      if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      const svc = conns.service[id];
+      const sa = svc * 4;
+      const cw = id * 4;
+      const ca = conns.clientAddr;
+      const va = this.svcAddr;
+      const ipq = q.ipOff;
+      if (qp === IPPROTO_TCP) {
+        const oldSeq = read32(b, qo + 4);
+        const seq = (oldSeq - conns.seqDelta[id]) >>> 0;
+        d += natSetPort(b, qo + 4, seq >>> 16) + natSetPort(b, qo + 6, seq & 0xffff);
+      }
+      d += natSetAddress(b, fam, ipq, false, ca[cw], ca[cw + 1], ca[cw + 2], ca[cw + 3]);
+      d += natSetAddress(b, fam, ipq, true, va[sa], va[sa + 1], va[sa + 2], va[sa + 3]);
+      d += natSetPort(b, qo, conns.clientPort[id]);
+      d += natSetPort(b, qo + 2, this.svcPort[svc]);
+      natApplyDelta(b, qp, csumAt, q.end, d);
+      natSetAddress(b, fam, info.ipOff, false, va[sa], va[sa + 1], va[sa + 2], va[sa + 3]);
+      natSetAddress(b, fam, info.ipOff, true, ca[cw], ca[cw + 1], ca[cw + 2], ca[cw + 3]);
+    }
+    // ICMP errors are rare: re-sum the whole message rather than track every inner change.
+    fillTransportChecksum(b, info);
+    this.counters.events[C.EV_ICMP_TRANSLATED]++;
+    return len;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Connection states and their transitions, driven by the TCP flags seen in each direction (as IPVS tracks a
+ * NATed connection without a full TCP stack), and the idle timeout of each state.
+ *
+ * ```
+ *  client SYN        server SYN+ACK        client ACK
+ * ───────────► SYN_SENT ─────────► SYN_RECV ─────────► ESTABLISHED
+ *                                                        │ FIN (one side)
+ *             any RST: CLOSE                             ▼
+ *                                         FIN_WAIT ──FIN (other side)──► TIME_WAIT
+ * ```
+ *
+ * @module
+ */
+import type { Timeouts } from "../config.ts";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../packet/tcp.ts";
+
+/** Free handle (never a live connection's state). */
+export const STATE_NONE = 0;
+/** Client SYN forwarded, waiting for the server's SYN+ACK. */
+export const STATE_SYN_SENT = 1;
+/** Server SYN+ACK forwarded, waiting for the client's ACK. */
+export const STATE_SYN_RECV = 2;
+/** Handshake completed. */
+export const STATE_ESTABLISHED = 3;
+/** One side sent FIN. */
+export const STATE_FIN_WAIT = 4;
+/** Both sides sent FIN. */
+export const STATE_TIME_WAIT = 5;
+/** A RST was seen. */
+export const STATE_CLOSE = 6;
+/** A UDP flow. */
+export const STATE_UDP = 7;
+/** Names of the states, indexed by state, for stats and logs. */
+export const STATE_NAMES: readonly string[] = [
+  "none",
+  "syn_sent",
+  "syn_recv",
+  "established",
+  "fin_wait",
+  "time_wait",
+  "close",
+  "udp",
+];
+
+/** Flag: the client has sent FIN. */
+export const CONN_CLIENT_FIN = 0x01;
+/** Flag: the server has sent FIN. */
+export const CONN_SERVER_FIN = 0x02;
+/** Flag: the service inserts TOA for this connection. */
+export const CONN_TOA = 0x04;
+/** Flag: TOA went into the handshake-completing ACK (or could not, and was counted). */
+export const CONN_TOA_ACK_DONE = 0x08;
+
+/** The state after a client→server segment with `tcpFlags` (the engine moves to TIME_WAIT once both FIN flags are set). */
+export function nextStateFromClient(state: number, tcpFlags: number): number {
+  if (tcpFlags & TCP_RST) return STATE_CLOSE;
+  if (tcpFlags & TCP_SYN) return state;
+  if (tcpFlags & TCP_FIN) {
+    return state === STATE_FIN_WAIT || state === STATE_TIME_WAIT ? state : STATE_FIN_WAIT;
+  }
+  if ((tcpFlags & TCP_ACK) && state === STATE_SYN_RECV) return STATE_ESTABLISHED;
+  return state;
+}
+
+/** The state after a server→client segment with `tcpFlags`. */
+export function nextStateFromServer(state: number, tcpFlags: number): number {
+  if (tcpFlags & TCP_RST) return STATE_CLOSE;
+  if ((tcpFlags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
+    return state === STATE_SYN_SENT ? STATE_SYN_RECV : state;
+  }
+  if (tcpFlags & TCP_FIN) {
+    return state === STATE_FIN_WAIT || state === STATE_TIME_WAIT ? state : STATE_FIN_WAIT;
+  }
+  return state;
+}
+
+/** Builds the per-state timeout table (seconds, indexed by state) from the configured timeouts. */
+export function timeoutTable(t: Timeouts): Float64Array {
+  const a = new Float64Array(STATE_NAMES.length);
+  a[STATE_NONE] = t.close;
+  a[STATE_SYN_SENT] = t.synSent;
+  a[STATE_SYN_RECV] = t.synRecv;
+  a[STATE_ESTABLISHED] = t.established;
+  a[STATE_FIN_WAIT] = t.finWait;
+  a[STATE_TIME_WAIT] = t.timeWait;
+  a[STATE_CLOSE] = t.close;
+  a[STATE_UDP] = t.udp;
+  return a;
+}

@@ -68,7 +68,11 @@ Deno.test("checksum: RFC 1071 example and reference agreement at odd offsets and
     const len = rnd() % 200, off = rnd() % 7;
     const b = new Uint8Array(off + len + 3);
     for (let i = 0; i < b.length; i++) b[i] = rnd() & 0xff;
-    assert.equal(finishChecksum(onesComplementSum(b, off, len)), refChecksum(b, off, len), `len ${len} off ${off}`);
+    assert.equal(
+      finishChecksum(onesComplementSum(b, off, len)),
+      refChecksum(b, off, len),
+      `len ${len} off ${off}`,
+    );
   }
   // Odd tail is padded with zero, not with the following byte.
   const odd = Uint8Array.from([0x12, 0x34, 0x56, 0xff]);
@@ -77,7 +81,10 @@ Deno.test("checksum: RFC 1071 example and reference agreement at odd offsets and
   assert.equal(finishChecksum(onesComplementSum(new Uint8Array(64).fill(0xff), 0, 64)), 0);
   // Large sums (a 64 KiB segment) fold correctly.
   const big = new Uint8Array(65535).fill(0xff);
-  assert.equal(finishChecksum(onesComplementSum(big, 0, 65535, 0xfffff)), refChecksumWithInitial(big, 0xfffff));
+  assert.equal(
+    finishChecksum(onesComplementSum(big, 0, 65535, 0xfffff)),
+    refChecksumWithInitial(big, 0xfffff),
+  );
 });
 
 function refChecksumWithInitial(b: Uint8Array, initial: number): number {
@@ -262,7 +269,11 @@ const ops: Op[] = [
 
 function checkSums(f: Fixture, b: Uint8Array, info: PacketInfo, step: string) {
   if (info.family === 4) {
-    assert.equal(read16(b, info.ipOff + 10), ipv4ComputeChecksum(b, info.ipOff), `${f.name} ${step}: IPv4 hdr`);
+    assert.equal(
+      read16(b, info.ipOff + 10),
+      ipv4ComputeChecksum(b, info.ipOff),
+      `${f.name} ${step}: IPv4 hdr`,
+    );
     assert(ipv4ChecksumOk(b, info.ipOff));
   }
   const f0 = info.l4Off + (info.l4Proto === 6 ? 16 : info.l4Proto === 17 ? 6 : 2);

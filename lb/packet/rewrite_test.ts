@@ -155,7 +155,9 @@ for (const f of tcpGood.slice(0, 20)) {
 }
 
 // --- UDP: v4 with checksum, v4 without (must stay zero), v6, and results that must be sent as 0xffff -------
-for (const f of valid.filter((x) => x.udp && (x.udp.checksum === x.udp.checksumComputed || !x.udp.checksum))) {
+for (
+  const f of valid.filter((x) => x.udp && (x.udp.checksum === x.udp.checksumComputed || !x.udp.checksum))
+) {
   const u = f.udp!;
   const l = load(f);
   const o = l.info.l4Off;

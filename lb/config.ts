@@ -89,6 +89,12 @@ export interface GatewayConfig {
   services: ServiceConfig[];
   /** Path of the control socket that `lb --stats` reads. */
   control: string;
+  /**
+   * How packets reach the worker owning their connection: "bpf" (a TUN steering program; fails the start
+   * if it cannot load), "handoff" (the kernel's own queue choice, then shared-memory rings between
+   * workers), "auto" (bpf, falling back to handoff with a log line).
+   */
+  steering: "auto" | "bpf" | "handoff";
 }
 
 /** A configuration error: `field` says where, the message says what is wrong and what is expected. */
@@ -145,6 +151,7 @@ const KNOWN_TOP = new Set([
   "timeouts",
   "services",
   "control",
+  "steering",
 ]);
 
 /** Validates a parsed JSON value; throws {@link ConfigError} naming the first bad field. */
@@ -245,7 +252,22 @@ export function validateConfig(raw: unknown): GatewayConfig {
   if (typeof control !== "string" || control === "") {
     throw new ConfigError("control", "expected a socket path");
   }
-  return { tun, workers, localAddresses, portRange, maxConnections, mtu, timeouts, services, control };
+  const steering = raw.steering ?? "auto";
+  if (steering !== "auto" && steering !== "bpf" && steering !== "handoff") {
+    throw new ConfigError("steering", `expected "auto", "bpf" or "handoff", got ${JSON.stringify(steering)}`);
+  }
+  return {
+    tun,
+    workers,
+    localAddresses,
+    portRange,
+    maxConnections,
+    mtu,
+    timeouts,
+    services,
+    control,
+    steering,
+  };
 }
 
 /** Reads, parses and validates a configuration file; throws {@link ConfigError} with the reason. */

@@ -1,7 +1,11 @@
 /**
- * The gateway process: one TUN device, VIPs and local addresses routed into it, and the packet loop that
- * feeds every packet through the engine and writes the result back. The kernel does the rest: packets we
- * write are forwarded to the real servers or the clients by the namespace's routing table.
+ * The gateway process: one TUN device with a queue per worker, VIPs and local addresses routed into it,
+ * and one Deno Worker per queue running the engine (worker.ts). The kernel does the rest: packets the
+ * workers write back are forwarded to the real servers or the clients by the namespace's routing table.
+ *
+ * With several workers, a steering eBPF program (tun/steering_bpf.ts) sends each packet to the queue of
+ * the worker that owns its connection; where it cannot load, the workers hand packets to each other
+ * through shared-memory rings (engine/handoff_ring.ts), counted.
  *
  * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGUSR1 prints stats on stderr, and the unix
  * socket at `config.control` answers every connection with the stats as JSON (`mod.ts lb --stats`).
@@ -9,20 +13,24 @@
  * @module
  */
 import type { GatewayConfig } from "./config.ts";
-import { Engine } from "./engine/engine.ts";
-import { snapshot } from "./stats.ts";
-import { addRoute, linkUp, setMtu, TunDevice, type TunQueue } from "./tun/mod.ts";
+import { addressFamily } from "./config.ts";
+import { handoffRingBytes } from "./engine/handoff_ring.ts";
+import { parseIpv4 } from "./packet/ipv4.ts";
+import { parseIpv6 } from "./packet/ipv6.ts";
+import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "./tun/libc.ts";
+import { addRoute, linkUp, setMtu, TunDevice } from "./tun/mod.ts";
+import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
+import type { ToWorker, WorkerInit } from "./worker.ts";
 
-/** A read buffer: the largest IP packet plus room for the TOA the engine may insert. */
-const BUF_SIZE = 65536 + 64;
-/** Longest wait for packets before the loop looks at the clock (timeouts) again. */
-const POLL_MS = 250;
-/** Packets handled per loop turn before yielding to timers and signals. */
-const BATCH = 256;
+/** Data bytes of each hand-off ring (per ordered pair of workers). */
+const RING_BYTES = 1 << 20;
+/** Longest wait for workers to start or stop. */
+const WORKER_TIMEOUT_MS = 10_000;
 
 /** Options of {@link runGateway}. */
 export interface GatewayOptions {
-  /** Called with one line once the device and routes are up. */
+  /** Called with one line once the device, workers and routes are up. */
   onReady?: (line: string) => void;
   /** Resolves when the gateway should stop (in addition to SIGINT/SIGTERM). */
   stop?: Promise<void>;
@@ -30,46 +38,67 @@ export interface GatewayOptions {
   signals?: boolean;
 }
 
-function now(): number {
-  return performance.now() / 1000;
-}
+type FromWorker =
+  | { type: "ready"; worker: number }
+  | { type: "stats"; id: number; counters: EngineCounters }
+  | { type: "stopped"; worker: number; counters: EngineCounters }
+  | { type: "error"; message: string };
 
-async function pump(q: TunQueue, engine: Engine, running: () => boolean): Promise<void> {
-  const buf = new Uint8Array(BUF_SIZE);
-  let lastTick = now();
-  while (running()) {
-    const readable = await q.waitReadable(POLL_MS);
-    const t = now();
-    if (readable) {
-      for (let i = 0; i < BATCH; i++) {
-        const n = q.read(buf);
-        if (n <= 0) break;
-        const out = engine.process(buf, n, t);
-        if (out > 0) q.write(buf, out);
-      }
+/** Loads and attaches the steering program; returns "bpf", or "handoff" with the reason it could not. */
+function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; reason?: string } {
+  if (config.workers === 1) return { mode: "single" };
+  if (config.steering === "handoff") return { mode: "handoff", reason: "configured" };
+  const v4 = config.localAddresses.filter((a) => addressFamily(a) === 4).map(parseIpv4);
+  const v6 = config.localAddresses.filter((a) => addressFamily(a) === 6).map((a) => {
+    const b = parseIpv6(a)!;
+    const dv = new DataView(b.buffer);
+    return [0, 4, 8, 12].map((o) => dv.getUint32(o));
+  });
+  try {
+    const fd = loadSocketFilter(buildSteeringProgram(config.workers, v4, v6));
+    try {
+      attachSteering(dev.queues[0].fd, fd);
+    } finally {
+      closeProgram(fd);
     }
-    if (t - lastTick >= 1) {
-      engine.tick(t);
-      lastTick = t;
-    }
+    return { mode: "bpf" };
+  } catch (e) {
+    if (config.steering === "bpf") throw new Error(`steering: ${(e as Error).message}`);
+    return { mode: "handoff", reason: (e as Error).message };
   }
 }
 
-/** Runs the gateway until stopped; throws (with a one-line reason) when the device or routes fail. */
+/** Runs the gateway until stopped; throws (with a one-line reason) when the device, routes or workers fail. */
 export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {}): Promise<void> {
-  if (config.workers !== 1) {
-    throw new Error(`config: workers: ${config.workers} workers are not available in this build; use 1`);
-  }
-  const engine = new Engine(config, { now: now() });
-  const dev = TunDevice.open({ name: config.tun });
-  let running = true;
+  const n = config.workers;
+  const dev = TunDevice.open({ name: config.tun, queues: n });
+  const c = libc();
+  const wakeFds: number[] = [];
+  const workers: Worker[] = [];
+  let last: EngineCounters[] = [];
+  let control: Deno.Listener | undefined;
+  let stopRequested = false;
   let wake!: () => void;
   const stopped = new Promise<void>((r) => (wake = r));
   const stop = () => {
-    running = false;
+    stopRequested = true;
     wake();
   };
-  const printStats = () => console.error(`fnat-lb stats ${JSON.stringify(snapshot([engine]))}`);
+  const pending = new Map<number, { parts: EngineCounters[]; done: (s: EngineCounters[]) => void }>();
+  let nextId = 1;
+  const gather = (): Promise<EngineCounters[]> => {
+    const id = nextId++;
+    return new Promise((resolve) => {
+      const entry = { parts: [] as EngineCounters[], done: resolve };
+      pending.set(id, entry);
+      for (const w of workers) w.postMessage({ type: "stats", id } satisfies ToWorker);
+      setTimeout(() => {
+        if (pending.delete(id)) resolve(entry.parts.length ? entry.parts : last);
+      }, 2000);
+    });
+  };
+  const stats = async (): Promise<GatewayStats> => snapshot(config, await gather());
+  const printStats = () => stats().then((s) => console.error(`fnat-lb stats ${JSON.stringify(s)}`));
   const signals = opts.signals ?? true;
   if (signals) {
     Deno.addSignalListener("SIGINT", stop);
@@ -77,25 +106,106 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     Deno.addSignalListener("SIGUSR1", printStats);
   }
   opts.stop?.then(stop);
-  let control: Deno.Listener | undefined;
+  const finals: EngineCounters[] = [];
+  let finished!: () => void;
+  const allStopped = new Promise<void>((r) => (finished = r));
+  let failure: Error | undefined;
   try {
+    const steering = setUpSteering(config, dev);
+    if (steering.reason && steering.mode === "handoff" && steering.reason !== "configured") {
+      console.error(`fnat-lb steering=handoff reason=${JSON.stringify(steering.reason)}`);
+    }
+    for (let i = 0; i < n; i++) {
+      const fd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (fd < 0) throw new Error("eventfd failed");
+      wakeFds.push(fd);
+    }
+    const rings = Array.from(
+      { length: n },
+      (_, f) =>
+        Array.from(
+          { length: n },
+          (_, t) => (f === t ? null : new SharedArrayBuffer(handoffRingBytes(RING_BYTES))),
+        ),
+    );
+    let ready = 0;
+    let allReady!: () => void;
+    let failed!: (e: Error) => void;
+    const readyP = new Promise<void>((res, rej) => {
+      allReady = res;
+      failed = rej;
+    });
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (ev: MessageEvent<FromWorker>) => {
+        const m = ev.data;
+        if (m.type === "ready") {
+          if (++ready === n) allReady();
+        } else if (m.type === "stats") {
+          const p = pending.get(m.id);
+          if (p) {
+            p.parts.push(m.counters);
+            if (p.parts.length === n) {
+              pending.delete(m.id);
+              last = p.parts;
+              p.done(p.parts);
+            }
+          }
+        } else if (m.type === "stopped") {
+          finals.push(m.counters);
+          if (finals.length === n) finished();
+        } else if (m.type === "error") {
+          failure = new Error(`worker: ${m.message}`);
+          failed(failure);
+          stop();
+        }
+      };
+      w.onerror = (ev) => {
+        ev.preventDefault();
+        failure = new Error(`worker ${i}: ${ev.message}`);
+        failed(failure);
+        stop();
+      };
+      workers.push(w);
+      const init: WorkerInit = {
+        config,
+        worker: i,
+        tun: dev.name,
+        queueFd: dev.queues[i].fd,
+        wakeFds,
+        rings,
+      };
+      w.postMessage({ type: "init", init } satisfies ToWorker);
+    }
+    const timeout = setTimeout(() => failed(new Error("workers did not start in time")), WORKER_TIMEOUT_MS);
+    try {
+      await Promise.race([readyP, stopped.then(() => readyP)]);
+    } finally {
+      clearTimeout(timeout);
+    }
     await setMtu(dev.name, config.mtu);
     await linkUp(dev.name);
     const prefixes = new Set<string>();
     for (const s of config.services) prefixes.add(s.vip.includes(":") ? `${s.vip}/128` : `${s.vip}/32`);
     for (const a of config.localAddresses) prefixes.add(a.includes(":") ? `${a}/128` : `${a}/32`);
     for (const p of prefixes) await addRoute(p, dev.name);
-    control = await listenControl(config.control, () => JSON.stringify(snapshot([engine])) + "\n");
-    const loop = pump(dev.queues[0], engine, () => running);
+    control = await listenControl(config.control, async () => JSON.stringify(await stats()) + "\n");
     opts.onReady?.(
-      `fnat-lb ready tun=${dev.name} workers=1 services=${config.services.length} control=${config.control}`,
+      `fnat-lb ready tun=${dev.name} workers=${n} steering=${steering.mode} services=${config.services.length} ` +
+        `control=${config.control}`,
     );
-    await Promise.race([stopped, loop]);
-    running = false;
-    await dev.close();
-    await loop;
+    await stopped;
   } finally {
-    running = false;
+    // Stop the workers first (they own the queues' fds while running), then close the device.
+    const one = new BigUint64Array([1n]);
+    for (const w of workers) w.postMessage({ type: "stop" } satisfies ToWorker);
+    for (const fd of wakeFds) c.write(fd, one, 8);
+    if (workers.length > 0) {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([allStopped, new Promise<void>((r) => (t = setTimeout(r, WORKER_TIMEOUT_MS)))]);
+      clearTimeout(t);
+    }
+    for (const w of workers) w.terminate();
     if (signals) {
       Deno.removeSignalListener("SIGINT", stop);
       Deno.removeSignalListener("SIGTERM", stop);
@@ -104,18 +214,24 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     control?.close();
     await Deno.remove(config.control).catch(() => {});
     await dev.close();
+    for (const fd of wakeFds) c.close(fd);
   }
-  console.error(`fnat-lb stop tun=${config.tun} ${JSON.stringify(snapshot([engine]))}`);
+  if (failure) throw failure;
+  if (stopRequested && finals.length > 0) {
+    console.error(`fnat-lb stop tun=${config.tun} ${JSON.stringify(snapshot(config, finals))}`);
+  }
 }
 
 /** Serves the stats on a unix socket: every connection gets one JSON document, then EOF. */
-async function listenControl(path: string, body: () => string): Promise<Deno.Listener> {
+async function listenControl(path: string, body: () => Promise<string>): Promise<Deno.Listener> {
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true });
   await Deno.remove(path).catch(() => {});
   const listener = Deno.listen({ transport: "unix", path });
   (async () => {
     for await (const conn of listener) {
-      writeAll(conn, new TextEncoder().encode(body())).catch(() => {}).finally(() => conn.close());
+      body().then((text) => writeAll(conn, new TextEncoder().encode(text))).catch(() => {}).finally(() =>
+        conn.close()
+      );
     }
   })().catch(() => {});
   return listener;

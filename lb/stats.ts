@@ -4,8 +4,30 @@
  *
  * @module
  */
+import type { GatewayConfig } from "./config.ts";
 import * as C from "./engine/counters.ts";
-import type { Engine } from "./engine/engine.ts";
+
+/** One worker's counters, as plain (structured-clonable) arrays: what a worker posts to the main thread. */
+export interface EngineCounters {
+  /** Live connection entries. */
+  size: number;
+  /** Drops by reason code. */
+  drops: Float64Array;
+  /** Events by code. */
+  events: Float64Array;
+  /** Per-service traffic (TRAFFIC_FIELDS per service). */
+  services: Float64Array;
+  /** Per-real-server traffic (flat server index). */
+  servers: Float64Array;
+  /** Per service: weights of its servers. */
+  weights: Int32Array[];
+  /** Per service: established connections per server. */
+  active: Int32Array[];
+  /** Per service: other connections per server. */
+  inactive: Int32Array[];
+  /** Runtime counters of the worker's loop (TUN, hand-off), by name. */
+  runtime: Record<string, number>;
+}
 
 /** Traffic counters of a service or a real server. */
 export interface TrafficStats {
@@ -51,6 +73,10 @@ export interface GatewayStats {
   events: Record<string, number>;
   /** Per-service figures. */
   services: ServiceStats[];
+  /** Runtime counters (TUN reads/writes, hand-offs, steering), summed over workers. */
+  runtime: Record<string, number>;
+  /** Live connections per worker. */
+  workers: number[];
 }
 
 function traffic(a: Float64Array, i: number): TrafficStats {
@@ -70,14 +96,15 @@ function named(names: readonly string[], values: Float64Array, into: Record<stri
   });
 }
 
-/** Sums the counters of one or more engines (one per worker) into a snapshot. */
-export function snapshot(engines: readonly Engine[]): GatewayStats {
-  const cfg = engines[0].config;
-  const out: GatewayStats = { connections: 0, drops: {}, events: {}, services: [] };
-  for (const e of engines) {
-    out.connections += e.conns.size;
-    named(C.DROP_NAMES, e.counters.drops, out.drops);
-    named(C.EVENT_NAMES, e.counters.events, out.events);
+/** Sums the counters of one or more workers into a snapshot. */
+export function snapshot(cfg: GatewayConfig, parts: readonly EngineCounters[]): GatewayStats {
+  const out: GatewayStats = { connections: 0, drops: {}, events: {}, services: [], runtime: {}, workers: [] };
+  for (const e of parts) {
+    out.connections += e.size;
+    out.workers.push(e.size);
+    named(C.DROP_NAMES, e.drops, out.drops);
+    named(C.EVENT_NAMES, e.events, out.events);
+    for (const [k, v] of Object.entries(e.runtime)) out.runtime[k] = (out.runtime[k] ?? 0) + v;
   }
   const add = (a: TrafficStats, b: TrafficStats) => {
     a.connections += b.connections;
@@ -86,28 +113,30 @@ export function snapshot(engines: readonly Engine[]): GatewayStats {
     a.bytesIn += b.bytesIn;
     a.bytesOut += b.bytesOut;
   };
+  let base = 0;
   cfg.services.forEach((s, si) => {
     const svc: ServiceStats = {
       service: `${s.protocol} ${s.vip.includes(":") ? `[${s.vip}]` : s.vip}:${s.port}`,
       ...traffic(new Float64Array(C.TRAFFIC_FIELDS), 0),
       realServers: [],
     };
-    for (const e of engines) add(svc, traffic(e.counters.services, si));
+    for (const e of parts) add(svc, traffic(e.services, si));
     s.realServers.forEach((r, ri) => {
       const rs: RealServerStats = {
         server: `${r.address.includes(":") ? `[${r.address}]` : r.address}:${r.port}`,
-        weight: engines[0].sets[si].weights[ri],
+        weight: parts[0].weights[si][ri],
         active: 0,
         inactive: 0,
         ...traffic(new Float64Array(C.TRAFFIC_FIELDS), 0),
       };
-      for (const e of engines) {
-        add(rs, traffic(e.counters.servers, e.serverIndex(si, ri)));
-        rs.active += e.sets[si].active[ri];
-        rs.inactive += e.sets[si].inactive[ri];
+      for (const e of parts) {
+        add(rs, traffic(e.servers, base + ri));
+        rs.active += e.active[si][ri];
+        rs.inactive += e.inactive[si][ri];
       }
       svc.realServers.push(rs);
     });
+    base += s.realServers.length;
     out.services.push(svc);
   });
   return out;

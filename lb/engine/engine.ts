@@ -8,12 +8,14 @@
  * RS:port → localAddr:localPort  becomes  VIP:vport → client     (ack − delta, SACK blocks − delta)
  *
  * {@link Engine.process} rewrites the packet in place and returns the length to write back (a forwarded
- * packet, or a reply the gateway generated in the same buffer), or 0 when it was dropped — always counted.
+ * packet, or a reply the gateway generated in the same buffer), 0 when it was dropped — always counted —
+ * or, with several workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts).
  * Nothing on this path throws or allocates.
  *
  * @module
  */
 import type { GatewayConfig } from "../config.ts";
+import type { EngineCounters } from "../stats.ts";
 import { addressFamily } from "../config.ts";
 import { read16, read32 } from "../packet/checksum.ts";
 import { ICMP_ECHO_REQUEST, icmpIsError } from "../packet/icmp.ts";
@@ -63,6 +65,7 @@ import {
   timeoutTable,
 } from "./tcp_state.ts";
 import { TimerWheel } from "./timer_wheel.ts";
+import { steerClient, steerLocalPort } from "./steering.ts";
 
 /** Options of one worker's engine. */
 export interface EngineOptions {
@@ -128,6 +131,10 @@ export class Engine {
   private replyAt: number;
   private now: number;
   private readonly expireFn: (id: number) => void;
+  /** This worker's index. */
+  readonly worker: number;
+  /** Number of workers sharing the traffic. */
+  readonly workers: number;
 
   /** Builds the engine for one worker from a validated configuration. */
   constructor(config: GatewayConfig, opts: EngineOptions = {}) {
@@ -135,6 +142,8 @@ export class Engine {
     const worker = opts.worker ?? 0;
     const workers = opts.workers ?? config.workers;
     this.now = opts.now ?? 0;
+    this.worker = worker;
+    this.workers = workers;
     this.random32 = opts.random32 ?? (() => {
       if (this.randomLeft === 0) {
         crypto.getRandomValues(this.randomBuf);
@@ -232,6 +241,22 @@ export class Engine {
     return this.svcBase[service] + server;
   }
 
+  /** Copies the counters out (control path): what `snapshot` in lb/stats.ts sums over workers. */
+  exportCounters(runtime: Record<string, number> = {}): EngineCounters {
+    const c = this.counters;
+    return {
+      size: this.conns.size,
+      drops: c.drops.slice(),
+      events: c.events.slice(),
+      services: c.services.slice(),
+      servers: c.servers.slice(),
+      weights: this.sets.map((s) => s.weights.slice()),
+      active: this.sets.map((s) => s.active.slice()),
+      inactive: this.sets.map((s) => s.inactive.slice()),
+      runtime,
+    };
+  }
+
   /** Advances the clock: expires idle connections. Call about once a second. */
   tick(now: number): number {
     this.now = now;
@@ -240,8 +265,9 @@ export class Engine {
 
   /**
    * Handles one IP packet in `b[0, len)` at time `now` (seconds). Returns the length of the packet to send
-   * (rewritten in place, possibly longer — `b` must have room for TOA — or a generated reply), or 0 when
-   * the packet was dropped (counted by reason).
+   * (rewritten in place, possibly longer — `b` must have room for TOA — or a generated reply), 0 when
+   * the packet was dropped (counted by reason), or −(owner + 1) when worker `owner` owns its connection
+   * (the packet is untouched; hand it over).
    */
   process(b: Uint8Array, len: number, now: number): number {
     this.now = now;
@@ -421,6 +447,10 @@ export class Engine {
     const w = this.words;
     readAddressWords(b, fam, fam === 4 ? 12 : 8, w);
     const sport = read16(b, o);
+    if (this.workers > 1) {
+      const owner = steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], sport, this.workers);
+      if (owner !== this.worker) return -owner - 1;
+    }
     const flags = isTcp ? b[o + 13] : 0;
     const conns = this.conns;
     if (isTcp && info.l4HeaderLen > 20) {
@@ -515,7 +545,12 @@ export class Engine {
     const o = info.l4Off;
     const isTcp = info.l4Proto === IPPROTO_TCP;
     const conns = this.conns;
-    const id = conns.findLocal(li, read16(b, o + 2));
+    const lport = read16(b, o + 2);
+    if (this.workers > 1) {
+      const owner = steerLocalPort(lport, this.workers);
+      if (owner !== this.worker) return -owner - 1;
+    }
+    const id = conns.findLocal(li, lport);
     if (id === NO_CONN || conns.proto[id] !== info.l4Proto) return this.drop(C.DROP_NO_CONNECTION_REPLY);
     const server = conns.server[id];
     const w = this.words;
@@ -623,6 +658,10 @@ export class Engine {
       const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], read16(b, qo), qp);
       if (svc === ADDR_MAP_MISS) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       readAddressWords(b, fam, qdst, w);
+      if (this.workers > 1) {
+        const owner = steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], read16(b, qo + 2), this.workers);
+        if (owner !== this.worker) return -owner - 1;
+      }
       id = conns.findClient(svc, w[0], w[1], w[2], w[3], read16(b, qo + 2));
       if (id === NO_CONN) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       const server = conns.server[id];
@@ -641,6 +680,10 @@ export class Engine {
     } else {
       // From the real-server side, about a packet we sent local:lport → RS:port. Hand it to the client as an
       // error about its own packet client:cport → VIP:vport, with the client's sequence number back.
+      if (this.workers > 1) {
+        const owner = steerLocalPort(read16(b, qo), this.workers);
+        if (owner !== this.worker) return -owner - 1;
+      }
       id = conns.findLocal(li, read16(b, qo));
       if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       const svc = conns.service[id];

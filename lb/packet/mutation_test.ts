@@ -49,10 +49,6 @@ import {
 } from "./ipv6.ts";
 import { PacketInfo } from "./packet_info.ts";
 import {
-  TCPOPT_END,
-  TCPOPT_MSS,
-  TCPOPT_SACK,
-  TCPOPT_TIMESTAMP,
   tcpAck,
   tcpAdjustChecksum32,
   tcpAdjustSack,
@@ -69,6 +65,10 @@ import {
   tcpNextOption,
   tcpNopAllOptions,
   tcpNopOption,
+  TCPOPT_END,
+  TCPOPT_MSS,
+  TCPOPT_SACK,
+  TCPOPT_TIMESTAMP,
   tcpOptionsWellFormed,
   tcpSeq,
   tcpSetAck,
@@ -78,7 +78,11 @@ import {
   tcpSrcPort,
   tcpWindow,
 } from "./tcp.ts";
-import { computeTransportChecksum, fillTransportChecksum, transportChecksumOk } from "./transport_checksum.ts";
+import {
+  computeTransportChecksum,
+  fillTransportChecksum,
+  transportChecksumOk,
+} from "./transport_checksum.ts";
 import {
   udpAdjustChecksum32,
   udpApplySumDelta,
@@ -105,8 +109,12 @@ let sink = 0; // keeps accessor results alive
 
 /** Asserts that bytes outside [from, to) are still the guard pattern. */
 function guardsIntact(buf: Uint8Array, from: number, to: number, what: string) {
-  for (let i = 0; i < from; i++) if (buf[i] !== GUARD) assert.fail(`${what}: wrote before the packet at ${i}`);
-  for (let i = to; i < buf.length; i++) if (buf[i] !== GUARD) assert.fail(`${what}: wrote past the packet at ${i}`);
+  for (let i = 0; i < from; i++) {
+    if (buf[i] !== GUARD) assert.fail(`${what}: wrote before the packet at ${i}`);
+  }
+  for (let i = to; i < buf.length; i++) {
+    if (buf[i] !== GUARD) assert.fail(`${what}: wrote past the packet at ${i}`);
+  }
 }
 
 function readAll(b: Uint8Array, info: PacketInfo, quoted: boolean) {
@@ -200,7 +208,9 @@ function rewriteAll(buf: Uint8Array, info: PacketInfo, used: number): number {
     icmpSetTypeCode(buf, o, rnd() & 0xff, rnd() & 0xff);
   }
   guardsIntact(buf, ip, Math.max(len, used), "rewrite");
-  if (info.family === 4) assert.equal(read16(buf, ip + 10), ipv4ComputeChecksum(buf, ip), "IPv4 header checksum");
+  if (info.family === 4) {
+    assert.equal(read16(buf, ip + 10), ipv4ComputeChecksum(buf, ip), "IPv4 header checksum");
+  }
   if (!udpNone) assert(transportChecksumOk(buf, info), "transport checksum after rewrites");
   const again = new PacketInfo();
   assert.equal(classifyPacket(buf, ip, len - ip, again), PACKET_OK, "still accepted after rewrites");
@@ -222,7 +232,10 @@ function exercise(pkt: Uint8Array, len: number) {
     assert(info.family === 4 || info.family === 6);
     assert.equal(info.ipOff, lead);
     assert(info.l4Off > lead && info.l4HeaderLen >= 8, "layer offsets");
-    assert(info.l4Off + info.l4HeaderLen <= info.end, `l4 header inside: ${info.l4Off}+${info.l4HeaderLen}>${info.end}`);
+    assert(
+      info.l4Off + info.l4HeaderLen <= info.end,
+      `l4 header inside: ${info.l4Off}+${info.l4HeaderLen}>${info.end}`,
+    );
     assert(info.end <= lead + len, "end inside the bytes");
     if (!quoted) assert.equal(info.l4Off + info.l4Len, info.end, "l4Len matches the IP length");
     readAll(buf, info, quoted);

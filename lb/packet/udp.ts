@@ -39,7 +39,7 @@ export function udpChecksum(b: Uint8Array, o: number): number {
 
 /** Stores an updated checksum unless the datagram carries none; a result of 0 is sent as 0xffff. */
 function storeAdjusted(b: Uint8Array, o: number, csum: number): void {
-  write16(b, o + 6, csum);
+  write16(b, o + 6, csum === 0 ? 0xffff : csum);
 }
 
 /** Sets the source port, updating a present checksum. */

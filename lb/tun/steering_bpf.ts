@@ -1,0 +1,120 @@
+/**
+ * The TUN steering program: a socket-filter eBPF program attached with `TUNSETSTEERINGEBPF` whose return
+ * value picks the queue — and so the worker — for every packet the kernel sends into the TUN device. It
+ * computes the ownership formula of `lb/engine/steering.ts`, so both directions of a connection reach the
+ * worker that owns it without any hand-off:
+ *
+ * - TCP/UDP to a local address → local port % workers;
+ * - TCP/UDP to anything else (a VIP) → hash(client address, client port) % workers;
+ * - ICMP errors → the same, from the quoted packet (its source port toward a local address, its
+ *   destination address and port toward a VIP).
+ *
+ * Packets it cannot read (IPv6 extension headers, truncated quotes) go to queue 0; the engine there finds
+ * their owner and hands them over, counted. Loaded with the `bpf()` syscall through FFI.
+ *
+ * @module
+ */
+import { STEER_MULTIPLIER } from "../engine/steering.ts";
+import { Alu, BpfProgram, Jmp } from "./bpf_asm.ts";
+import { libc } from "./libc.ts";
+
+/** `_IOR('T', 224, int)`: attach a steering eBPF program to a TUN device (linux/if_tun.h). */
+export const TUNSETSTEERINGEBPF = 0x800454e0;
+const SYS_BPF = 321; // x86-64
+const BPF_PROG_LOAD = 5;
+const BPF_PROG_TYPE_SOCKET_FILTER = 1;
+
+const R0 = 0, R1 = 1, R6 = 6, R7 = 7, R8 = 8, R9 = 9;
+
+/** Builds the steering program for `workers` queues and the gateway's local addresses. */
+export function buildSteeringProgram(workers: number, local4: number[], local6: number[][]): Uint8Array {
+  const p = new BpfProgram();
+  p.mov64(R6, R1);
+  p.loadAbs(1, 0).mov64(R7, R0).aluImm(Alu.AND, R7, 0x0f).aluImm(Alu.LSH, R7, 2);
+  p.aluImm(Alu.RSH, R0, 4);
+  p.jumpImm(Jmp.JEQ, R0, 6, "v6").jumpImm(Jmp.JNE, R0, 4, "zero");
+  // IPv4: r9 = destination, r8 = protocol, r7 = header length.
+  p.loadAbs(4, 16).mov64(R9, R0).loadAbs(1, 9).mov64(R8, R0);
+  for (const a of local4) p.jumpImm(Jmp.JEQ, R9, a | 0, "v4_local");
+  p.jumpImm(Jmp.JEQ, R8, 1, "v4_icmp_vip");
+  p.jumpImm(Jmp.JEQ, R8, 6, "v4_client").jumpImm(Jmp.JEQ, R8, 17, "v4_client").jump("zero");
+  p.label("v4_client").loadAbs(4, 12).mov64(R9, R0).loadInd(2, R7, 0).jump("hash");
+  p.label("v4_local").jumpImm(Jmp.JEQ, R8, 1, "v4_icmp_local").loadInd(2, R7, 2).jump("mod");
+  p.label("v4_icmp_local");
+  p.loadInd(1, R7, 8).aluImm(Alu.AND, R0, 0x0f).aluImm(Alu.LSH, R0, 2).aluReg(Alu.ADD, R7, R0);
+  p.loadInd(2, R7, 8).jump("mod");
+  p.label("v4_icmp_vip").loadInd(4, R7, 8 + 16).mov64(R9, R0);
+  p.loadInd(1, R7, 8).aluImm(Alu.AND, R0, 0x0f).aluImm(Alu.LSH, R0, 2).aluReg(Alu.ADD, R7, R0);
+  p.loadInd(2, R7, 8 + 2).jump("hash");
+  // IPv6 (no extension headers): r8 = next header.
+  p.label("v6").loadAbs(1, 6).mov64(R8, R0);
+  local6.forEach((w, i) => {
+    const next = `v6_next_${i}`;
+    for (let k = 0; k < 4; k++) p.loadAbs(4, 24 + 4 * k).jumpImm(Jmp.JNE, R0, w[k] | 0, next);
+    p.jump("v6_local").label(next);
+  });
+  p.jumpImm(Jmp.JEQ, R8, 58, "v6_icmp_vip");
+  p.jumpImm(Jmp.JEQ, R8, 6, "v6_client").jumpImm(Jmp.JEQ, R8, 17, "v6_client").jump("zero");
+  const xorAddress = (at: number) => {
+    p.loadAbs(4, at).mov64(R9, R0);
+    for (let k = 1; k < 4; k++) p.loadAbs(4, at + 4 * k).aluReg(Alu.XOR, R9, R0);
+  };
+  p.label("v6_client");
+  xorAddress(8);
+  p.loadAbs(2, 40).jump("hash");
+  p.label("v6_local").jumpImm(Jmp.JEQ, R8, 58, "v6_icmp_local").loadAbs(2, 42).jump("mod");
+  p.label("v6_icmp_local").loadAbs(2, 48 + 40).jump("mod");
+  p.label("v6_icmp_vip");
+  xorAddress(48 + 24);
+  p.loadAbs(2, 48 + 42).jump("hash");
+  // r0 = port, r9 = address: ((addr ^ (port << 16 | port)) * M) >>> 16, then % workers.
+  p.label("hash").mov64(R1, R0).aluImm(Alu.LSH, R1, 16).aluReg(Alu.OR, R0, R1).aluReg(Alu.XOR, R0, R9);
+  p.aluImm(Alu.MUL, R0, STEER_MULTIPLIER).aluImm(Alu.RSH, R0, 16);
+  p.label("mod").aluImm(Alu.MOD, R0, workers).exit();
+  p.label("zero").aluImm(Alu.MOV, R0, 0).exit();
+  return p.assemble();
+}
+
+let sys:
+  | Deno.DynamicLibrary<{ syscall: { parameters: ["i64", "i64", "buffer", "i64"]; result: "i64" } }>
+  | undefined;
+
+/** Loads a socket-filter program; returns its fd, or throws with the verifier's log. */
+export function loadSocketFilter(insns: Uint8Array): number {
+  sys ??= Deno.dlopen("libc.so.6", {
+    syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
+  });
+  const license = new TextEncoder().encode("GPL\0");
+  const log = new Uint8Array(65536);
+  const attr = new Uint8Array(128);
+  const dv = new DataView(attr.buffer);
+  const addr = (b: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  dv.setUint32(0, BPF_PROG_TYPE_SOCKET_FILTER, true);
+  dv.setUint32(4, insns.length / 8, true);
+  dv.setBigUint64(8, addr(insns), true);
+  dv.setBigUint64(16, addr(license), true);
+  dv.setUint32(24, 1, true); // log_level
+  dv.setUint32(28, log.length, true);
+  dv.setBigUint64(32, addr(log), true);
+  attr.set(new TextEncoder().encode("fnat_steer"), 48);
+  const fd = Number(sys.symbols.syscall(BigInt(SYS_BPF), BigInt(BPF_PROG_LOAD), attr, BigInt(attr.length)));
+  if (fd < 0) {
+    const text = new TextDecoder().decode(log.subarray(0, log.indexOf(0))).trim().split("\n").slice(-3).join(
+      " | ",
+    );
+    throw new Error(`bpf(BPF_PROG_LOAD) failed${text ? `: ${text}` : ""}`);
+  }
+  return fd;
+}
+
+/** Attaches a loaded program as the steering program of the TUN device that `tunFd` is a queue of. */
+export function attachSteering(tunFd: number, progFd: number): void {
+  const arg = new Uint8Array(4);
+  new DataView(arg.buffer).setInt32(0, progFd, true);
+  if (libc().ioctl(tunFd, TUNSETSTEERINGEBPF, arg) < 0) throw new Error("ioctl(TUNSETSTEERINGEBPF) failed");
+}
+
+/** Closes a program fd (the device keeps its own reference once attached). */
+export function closeProgram(progFd: number): void {
+  libc().close(progFd);
+}

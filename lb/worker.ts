@@ -1,0 +1,165 @@
+/**
+ * One gateway worker, run as a Deno Worker: its own engine (connections, local-port slice), its own TUN
+ * queue, and the hand-off rings to and from the other workers. The main thread (gateway.ts) opens the
+ * device and passes the queue's fd number: fds are process-wide, so the worker drives it with its own libc
+ * binding and nothing crosses threads on the packet path but the hand-off rings.
+ *
+ * Loop turn: poll(queue fd, wake eventfd) → drain the rings from other workers → read up to BATCH packets
+ * and process them (write back, or push to the owner's ring and wake it) → once a second, expire.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import type { GatewayConfig } from "./config.ts";
+import { Engine } from "./engine/engine.ts";
+import { HandoffRing } from "./engine/handoff_ring.ts";
+import { libc, POLLIN } from "./tun/libc.ts";
+import { TunQueue } from "./tun/tun_device.ts";
+
+/** Everything a worker needs, sent once by the main thread. */
+export interface WorkerInit {
+  /** The validated configuration. */
+  config: GatewayConfig;
+  /** This worker's index. */
+  worker: number;
+  /** TUN device name (for error messages). */
+  tun: string;
+  /** This worker's queue fd. */
+  queueFd: number;
+  /** Wake eventfd of every worker, by index. */
+  wakeFds: number[];
+  /** rings[from][to]: shared buffers of the hand-off rings (null where from === to). */
+  rings: (SharedArrayBuffer | null)[][];
+}
+
+/** Messages the main thread sends. */
+export type ToWorker =
+  | { type: "init"; init: WorkerInit }
+  | { type: "stats"; id: number }
+  | { type: "weight"; service: number; server: number; weight: number }
+  | { type: "stop" };
+
+/** A read buffer: the largest IP packet plus room for the TOA the engine may insert. */
+const BUF_SIZE = 65536 + 64;
+/** Packets read per loop turn before the rings, timers and messages get their turn. */
+const BATCH = 256;
+/** Longest wait for packets before the loop looks at the clock again. */
+const POLL_MS = 250;
+
+function now(): number {
+  return performance.now() / 1000;
+}
+
+let engine: Engine | undefined;
+let running = true;
+const runtime = {
+  rx_packets: 0,
+  tx_packets: 0,
+  tx_dropped: 0,
+  handoff_out: 0,
+  handoff_in: 0,
+  handoff_ring_full: 0,
+  loop_errors: 0,
+};
+
+function counters() {
+  return engine!.exportCounters({ ...runtime });
+}
+
+async function run(init: WorkerInit): Promise<void> {
+  const { config, worker } = init;
+  const workers = config.workers;
+  engine = new Engine(config, { worker, workers, now: now() });
+  const q = new TunQueue(worker, init.tun, init.queueFd, init.wakeFds[worker]);
+  const c = libc();
+  const wakeFd = init.wakeFds[worker];
+  const pollBuf = new Uint8Array(16);
+  const pollI32 = new Int32Array(pollBuf.buffer, 0, 4);
+  const pollI16 = new Int16Array(pollBuf.buffer, 0, 8);
+  pollI32[0] = init.queueFd;
+  pollI16[2] = POLLIN;
+  pollI32[2] = wakeFd;
+  pollI16[6] = POLLIN;
+  const eventBuf = new BigUint64Array(1);
+  const one = new BigUint64Array([1n]);
+  const outRings: (HandoffRing | null)[] = init.rings[worker].map((s) => (s ? new HandoffRing(s) : null));
+  const inRings: HandoffRing[] = [];
+  for (let f = 0; f < workers; f++) {
+    const s = init.rings[f][worker];
+    if (s) inRings.push(new HandoffRing(s));
+  }
+  const wakeNeeded = new Uint8Array(workers);
+  const buf = new Uint8Array(BUF_SIZE);
+  let lastTick = now();
+  self.postMessage({ type: "ready", worker });
+  const e = engine;
+  while (running) {
+    pollI16[3] = 0;
+    pollI16[7] = 0;
+    await c.pollWait(pollBuf, 2, POLL_MS);
+    if (!running) break;
+    const t = now();
+    if (pollI16[7] & POLLIN) c.read(wakeFd, eventBuf, 8);
+    try {
+      // Packets other workers handed over: this worker owns them.
+      for (const r of inRings) {
+        for (let n = r.pop(buf); n > 0; n = r.pop(buf)) {
+          runtime.handoff_in++;
+          const out = e.process(buf, n, t);
+          if (out > 0) {
+            if (q.write(buf, out)) runtime.tx_packets++;
+            else runtime.tx_dropped++;
+          }
+        }
+      }
+      for (let i = 0; i < BATCH; i++) {
+        const n = q.read(buf);
+        if (n <= 0) break;
+        runtime.rx_packets++;
+        const out = e.process(buf, n, t);
+        if (out > 0) {
+          if (q.write(buf, out)) runtime.tx_packets++;
+          else runtime.tx_dropped++;
+        } else if (out < 0) {
+          const owner = -out - 1;
+          if (outRings[owner]!.push(buf, n)) {
+            runtime.handoff_out++;
+            wakeNeeded[owner] = 1;
+          } else {
+            runtime.handoff_ring_full++;
+          }
+        }
+      }
+      for (let w = 0; w < workers; w++) {
+        if (wakeNeeded[w]) {
+          wakeNeeded[w] = 0;
+          c.write(init.wakeFds[w], one, 8);
+        }
+      }
+    } catch (err) {
+      // A device error ends nothing but this turn: count it, say it once per second at most.
+      runtime.loop_errors++;
+      if (runtime.loop_errors === 1 || t - lastTick >= 1) {
+        console.error(`fnat-lb worker=${worker} error=${JSON.stringify((err as Error).message)}`);
+      }
+    }
+    if (t - lastTick >= 1) {
+      e.tick(t);
+      lastTick = t;
+    }
+  }
+  self.postMessage({ type: "stopped", worker, counters: counters() });
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if (m.type === "init") {
+    run(m.init).catch((err) => self.postMessage({ type: "error", message: (err as Error).message }));
+  } else if (m.type === "stats") {
+    if (engine) self.postMessage({ type: "stats", id: m.id, counters: counters() });
+  } else if (m.type === "weight") {
+    engine?.setWeight(m.service, m.server, m.weight);
+  } else if (m.type === "stop") {
+    running = false;
+  }
+};

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""Prints the TCP segments of a pcap file as one JSON array, for end-to-end tests (tests/helpers/capture.ts).
+
+scapy dissects IP/IPv6 and TCP and checks the TCP checksum, so the test judges our gateway's packets with
+an implementation independent of ours. Options are listed raw, in wire order, as {"kind", "len", "data"}
+(data in hex, without kind and length); NOP and EOL appear as kind 1 / 0 with len 1. A TOA option (kind
+254, len 8 or 20) also carries "toa": {"port", "address"}, the address as inet_ntop prints it.
+
+Usage: pcap_tcp.py FILE.pcap
+"""
+import json
+import socket
+import sys
+
+from scapy.all import IP, TCP, IPv6, in4_chksum, in6_chksum, rdpcap
+
+
+def options(raw):
+    out = []
+    i = 0
+    while i < len(raw):
+        kind = raw[i]
+        if kind in (0, 1):
+            out.append({"kind": kind, "len": 1, "data": ""})
+            i += 1
+            if kind == 0:
+                break
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2 or i + raw[i + 1] > len(raw):
+            out.append({"kind": kind, "len": -1, "data": raw[i:].hex()})  # malformed: keep the rest
+            break
+        n = raw[i + 1]
+        data = raw[i + 2:i + n]
+        opt = {"kind": kind, "len": n, "data": data.hex()}
+        if kind == 254 and n in (8, 20):
+            fam = socket.AF_INET if n == 8 else socket.AF_INET6
+            opt["toa"] = {"port": int.from_bytes(data[:2], "big"), "address": socket.inet_ntop(fam, data[2:])}
+        out.append(opt)
+        i += n
+    return out
+
+
+def main(path):
+    segments = []
+    for pkt in rdpcap(path):
+        if TCP not in pkt:
+            continue
+        if IP in pkt:
+            l3, family = pkt[IP], 4
+        elif IPv6 in pkt:
+            l3, family = pkt[IPv6], 6
+        else:
+            continue
+        tcp = pkt[TCP]
+        seg = bytes(tcp)
+        csum = in4_chksum(6, l3, seg) if family == 4 else in6_chksum(6, l3, seg)
+        hlen = tcp.dataofs * 4
+        segments.append({
+            "time": float(pkt.time),
+            "family": family,
+            "src": l3.src,
+            "dst": l3.dst,
+            "sport": tcp.sport,
+            "dport": tcp.dport,
+            "flags": str(tcp.flags),
+            "seq": tcp.seq,
+            "ack": tcp.ack,
+            "window": tcp.window,
+            "options": options(seg[20:hlen]),
+            "payloadLen": len(seg) - hlen,
+            "checksumOk": csum == 0,
+        })
+    json.dump(segments, sys.stdout)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.strip().splitlines()[-1])
+    main(sys.argv[1])

@@ -7,16 +7,7 @@
  * @module
  */
 export * from "./lb/packet/mod.ts";
-export {
-  decodeToa,
-  readToaOption,
-  TCPOPT_TOA,
-  TOA_V4_LEN,
-  TOA_V6_LEN,
-  type ToaAddress,
-  writeToaV4,
-  writeToaV6,
-} from "./toa/option.ts";
+export * from "./toa/mod.ts";
 export { ConfigError, type GatewayConfig, loadConfig, validateConfig } from "./lb/config.ts";
 export { Engine, type EngineOptions } from "./lb/engine/engine.ts";
 export { readStats, runGateway } from "./lb/gateway.ts";

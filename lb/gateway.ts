@@ -19,7 +19,16 @@ import { parseIpv4 } from "./packet/ipv4.ts";
 import { parseIpv6 } from "./packet/ipv6.ts";
 import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "./tun/libc.ts";
-import { addRoute, linkUp, setMtu, TunDevice } from "./tun/mod.ts";
+import {
+  addRoute,
+  linkUp,
+  setMtu,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+  TUN_F_TSO_ECN,
+  TunDevice,
+} from "./tun/mod.ts";
 import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
 import type { ToWorker, WorkerInit } from "./worker.ts";
 
@@ -71,7 +80,11 @@ function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; r
 /** Runs the gateway until stopped; throws (with a one-line reason) when the device, routes or workers fail. */
 export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {}): Promise<void> {
   const n = config.workers;
-  const dev = TunDevice.open({ name: config.tun, queues: n });
+  const dev = TunDevice.open({
+    name: config.tun,
+    queues: n,
+    offloads: config.offload ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN : undefined,
+  });
   const c = libc();
   const wakeFds: number[] = [];
   const workers: Worker[] = [];
@@ -172,6 +185,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
         worker: i,
         tun: dev.name,
         queueFd: dev.queues[i].fd,
+        vnetHdr: dev.vnetHdr,
         wakeFds,
         rings,
       };
@@ -191,7 +205,10 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     for (const p of prefixes) await addRoute(p, dev.name);
     control = await listenControl(config.control, async () => JSON.stringify(await stats()) + "\n");
     opts.onReady?.(
-      `fnat-lb ready tun=${dev.name} workers=${n} steering=${steering.mode} services=${config.services.length} ` +
+      `fnat-lb ready tun=${dev.name} workers=${n} steering=${steering.mode} offloads=0x${
+        dev.offloads.toString(16)
+      } ` +
+        `services=${config.services.length} ` +
         `control=${config.control}`,
     );
     await stopped;

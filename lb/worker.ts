@@ -15,6 +15,15 @@ import { Engine } from "./engine/engine.ts";
 import { HandoffRing } from "./engine/handoff_ring.ts";
 import { libc, POLLIN } from "./tun/libc.ts";
 import { TunQueue } from "./tun/tun_device.ts";
+import {
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_HDR_LEN,
+  vnetClear,
+  vnetGsoType,
+  vnetHdrLen,
+  vnetSetHdrLen,
+} from "./packet/virtio_net_hdr.ts";
 
 /** Everything a worker needs, sent once by the main thread. */
 export interface WorkerInit {
@@ -26,6 +35,8 @@ export interface WorkerInit {
   tun: string;
   /** This worker's queue fd. */
   queueFd: number;
+  /** Packets carry a virtio_net_hdr (TUN offloads on). */
+  vnetHdr: boolean;
   /** Wake eventfd of every worker, by index. */
   wakeFds: number[];
   /** rings[from][to]: shared buffers of the hand-off rings (null where from === to). */
@@ -60,6 +71,8 @@ const runtime = {
   handoff_in: 0,
   handoff_ring_full: 0,
   loop_errors: 0,
+  gso_packets: 0,
+  csum_partial: 0,
 };
 
 function counters() {
@@ -88,11 +101,28 @@ async function run(init: WorkerInit): Promise<void> {
     const s = init.rings[f][worker];
     if (s) inRings.push(new HandoffRing(s));
   }
+  const e = engine;
   const wakeNeeded = new Uint8Array(workers);
   const buf = new Uint8Array(BUF_SIZE);
+  // With offloads the IP packet starts after the virtio_net_hdr: one view, made once.
+  const hdr = init.vnetHdr ? VNET_HDR_LEN : 0;
+  const pkt = buf.subarray(hdr);
+  /** Runs one packet (`n` bytes in buf, header included) through the engine; returns bytes to write. */
+  const handle = (n: number, t: number): number => {
+    if (hdr === 0) return e.process(buf, n, t);
+    if (n < hdr) return 0;
+    const partial = (buf[0] & VNET_F_NEEDS_CSUM) !== 0;
+    if (partial) runtime.csum_partial++;
+    const gso = vnetGsoType(buf) !== VNET_GSO_NONE;
+    if (gso) runtime.gso_packets++;
+    const out = e.process(pkt, n - hdr, t, partial);
+    if (out <= 0) return out;
+    if (e.generated) vnetClear(buf);
+    else if (gso && e.headerDelta !== 0) vnetSetHdrLen(buf, vnetHdrLen(buf) + e.headerDelta);
+    return out + hdr;
+  };
   let lastTick = now();
   self.postMessage({ type: "ready", worker });
-  const e = engine;
   while (running) {
     pollI16[3] = 0;
     pollI16[7] = 0;
@@ -105,7 +135,7 @@ async function run(init: WorkerInit): Promise<void> {
       for (const r of inRings) {
         for (let n = r.pop(buf); n > 0; n = r.pop(buf)) {
           runtime.handoff_in++;
-          const out = e.process(buf, n, t);
+          const out = handle(n, t);
           if (out > 0) {
             if (q.write(buf, out)) runtime.tx_packets++;
             else runtime.tx_dropped++;
@@ -116,7 +146,7 @@ async function run(init: WorkerInit): Promise<void> {
         const n = q.read(buf);
         if (n <= 0) break;
         runtime.rx_packets++;
-        const out = e.process(buf, n, t);
+        const out = handle(n, t);
         if (out > 0) {
           if (q.write(buf, out)) runtime.tx_packets++;
           else runtime.tx_dropped++;

@@ -125,6 +125,8 @@ const SYMBOLS = {
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   // Runs on a worker thread, so a wait of up to its timeout leaves the JS event loop (timers, signals) free.
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
+  // The same call on the JS thread, used with timeout 0: no thread hop when events are already waiting.
+  epoll_wait_sync: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -164,6 +166,8 @@ export interface SocketLibc {
   epoll_ctl(epfd: number, op: number, fd: number, event: Uint8Array): number;
   /** epoll_wait(2) on a worker thread. */
   epoll_wait(epfd: number, events: Uint8Array, max: number, timeoutMs: number): Promise<number>;
+  /** epoll_wait(2) on the JS thread (timeout 0 only). */
+  epoll_wait_sync(epfd: number, events: Uint8Array, max: number, timeoutMs: number): number;
   /** eventfd(2). */
   eventfd(initval: number, flags: number): number;
   /** write(2) (to the eventfd that wakes the loop). */

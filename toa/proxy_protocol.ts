@@ -25,20 +25,20 @@ import { formatIpv4, parseIpv4 } from "../lb/packet/ipv4.ts";
 import { formatIpv6, parseIpv6 } from "../lb/packet/ipv6.ts";
 
 /** The 12-byte v2 signature. */
-export const PROXY_V2_SIGNATURE: Uint8Array = Uint8Array.of(
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
+export const PROXY_V2_SIGNATURE: Uint8Array = new Uint8Array([
+  13,
+  10,
+  13,
+  10,
+  0,
+  13,
+  10,
   0x51,
   0x55,
   0x49,
   0x54,
-  0x0a,
-);
+  10,
+]);
 /** Longest v1 line a receiver must accept, CRLF included. */
 export const PROXY_V1_MAX_LEN = 107;
 /** Length of the fixed v2 header before the address block. */

@@ -17,7 +17,7 @@
 import type { GatewayConfig } from "../config.ts";
 import type { EngineCounters } from "../stats.ts";
 import { addressFamily } from "../config.ts";
-import { read16, read32 } from "../packet/checksum.ts";
+import { read16, read32, write16 } from "../packet/checksum.ts";
 import { ICMP_ECHO_REQUEST, icmpIsError } from "../packet/icmp.ts";
 import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../packet/icmpv6.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpv4 } from "../packet/ipv4.ts";
@@ -45,7 +45,14 @@ import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
 import { ConnTable, NO_CONN } from "./conn_table.ts";
 import * as C from "./counters.ts";
 import { LocalPool } from "./local_pool.ts";
-import { natApplyDelta, natSetAddress, natSetPort, readAddressWords } from "./nat_rewrite.ts";
+import {
+  natApplyDelta,
+  natSetAddress,
+  natSetPort,
+  partialChecksumAdd,
+  readAddressWords,
+  wordDelta,
+} from "./nat_rewrite.ts";
 import { buildEchoReply, buildPortUnreachable, buildTcpRst } from "./reply.ts";
 import { createScheduler } from "./scheduler/mod.ts";
 import { type Scheduler, ServerSet } from "./scheduler/scheduler.ts";
@@ -65,6 +72,7 @@ import {
   timeoutTable,
 } from "./tcp_state.ts";
 import { TimerWheel } from "./timer_wheel.ts";
+import { IsnGenerator } from "./isn.ts";
 import { steerClient, steerLocalPort } from "./steering.ts";
 
 /** Options of one worker's engine. */
@@ -75,8 +83,13 @@ export interface EngineOptions {
   workers?: number;
   /** The clock at start, in seconds. */
   now?: number;
-  /** Source of 32-bit random numbers for initial sequence numbers (default: crypto). */
+  /**
+   * Source of initial sequence numbers, for tests that want them predictable. Default: the RFC 6528
+   * generator (isn.ts), clock plus keyed hash, with a secret from crypto.
+   */
   random32?: () => number;
+  /** Seconds to add to `now` for wall-clock time (keeps ISNs growing across restarts). Default: derived. */
+  epoch?: number;
   /** Largest number of generated replies (RST, ICMP) per second. */
   replyRate?: number;
 }
@@ -123,9 +136,8 @@ export class Engine {
   private readonly localAddr: Uint32Array;
   private readonly mss4: number;
   private readonly mss6: number;
-  private readonly random32: () => number;
-  private readonly randomBuf = new Uint32Array(256);
-  private randomLeft = 0;
+  private readonly random32: (() => number) | undefined;
+  private readonly isn: IsnGenerator;
   private readonly replyRate: number;
   private replyTokens: number;
   private replyAt: number;
@@ -135,6 +147,11 @@ export class Engine {
   readonly worker: number;
   /** Number of workers sharing the traffic. */
   readonly workers: number;
+  /** After {@link process}: the output is a reply the engine built (complete checksums, no offload). */
+  generated = false;
+  /** After {@link process}: how many bytes the transport header grew (TOA) or shrank (option packing). */
+  headerDelta = 0;
+  private partial = false;
 
   /** Builds the engine for one worker from a validated configuration. */
   constructor(config: GatewayConfig, opts: EngineOptions = {}) {
@@ -144,13 +161,11 @@ export class Engine {
     this.now = opts.now ?? 0;
     this.worker = worker;
     this.workers = workers;
-    this.random32 = opts.random32 ?? (() => {
-      if (this.randomLeft === 0) {
-        crypto.getRandomValues(this.randomBuf);
-        this.randomLeft = this.randomBuf.length;
-      }
-      return this.randomBuf[--this.randomLeft];
-    });
+    this.random32 = opts.random32;
+    this.isn = new IsnGenerator(
+      crypto.getRandomValues(new Uint32Array(4)),
+      opts.epoch ?? Date.now() / 1000 - this.now,
+    );
     this.replyRate = opts.replyRate ?? 1000;
     this.replyTokens = this.replyRate;
     this.replyAt = this.now;
@@ -269,8 +284,11 @@ export class Engine {
    * the packet was dropped (counted by reason), or −(owner + 1) when worker `owner` owns its connection
    * (the packet is untouched; hand it over).
    */
-  process(b: Uint8Array, len: number, now: number): number {
+  process(b: Uint8Array, len: number, now: number, csumPartial = false): number {
     this.now = now;
+    this.generated = false;
+    this.headerDelta = 0;
+    this.partial = csumPartial;
     const info = this.info;
     const r = classifyPacket(b, 0, len, info);
     if (r !== PACKET_OK) {
@@ -316,6 +334,7 @@ export class Engine {
   private refuse(b: Uint8Array, len: number, reason: number): number {
     this.counters.drops[reason]++;
     if (!this.mayReply()) return 0;
+    this.generated = true;
     const info = this.info;
     if (info.l4Proto === IPPROTO_TCP) {
       const n = buildTcpRst(b, info);
@@ -331,8 +350,21 @@ export class Engine {
     return this.refuse(b, len, C.DROP_NO_SERVICE);
   }
 
-  private nextIsn(): number {
-    return this.random32() >>> 0;
+  /** ISN toward the real server for connection `id` (its tuple is filled in). */
+  private nextIsn(id: number): number {
+    if (this.random32) return this.random32() >>> 0;
+    const c = this.conns;
+    const la = c.localIndex[id] * 4;
+    const ra = c.server[id] * 4;
+    const lo = this.localAddr;
+    const rs = this.rsAddr;
+    return this.isn.next(
+      this.now,
+      lo[la] ^ lo[la + 1] ^ lo[la + 2] ^ lo[la + 3],
+      c.localPort[id],
+      rs[ra] ^ rs[ra + 1] ^ rs[ra + 2] ^ rs[ra + 3],
+      this.rsPort[c.server[id]],
+    );
   }
 
   /** Creates the connection for a new client flow; returns its handle or −reason. */
@@ -355,7 +387,7 @@ export class Engine {
     if (info.l4Proto === IPPROTO_TCP) {
       this.conns.state[id] = STATE_SYN_SENT;
       this.conns.flags[id] = this.svcToa[svc] ? CONN_TOA : 0;
-      this.conns.seqDelta[id] = (this.nextIsn() - read32(b, info.l4Off + 4)) >>> 0;
+      this.conns.seqDelta[id] = (this.nextIsn(id) - read32(b, info.l4Off + 4)) >>> 0;
     } else {
       this.conns.state[id] = STATE_UDP;
     }
@@ -476,6 +508,10 @@ export class Engine {
       if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);
     }
     const server = conns.server[id];
+    const csumAt = o + (isTcp ? 16 : 6);
+    const partial0 = read16(b, csumAt);
+    const l4Len0 = info.l4Len;
+    const hdr0 = info.l4HeaderLen;
     if (isTcp) {
       const state = conns.state[id];
       let next = nextStateFromClient(state, flags);
@@ -507,35 +543,42 @@ export class Engine {
     const la = conns.localIndex[id] * 4;
     const ra = server * 4;
     const ip = info.ipOff;
-    let d = natSetAddress(
-      b,
-      fam,
-      ip,
-      false,
-      this.localAddr[la],
-      this.localAddr[la + 1],
-      this.localAddr[la + 2],
-      this.localAddr[la + 3],
-    );
-    d += natSetAddress(
-      b,
-      fam,
-      ip,
-      true,
-      this.rsAddr[ra],
-      this.rsAddr[ra + 1],
-      this.rsAddr[ra + 2],
-      this.rsAddr[ra + 3],
-    );
-    d += natSetPort(b, o, conns.localPort[id]);
-    d += natSetPort(b, o + 2, this.rsPort[server]);
-    natApplyDelta(b, info.l4Proto, o + (isTcp ? 16 : 6), info.end, d);
+    const lo = this.localAddr;
+    const rs = this.rsAddr;
+    const dA = natSetAddress(b, fam, ip, false, lo[la], lo[la + 1], lo[la + 2], lo[la + 3]) +
+      natSetAddress(b, fam, ip, true, rs[ra], rs[ra + 1], rs[ra + 2], rs[ra + 3]);
+    const dP = natSetPort(b, o, conns.localPort[id]) + natSetPort(b, o + 2, this.rsPort[server]);
+    this.finishChecksum(b, csumAt, partial0, dA, dP, l4Len0, hdr0);
     const c = this.counters;
     c.services[svc * C.TRAFFIC_FIELDS + C.T_PKTS_IN]++;
     c.services[svc * C.TRAFFIC_FIELDS + C.T_BYTES_IN] += len;
     c.servers[server * C.TRAFFIC_FIELDS + C.T_PKTS_IN]++;
     c.servers[server * C.TRAFFIC_FIELDS + C.T_BYTES_IN] += len;
     return len;
+  }
+
+  /**
+   * Fixes the transport checksum after a NAT rewrite: `dA` is the address (pseudo-header) delta, `dP` the
+   * ports'. A complete checksum takes both (the header edits before kept it right themselves). A partial
+   * one (offload still to sum the segment) is restored from `partial0` plus the pseudo-header changes only:
+   * addresses and, when the header grew, the length.
+   */
+  private finishChecksum(
+    b: Uint8Array,
+    csumAt: number,
+    partial0: number,
+    dA: number,
+    dP: number,
+    l4Len0: number,
+    hdr0: number,
+  ): void {
+    const info = this.info;
+    this.headerDelta = info.l4HeaderLen - hdr0;
+    if (this.partial) {
+      write16(b, csumAt, partialChecksumAdd(partial0, dA + wordDelta(l4Len0, info.l4Len)));
+    } else {
+      natApplyDelta(b, info.l4Proto, csumAt, info.end, dA + dP);
+    }
   }
 
   /** RS → local address: find the connection, rewrite back toward the client. */
@@ -561,6 +604,8 @@ export class Engine {
       w[2] !== this.rsAddr[ra + 2] || w[3] !== this.rsAddr[ra + 3]
     ) return this.drop(C.DROP_NO_CONNECTION_REPLY);
     const svc = conns.service[id];
+    const csumAt = o + (isTcp ? 16 : 6);
+    const partial0 = read16(b, csumAt);
     if (isTcp) {
       const flags = b[o + 13];
       const state = conns.state[id];
@@ -590,29 +635,12 @@ export class Engine {
     const sa = svc * 4;
     const cw = id * 4;
     const ip = info.ipOff;
-    let d = natSetAddress(
-      b,
-      fam,
-      ip,
-      false,
-      this.svcAddr[sa],
-      this.svcAddr[sa + 1],
-      this.svcAddr[sa + 2],
-      this.svcAddr[sa + 3],
-    );
-    d += natSetAddress(
-      b,
-      fam,
-      ip,
-      true,
-      conns.clientAddr[cw],
-      conns.clientAddr[cw + 1],
-      conns.clientAddr[cw + 2],
-      conns.clientAddr[cw + 3],
-    );
-    d += natSetPort(b, o, this.svcPort[svc]);
-    d += natSetPort(b, o + 2, conns.clientPort[id]);
-    natApplyDelta(b, info.l4Proto, o + (isTcp ? 16 : 6), info.end, d);
+    const va = this.svcAddr;
+    const ca = conns.clientAddr;
+    const dA = natSetAddress(b, fam, ip, false, va[sa], va[sa + 1], va[sa + 2], va[sa + 3]) +
+      natSetAddress(b, fam, ip, true, ca[cw], ca[cw + 1], ca[cw + 2], ca[cw + 3]);
+    const dP = natSetPort(b, o, this.svcPort[svc]) + natSetPort(b, o + 2, conns.clientPort[id]);
+    this.finishChecksum(b, csumAt, partial0, dA, dP, info.l4Len, info.l4HeaderLen);
     const c = this.counters;
     c.services[svc * C.TRAFFIC_FIELDS + C.T_PKTS_OUT]++;
     c.services[svc * C.TRAFFIC_FIELDS + C.T_BYTES_OUT] += len;
@@ -633,6 +661,7 @@ export class Engine {
     if (!isVip && li === ADDR_MAP_MISS) return this.drop(C.DROP_NOT_FOR_US);
     if (type === (fam === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) {
       if (!this.mayReply()) return 0;
+      this.generated = true;
       this.counters.events[C.EV_ECHO_REPLIED]++;
       return buildEchoReply(b, info);
     }

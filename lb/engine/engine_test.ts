@@ -2,7 +2,16 @@
 // the validator and its checksums verified from scratch, so an incremental update gone wrong fails here.
 import assert from "node:assert/strict";
 import { validateConfig } from "../config.ts";
-import { read16, read32 } from "../packet/checksum.ts";
+import {
+  finishChecksum,
+  foldSum,
+  ipv4PseudoHeaderSum,
+  ipv6PseudoHeaderSum,
+  onesComplementSum,
+  read16,
+  read32,
+  write16,
+} from "../packet/checksum.ts";
 import { formatIpv4, ipv4ChecksumOk, ipv4Dst, ipv4Src } from "../packet/ipv4.ts";
 import { formatIpv6 } from "../packet/ipv6.ts";
 import { PacketInfo } from "../packet/packet_info.ts";
@@ -687,4 +696,61 @@ Deno.test("ping to a VIP is answered", () => {
   assert.equal(m.b[mi.l4Off], 0);
   assert.equal(dst(m.b, mi), CLIENT);
   assert.equal(src(m.b, mi), VIP);
+});
+
+/** Turns a packet's complete checksum into the partial form a CHECKSUM_PARTIAL skb carries. */
+function makePartial(b: Uint8Array, len: number): number {
+  const info = parse(b, len);
+  const at = info.l4Off + (info.l4Proto === 6 ? 16 : 6);
+  const pseudo = info.family === 4
+    ? ipv4PseudoHeaderSum(b, 0, info.l4Proto, info.l4Len)
+    : ipv6PseudoHeaderSum(b, 0, info.l4Proto, info.l4Len);
+  write16(b, at, foldSum(pseudo));
+  return at;
+}
+
+/** Completes a partial checksum as the offload does: ~fold(sum from csum_start, the field included). */
+function completePartial(b: Uint8Array, len: number): void {
+  const info = new PacketInfo();
+  assert.equal(classifyPacket(b, 0, len, info), PACKET_OK);
+  const at = info.l4Off + (info.l4Proto === 6 ? 16 : 6);
+  write16(b, at, finishChecksum(onesComplementSum(b, info.l4Off, info.l4Len)));
+}
+
+Deno.test("offload: partial checksums stay partial and complete correctly (address, length, TOA)", () => {
+  const e = engine();
+  for (const v6 of [false, true]) {
+    const s = tcp({
+      src: v6 ? "fd00:1::2" : CLIENT,
+      dst: v6 ? "fd00::100" : VIP,
+      sport: 9000,
+      dport: 80,
+      seq: 77,
+      flags: TCP_SYN,
+      options: [...optMss(1460), 1, 1, ...optTimestamp(5, 0)],
+    });
+    makePartial(s.b, s.len);
+    const n = e.process(s.b, s.len, 1000, true);
+    assert.ok(n > s.len, "TOA inserted");
+    assert.equal(e.headerDelta, v6 ? 20 : 8);
+    completePartial(s.b, n);
+    const si = parse(s.b, n);
+    const lport = read16(s.b, si.l4Off);
+    const r = tcp({
+      src: v6 ? "fd00:3::10" : RS1,
+      dst: v6 ? "fd00:2::1" : LOCAL,
+      sport: 80,
+      dport: lport,
+      seq: 5,
+      ack: tcpSeq(s.b, si.l4Off) + 1,
+      flags: TCP_SYN | TCP_ACK,
+      payload: new Uint8Array(333).fill(7),
+    });
+    makePartial(r.b, r.len);
+    const rn = e.process(r.b, r.len, 1000, true);
+    assert.equal(e.headerDelta, 0);
+    completePartial(r.b, rn);
+    const ri = parse(r.b, rn);
+    assert.equal(tcpAck(r.b, ri.l4Off), 78);
+  }
 });

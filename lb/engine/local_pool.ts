@@ -22,13 +22,27 @@ export class LocalPool {
   private readonly perAddress: number;
   private cursor = 0;
 
-  /** Builds the pool for local addresses of the given families and this worker's slice of the port range. */
-  constructor(families: number[], firstPort: number, lastPort: number, worker = 0, workers = 1) {
+  /**
+   * Builds the pool for local addresses of the given families and this worker's slice of the port range.
+   * Each ring starts at a random port (`random` in [0, 1)), so a restarted gateway does not hand out the
+   * very pairs its predecessor just used, which real servers may still hold in TIME_WAIT.
+   */
+  constructor(
+    families: number[],
+    firstPort: number,
+    lastPort: number,
+    worker = 0,
+    workers = 1,
+    random: () => number = Math.random,
+  ) {
     this.families = Uint8Array.from(families);
     const ports: number[] = [];
     for (let p = firstPort; p <= lastPort; p++) if (p % workers === worker) ports.push(p);
     this.perAddress = ports.length;
-    this.rings = families.map(() => Uint16Array.from(ports));
+    this.rings = families.map(() => {
+      const start = Math.floor(random() * ports.length);
+      return Uint16Array.from([...ports.slice(start), ...ports.slice(0, start)]);
+    });
     this.heads = new Int32Array(families.length);
     this.counts = new Int32Array(families.length).fill(ports.length);
     this.inUse = families.map(() => new Uint8Array(65536));

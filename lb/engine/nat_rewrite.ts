@@ -93,3 +93,12 @@ export function readAddressWords(b: Uint8Array, family: number, at: number, out:
     out[3] = read32(b, at + 12);
   }
 }
+
+/**
+ * Adds `delta` to a *partial* checksum field — one the kernel left holding the uncomplemented pseudo-header
+ * sum for the checksum offload to complete (virtio_net_hdr NEEDS_CSUM). Only pseudo-header changes
+ * (addresses, length) go in: the offload sums the segment's own bytes, ports and sequence numbers included.
+ */
+export function partialChecksumAdd(partial: number, delta: number): number {
+  return ~applySumDelta(~partial & 0xffff, delta) & 0xffff;
+}

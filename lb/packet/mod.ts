@@ -14,3 +14,4 @@ export * from "./tcp.ts";
 export * from "./transport_checksum.ts";
 export * from "./udp.ts";
 export * from "./validate.ts";
+export * from "./virtio_net_hdr.ts";

@@ -66,6 +66,8 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   // ioctl is variadic; on the 64-bit ABIs we target a pointer third argument is passed like a fixed one.
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // The same for requests that take their argument by value (TUNSETOFFLOAD).
+  ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
@@ -87,6 +89,8 @@ export interface Libc {
   close(fd: number): number;
   /** ioctl(2) with a pointer argument. */
   ioctl(fd: number, request: number, arg: Uint8Array): number;
+  /** ioctl(2) with an integer argument. */
+  ioctlValue(fd: number, request: number, arg: number): number;
   /** read(2); result truncated to 32 bits (see module doc). */
   read(fd: number, buf: ArrayBufferView, len: number): number;
   /** write(2); result truncated to 32 bits (see module doc). */

@@ -43,6 +43,22 @@ export const IFF_TUN = 0x0001;
 export const IFF_NO_PI = 0x1000;
 /** One fd per queue, so several readers can share a device. */
 export const IFF_MULTI_QUEUE = 0x0100;
+/** Every packet is preceded by a `virtio_net_hdr` (offload metadata: GSO, partial checksum). */
+export const IFF_VNET_HDR = 0x4000;
+/** `_IOW('T', 208, unsigned int)`: offloads userspace accepts on read (passed by value). */
+export const TUNSETOFFLOAD = 0x400454d0;
+/** Offload flag: userspace can take packets whose checksum is still to be completed. */
+export const TUN_F_CSUM = 0x01;
+/** Offload flag: TCP-over-IPv4 segmentation offload (GSO super-packets). */
+export const TUN_F_TSO4 = 0x02;
+/** Offload flag: TCP-over-IPv6 segmentation offload. */
+export const TUN_F_TSO6 = 0x04;
+/** Offload flag: TCP with ECN segmentation offload. */
+export const TUN_F_TSO_ECN = 0x08;
+/** Offload flag: UDP-over-IPv4 segmentation offload (USO, Linux 6.2+). */
+export const TUN_F_USO4 = 0x20;
+/** Offload flag: UDP-over-IPv6 segmentation offload (USO). */
+export const TUN_F_USO6 = 0x40;
 
 /** Kernel limit on interface name length, without the terminating NUL (IFNAMSIZ - 1). */
 export const IFNAMSIZ_MAX = 15;
@@ -63,6 +79,12 @@ export interface TunOpenOptions {
   multiQueue?: boolean;
   /** Path of the clone device; only tests change it. Default `/dev/net/tun`. */
   devicePath?: string;
+  /**
+   * Open with `IFF_VNET_HDR` and ask for these `TUN_F_*` offloads: reads and writes then carry a 10-byte
+   * `virtio_net_hdr` before the IP packet, and reads may be GSO super-packets up to 64 KiB. If the kernel
+   * refuses the USO flags, they are dropped and the rest asked again. Default: no vnet header.
+   */
+  offloads?: number;
 }
 
 /** Per-queue counters; plain numbers updated in place so reading them allocates nothing. */
@@ -247,11 +269,23 @@ export class TunDevice {
   readonly multiQueue: boolean;
   /** The open queues, index i at position i. */
   readonly queues: readonly TunQueue[];
+  /** The `TUN_F_*` offloads in force (0 without a vnet header; see {@link TunOpenOptions.offloads}). */
+  readonly offloads: number;
+  /** Whether packets carry a `virtio_net_hdr`. */
+  readonly vnetHdr: boolean;
 
-  private constructor(name: string, multiQueue: boolean, queues: TunQueue[]) {
+  private constructor(
+    name: string,
+    multiQueue: boolean,
+    queues: TunQueue[],
+    vnetHdr: boolean,
+    offloads: number,
+  ) {
     this.name = name;
     this.multiQueue = multiQueue;
     this.queues = queues;
+    this.vnetHdr = vnetHdr;
+    this.offloads = offloads;
   }
 
   /**
@@ -265,9 +299,11 @@ export class TunDevice {
     let name = options.name;
     validateOptions(name, queueCount, multiQueue);
     const queues: TunQueue[] = [];
+    const vnetHdr = options.offloads !== undefined;
+    let offloads = 0;
     try {
       for (let i = 0; i < queueCount; i++) {
-        const { fd, resolvedName } = attach(name, multiQueue, options.devicePath ?? "/dev/net/tun");
+        const { fd, resolvedName } = attach(name, multiQueue, options.devicePath ?? "/dev/net/tun", vnetHdr);
         name = resolvedName; // later queues must join the same device, not expand `%d` again
         const wakeFd = libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wakeFd < 0) {
@@ -277,12 +313,13 @@ export class TunDevice {
         }
         queues.push(new TunQueue(i, name, fd, wakeFd));
       }
+      if (vnetHdr) offloads = setOffloads(queues[0].fd, name, options.offloads!);
     } catch (err) {
       // Queues hold no pending poll yet, so close() completes synchronously.
       for (const q of queues) void q.close();
       throw err;
     }
-    return new TunDevice(name, multiQueue, queues);
+    return new TunDevice(name, multiQueue, queues, vnetHdr, offloads);
   }
 
   /** Closes every queue; the kernel deletes the interface (with its addresses and routes) after the last. */
@@ -317,8 +354,22 @@ function validateOptions(name: string, queues: number, multiQueue: boolean): voi
   }
 }
 
+/** Asks for `wanted` offloads, without USO if the kernel refuses it; returns the flags in force. */
+function setOffloads(fd: number, name: string, wanted: number): number {
+  const c = libc();
+  if (c.ioctlValue(fd, TUNSETOFFLOAD, wanted) === 0) return wanted;
+  const noUso = wanted & ~(TUN_F_USO4 | TUN_F_USO6);
+  if (noUso !== wanted && c.ioctlValue(fd, TUNSETOFFLOAD, noUso) === 0) return noUso;
+  throw new TunError("io", name, "TUNSETOFFLOAD failed", errno());
+}
+
 /** Opens the clone device and binds the new fd to interface `name`; maps errnos to the edge errors. */
-function attach(name: string, multiQueue: boolean, devicePath: string): { fd: number; resolvedName: string } {
+function attach(
+  name: string,
+  multiQueue: boolean,
+  devicePath: string,
+  vnetHdr = false,
+): { fd: number; resolvedName: string } {
   const c = libc();
   const fd = c.open(cString(devicePath), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -333,7 +384,7 @@ function attach(name: string, multiQueue: boolean, devicePath: string): { fd: nu
   }
   const ifr = new Uint8Array(IFREQ_SIZE);
   ifr.set(new TextEncoder().encode(name));
-  const flags = IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0);
+  const flags = IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0) | (vnetHdr ? IFF_VNET_HDR : 0);
   new DataView(ifr.buffer).setUint16(IFR_FLAGS_OFFSET, flags, true /* host order; x86-64/aarch64 are LE */);
   if (c.ioctl(fd, TUNSETIFF, ifr) < 0) {
     const e = errno();

@@ -83,6 +83,9 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
     "-i",
     opts.iface ?? "eth0",
     "-n",
+    // Without immediate mode libpcap hands packets over per TPACKET_V3 block (up to 1 s late), and the
+    // packets of a block not yet handed over when tcpdump is stopped are lost.
+    "--immediate-mode",
     "-U",
     "-s",
     "0",
@@ -106,7 +109,7 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
   }
   return {
     async stop(pcapPath) {
-      // -U flushes per packet; a short pause lets the last packets on the wire reach tcpdump.
+      // Immediate mode and -U write every packet at once; a short pause lets the last ones reach tcpdump.
       await new Promise((r) => setTimeout(r, 200));
       const s = await p.stop("SIGINT", 5_000);
       if (s.stdout.length < 24) throw new Error(`tcpdump wrote no pcap: ${s.stderr.trim()}`);

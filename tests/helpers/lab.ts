@@ -110,7 +110,9 @@ export async function kernelCounters(ns: string): Promise<Map<string, number>> {
 /** Non-zero checksum-error counters of a namespace's kernel (IP, ICMP, UDP, TCP; v4 and v6), as `name=value`. */
 export async function checksumErrors(ns: string): Promise<string[]> {
   const bad: string[] = [];
-  for (const [k, v] of await kernelCounters(ns)) if (k.endsWith("InCsumErrors") && v !== 0) bad.push(`${k}=${v}`);
+  for (const [k, v] of await kernelCounters(ns)) {
+    if (k.endsWith("InCsumErrors") && v !== 0) bad.push(`${k}=${v}`);
+  }
   return bad;
 }
 

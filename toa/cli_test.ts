@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { parseToaProxyArgs } from "./cli.ts";
+
+const base = ["--listen", "198.18.3.10:80", "--backend", "127.0.0.1:8080", "--proxy-protocol", "v1"];
+
+Deno.test("toa-proxy flags parse into addresses, mode and trust list", () => {
+  const a = parseToaProxyArgs([...base, "--trust", "198.18.2.0/24,fd00:2::/64"])!;
+  assert.deepEqual(a.listen, { family: 4, address: "198.18.3.10", port: 80 });
+  assert.equal(a.proxyProtocol, "v1");
+  assert.deepEqual(a.trust.map((c) => c.text), ["198.18.2.0/24", "fd00:2::/64"]);
+  assert.equal(a.connectTimeoutMs, 3000);
+  assert.equal(parseToaProxyArgs(["--help"]), null);
+});
+
+Deno.test("toa-proxy flag errors are one line naming the flag", () => {
+  const cases: [string[], RegExp][] = [
+    [base, /^--trust is required$/],
+    [[...base.slice(2), "--trust", "198.18.2.0/24"], /^--listen is required$/],
+    [["--listen", "1.2.3.4", ...base.slice(2), "--trust", "1.0.0.0/8"], /^--listen: expected ADDR:PORT/],
+    [[...base.slice(0, 5), "v3", "--trust", "1.0.0.0/8"], /^--proxy-protocol: expected v1, v2 or none/],
+    [[...base, "--trust", "198.18.2.0/40"], /^--trust: .*prefix length/],
+    [[...base, "--trust", "1.0.0.0/8", "--connect-timeout", "soon"], /^--connect-timeout: /],
+    [[...base, "--trust", "1.0.0.0/8", "--bogus"], /bogus/],
+    [
+      ["--listen", "1.2.3.4:1", "--backend", "1.2.3.4:0", "--proxy-protocol", "v2", "--trust", "1.0.0.0/8"],
+      /^--backend: port 0/,
+    ],
+  ];
+  for (const [args, re] of cases) {
+    assert.throws(
+      () => parseToaProxyArgs(args),
+      (e: Error) => re.test(e.message) && !e.message.includes("\n"),
+    );
+  }
+});

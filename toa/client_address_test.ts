@@ -1,0 +1,76 @@
+// The decision "which address to announce", checked on SYNs built by scapy (toa/testdata/gen_saved_syns.py).
+import assert from "node:assert/strict";
+import { toaClientAddress } from "./client_address.ts";
+import { decodeToa } from "./option.ts";
+import { proxyHeaderFor } from "./relay.ts";
+import { parseTrustList } from "./trust.ts";
+import type { SocketAddress } from "./sockaddr.ts";
+
+interface Fixture {
+  hex: string;
+  toa: { family: 4 | 6; address: string; port: number } | null;
+}
+const fixtures: Record<string, Fixture> = JSON.parse(
+  await Deno.readTextFile(new URL("./testdata/saved_syns.json", import.meta.url)),
+);
+const bytes = (name: string) => new Uint8Array(fixtures[name].hex.match(/../g)!.map((x) => parseInt(x, 16)));
+const trust = parseTrustList("198.18.2.0/24,fd00:2::/64");
+const gw4: SocketAddress = { family: 4, address: "198.18.2.1", port: 5000 };
+const gw6: SocketAddress = { family: 6, address: "fd00:2::1", port: 5001 };
+const rs2: SocketAddress = { family: 4, address: "198.18.3.11", port: 5003 };
+
+Deno.test("decodeToa reads every scapy saved SYN as scapy built it", () => {
+  for (const [name, f] of Object.entries(fixtures)) assert.deepEqual(decodeToa(bytes(name)), f.toa, name);
+});
+
+Deno.test("trusted peer with IPv4 TOA: the client from TOA", () => {
+  assert.deepEqual(toaClientAddress(bytes("v4_toa"), gw4, trust), {
+    client: { family: 4, address: "198.18.1.2", port: 40000 },
+    peer: gw4,
+    reason: "toa_trusted",
+  });
+  assert.deepEqual(toaClientAddress(bytes("v4_ip_options_toa"), gw4, trust).client, {
+    family: 4,
+    address: "203.0.113.7",
+    port: 1,
+  });
+});
+
+Deno.test("trusted peer with IPv6 TOA: the client from TOA", () => {
+  const r = toaClientAddress(bytes("v6_toa"), gw6, trust);
+  assert.equal(r.reason, "toa_trusted");
+  assert.deepEqual(r.client, { family: 6, address: "fd00:1::2", port: 40001 });
+});
+
+Deno.test("forged TOA from an untrusted peer changes nothing", () => {
+  // The same bytes the gateway would send, but arriving from rs2: announced as rs2.
+  const r = toaClientAddress(bytes("v4_toa"), rs2, trust);
+  assert.deepEqual(r, { client: rs2, peer: rs2, reason: "toa_untrusted_ignored" });
+  assert.equal(toaClientAddress(bytes("v4_toa"), gw4, []).reason, "toa_untrusted_ignored");
+});
+
+Deno.test("no TOA, a malformed kind 254, or no saved SYN: the peer", () => {
+  assert.deepEqual(toaClientAddress(bytes("v4_no_toa"), rs2, trust), {
+    client: rs2,
+    peer: rs2,
+    reason: "no_toa",
+  });
+  assert.equal(toaClientAddress(bytes("v4_kind254_len6"), gw4, trust).reason, "no_toa");
+  assert.deepEqual(toaClientAddress(null, gw4, trust), { client: gw4, peer: gw4, reason: "no_saved_syn" });
+  assert.equal(toaClientAddress(new Uint8Array(3), gw4, trust).reason, "no_toa");
+});
+
+Deno.test("PROXY header family follows the client; the destination is mapped when families differ", () => {
+  const l4: SocketAddress = { family: 4, address: "198.18.3.10", port: 80 };
+  const l6: SocketAddress = { family: 6, address: "fd00:3::10", port: 80 };
+  const c4: SocketAddress = { family: 4, address: "198.18.1.2", port: 40000 };
+  const c6: SocketAddress = { family: 6, address: "fd00:1::2", port: 40001 };
+  const pick = (c: SocketAddress, l: SocketAddress) => {
+    const h = proxyHeaderFor(c, l);
+    return h.command === "proxy" ? [h.family, h.source.address, h.destination.address] : [];
+  };
+  assert.deepEqual(pick(c4, l4), [4, "198.18.1.2", "198.18.3.10"]);
+  assert.deepEqual(pick(c6, l6), [6, "fd00:1::2", "fd00:3::10"]);
+  assert.deepEqual(pick(c6, l4), [6, "fd00:1::2", "::ffff:198.18.3.10"]);
+  assert.deepEqual(pick(c4, l6), [4, "198.18.1.2", "0.0.0.0"]);
+});

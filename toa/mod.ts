@@ -1,0 +1,50 @@
+/**
+ * The TOA side of fnat-lb, for real servers: the TOA option codec, reading a connection's client address
+ * from its saved SYN, PROXY protocol v1/v2, and the `toa-proxy` relay that combines them.
+ *
+ * @module
+ */
+export {
+  decodeToa,
+  readToaOption,
+  TCPOPT_TOA,
+  TOA_V4_LEN,
+  TOA_V6_LEN,
+  type ToaAddress,
+  writeToaV4,
+  writeToaV6,
+} from "./option.ts";
+export {
+  type ClientAddress,
+  clientAddressOf,
+  type ClientAddressReason,
+  localAddressOf,
+  peerAddressOf,
+  readSavedSyn,
+  toaClientAddress,
+} from "./client_address.ts";
+export { type Cidr, cidrContains, isTrusted, parseCidr, parseTrustList } from "./trust.ts";
+export { formatHostPort, parseHostPort, type SocketAddress } from "./sockaddr.ts";
+export { type Listener, type ListenerOptions, openListener, SocketError } from "./listener.ts";
+export {
+  decodeProxyHeader,
+  decodeProxyV1,
+  decodeProxyV2,
+  encodeProxyV1,
+  encodeProxyV2,
+  PROXY_V1_MAX_LEN,
+  PROXY_V2_HEADER_LEN,
+  PROXY_V2_SIGNATURE,
+  type ProxyDecodeResult,
+  type ProxyEndpoint,
+  type ProxyHeader,
+  type ProxyTlv,
+  proxyV1Line,
+} from "./proxy_protocol.ts";
+export {
+  proxyHeaderFor,
+  type ProxyProtocolMode,
+  ToaProxy,
+  type ToaProxyCounters,
+  type ToaProxyOptions,
+} from "./relay.ts";

@@ -1,0 +1,569 @@
+/**
+ * The TOA proxy: accepts on a `TCP_SAVE_SYN` listener, decides each connection's client address (TOA from a
+ * trusted peer, else the peer), connects to the backend, sends a PROXY header, then relays bytes both ways
+ * until both sides have closed.
+ *
+ * One epoll loop over FFI drives every socket:
+ *
+ * ```
+ *   epoll_wait (sync, timeout 0; when idle: on a worker thread, so timers and signals still run)
+ *     └─ per ready fd, synchronous nonblocking recv/send/connect into preallocated buffers
+ *   listener ready → accept4 … (after the batch, so no fd number is reused while its old events are pending)
+ * ```
+ *
+ * Per direction (client→backend, backend→client) a connection holds at most one `bufferSize` buffer, and
+ * only while the destination is not taking bytes; while it is held the source is not read (its epoll
+ * interest drops EPOLLIN), so the sender's kernel window closes — that is the backpressure, and memory is
+ * bounded by 2 × bufferSize × connections, and is zero for idle connections. EOF from one side is passed on
+ * as shutdown(SHUT_WR) of the other after its buffer is flushed (half-close); both fds close when both
+ * directions have ended, or at once on an error.
+ *
+ * Logs are one line per event with stable keys: `toa-proxy event=NAME key=value …`.
+ *
+ * @module
+ */
+import {
+  EFD_NONBLOCK,
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_CTL_MOD,
+  EPOLL_DATA_OFFSET,
+  EPOLL_EVENT_SIZE,
+  EPOLLERR,
+  EPOLLHUP,
+  EPOLLIN,
+  EPOLLOUT,
+  Errno,
+  errno,
+  errnoName,
+  intOption,
+  IPPROTO_TCP,
+  MSG_NOSIGNAL,
+  SHUT_WR,
+  SO_ERROR,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  socketLibc,
+  SOL_SOCKET,
+  TCP_NODELAY,
+} from "./libc_socket.ts";
+import { AF_INET, AF_INET6 } from "./libc_socket.ts";
+import {
+  encodeSockaddr,
+  formatHostPort,
+  readSockaddr,
+  SOCKADDR_MAX,
+  type SocketAddress,
+} from "./sockaddr.ts";
+import { type Listener, openListener, SocketError } from "./listener.ts";
+import { localAddressOf, readSavedSyn, toaClientAddress } from "./client_address.ts";
+import type { Cidr } from "./trust.ts";
+import { encodeProxyV1, encodeProxyV2, type ProxyHeader } from "./proxy_protocol.ts";
+
+/** Which PROXY header the backend gets: v1 text, v2 binary, or none (plain relay). */
+export type ProxyProtocolMode = "v1" | "v2" | "none";
+
+/** Options of {@link ToaProxy.open}. */
+export interface ToaProxyOptions {
+  /** Where to listen. */
+  listen: SocketAddress;
+  /** Where to connect for each accepted connection. */
+  backend: SocketAddress;
+  /** Header to send before the client's bytes. */
+  proxyProtocol: ProxyProtocolMode;
+  /** Peers whose TOA is believed (the gateway's local addresses). */
+  trust: readonly Cidr[];
+  /** Backend connect timeout in ms (default 3000). */
+  connectTimeoutMs?: number;
+  /** Per-direction buffer bound in bytes (default 65536). */
+  bufferSize?: number;
+  /** listen(2) backlog (default 4096). */
+  backlog?: number;
+  /** Log sink, one line per call (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** The proxy's counters (a snapshot). */
+export interface ToaProxyCounters {
+  /** Connections accepted. */
+  accepted: number;
+  /** … announced with the client from TOA (trusted peer). */
+  toa_trusted: number;
+  /** … that carried TOA from an untrusted peer: option ignored, peer announced. */
+  toa_untrusted_ignored: number;
+  /** … whose saved SYN held no TOA: peer announced. */
+  no_toa: number;
+  /** … with no saved SYN (SYN cookies): peer announced. */
+  no_saved_syn: number;
+  /** Backend connects that failed or timed out; the client connection was closed. */
+  backend_errors: number;
+  /** Connections ended by a socket error (reset, broken pipe) instead of two clean half-closes. */
+  relay_errors: number;
+  /** accept4 failures other than EAGAIN (fd exhaustion, for one). */
+  accept_errors: number;
+  /** Bytes relayed client → backend (PROXY header not included). */
+  bytes_client_to_backend: number;
+  /** Bytes relayed backend → client. */
+  bytes_backend_to_client: number;
+  /** Connections open now. */
+  active: number;
+}
+
+const C2B = 0;
+const B2C = 1;
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 2;
+/** Events taken per epoll_wait. */
+const MAX_EVENTS = 256;
+/** Accepts per loop turn, so a connection storm cannot starve established connections. */
+const MAX_ACCEPTS = 256;
+/** recv calls per ready event, so one fast connection cannot starve the others. */
+const MAX_READS = 4;
+/** Longest idle wait; bounds how late a connect timeout is noticed. */
+const WAIT_MS = 100;
+/** Longest wait on the JS thread (ms): 0 polls; more saves thread hops between closely spaced events. */
+const SYNC_WAIT_MS = Number(Deno.env.get("TOA_PROXY_SYNC_WAIT_MS") ?? "0");
+/** Sync polls in a row before one wait on the worker thread lets timers and signals run. */
+const SYNC_POLLS = Number(Deno.env.get("TOA_PROXY_SYNC_POLLS") ?? "32");
+/** Spare relay buffers kept for reuse; beyond this they go to the garbage collector. */
+const POOL_MAX = 256;
+
+/** One relayed connection: the client's fd, the backend's, and per-direction state (index C2B/B2C). */
+class Conn {
+  state = CONNECTING;
+  /** Registered epoll interest per fd, -1 when not registered. */
+  cMask = -1;
+  bMask = -1;
+  /** Data not yet taken by the destination, at [0, pendLen). */
+  pend: [Uint8Array | null, Uint8Array | null] = [null, null];
+  pendLen = [0, 0];
+  /** The source sent EOF. */
+  eof = [false, false];
+  /** We sent shutdown(SHUT_WR) to the destination. */
+  shut = [false, false];
+  constructor(
+    readonly cfd: number,
+    readonly bfd: number,
+    readonly client: SocketAddress,
+    readonly peer: SocketAddress,
+    readonly deadline: number,
+  ) {}
+}
+
+/** The proxy: open it, `run()` it, `stop()` it; `counters()` at any time. */
+export class ToaProxy {
+  /** The bound listen address (the real port when port 0 was asked for). */
+  readonly address: SocketAddress;
+  private readonly lib = socketLibc();
+  private readonly listener: Listener;
+  private readonly ep: number;
+  private readonly wakeFd: number;
+  private readonly events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
+  private readonly eventsView = new DataView(this.events.buffer);
+  private readonly ctlBuf = new Uint8Array(EPOLL_EVENT_SIZE);
+  private readonly ctlView = new DataView(this.ctlBuf.buffer);
+  private readonly scratch: Uint8Array;
+  private readonly pool: Uint8Array[] = [];
+  private readonly byFd: (Conn | undefined)[] = [];
+  private readonly connecting = new Set<Conn>();
+  private readonly acceptAddr = new Uint8Array(SOCKADDR_MAX);
+  private readonly acceptLen = new Uint8Array(4);
+  private readonly optBuf = new Uint8Array(4);
+  private readonly optLen = new Uint8Array(4);
+  private readonly backendSa: Uint8Array;
+  private readonly wildcard: boolean;
+  private readonly log: (line: string) => void;
+  private readonly bufferSize: number;
+  private readonly connectTimeoutMs: number;
+  private readonly c: ToaProxyCounters = {
+    accepted: 0,
+    toa_trusted: 0,
+    toa_untrusted_ignored: 0,
+    no_toa: 0,
+    no_saved_syn: 0,
+    backend_errors: 0,
+    relay_errors: 0,
+    accept_errors: 0,
+    bytes_client_to_backend: 0,
+    bytes_backend_to_client: 0,
+    active: 0,
+  };
+  private stopping = false;
+  private running: Promise<void> | null = null;
+  /** Accepting is paused until this time (ms) after fd exhaustion. */
+  private acceptPausedUntil = 0;
+  private listenerRegistered = false;
+
+  private constructor(private readonly opts: ToaProxyOptions) {
+    this.log = opts.log ?? ((l) => console.error(l));
+    this.bufferSize = opts.bufferSize ?? 65536;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+    this.scratch = new Uint8Array(this.bufferSize);
+    this.backendSa = encodeSockaddr(opts.backend);
+    this.listener = openListener(opts.listen, { backlog: opts.backlog });
+    this.address = this.listener.address;
+    this.wildcard = this.address.address === "0.0.0.0" || this.address.address === "::";
+    this.ep = this.lib.epoll_create1(EPOLL_CLOEXEC);
+    if (this.ep < 0) {
+      const e = errno();
+      this.lib.close(this.listener.fd);
+      throw new SocketError("toa-proxy", "epoll_create1", e);
+    }
+    this.wakeFd = this.lib.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC);
+    this.ctl(EPOLL_CTL_ADD, this.wakeFd, EPOLLIN);
+    this.ctl(EPOLL_CTL_ADD, this.listener.fd, EPOLLIN);
+    this.listenerRegistered = true;
+  }
+
+  /** Binds the listener (TCP_SAVE_SYN) and prepares the loop; throws {@link SocketError} (one line). */
+  static open(opts: ToaProxyOptions): ToaProxy {
+    return new ToaProxy(opts);
+  }
+
+  /** A snapshot of the counters. */
+  counters(): ToaProxyCounters {
+    return { ...this.c };
+  }
+
+  /** Runs the loop until {@link stop}; then closes every connection, the listener and the epoll fd. */
+  run(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  /** Asks the loop to end (wakes it at once); `run()`'s promise settles when everything is closed. */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    const one = new Uint8Array(8);
+    one[0] = 1;
+    this.lib.write(this.wakeFd, one, 8);
+  }
+
+  private async loop(): Promise<void> {
+    const lib = this.lib;
+    let syncTurns = 0;
+    try {
+      while (!this.stopping) {
+        // See docs/toa-proxy.md, "Waiting": a short wait on the JS thread while traffic flows, a wait on a
+        // worker thread (so timers and signal handlers run) when idle and after SYNC_POLLS busy turns.
+        let n = 0;
+        if (syncTurns < SYNC_POLLS) n = lib.epoll_wait_sync(this.ep, this.events, MAX_EVENTS, SYNC_WAIT_MS);
+        if (n > 0) syncTurns++;
+        else {
+          syncTurns = 0;
+          n = await lib.epoll_wait(this.ep, this.events, MAX_EVENTS, WAIT_MS);
+        }
+        if (this.stopping) break;
+        let acceptReady = false;
+        for (let i = 0; i < n; i++) {
+          const base = i * EPOLL_EVENT_SIZE;
+          const ev = this.eventsView.getUint32(base, true);
+          const fd = this.eventsView.getInt32(base + EPOLL_DATA_OFFSET, true);
+          if (fd === this.listener.fd) acceptReady = true;
+          else if (fd !== this.wakeFd) this.onEvent(fd, ev);
+        }
+        const now = performance.now();
+        if (acceptReady) this.acceptMany(now);
+        else if (!this.listenerRegistered && now >= this.acceptPausedUntil) {
+          this.ctl(EPOLL_CTL_ADD, this.listener.fd, EPOLLIN);
+          this.listenerRegistered = true;
+        }
+        if (this.connecting.size > 0) this.expireConnects(now);
+      }
+    } finally {
+      for (const conn of this.byFd) if (conn && conn.state !== CLOSED) this.close(conn);
+      lib.close(this.listener.fd);
+      lib.close(this.wakeFd);
+      lib.close(this.ep);
+    }
+  }
+
+  private ctl(op: number, fd: number, mask: number): void {
+    this.ctlView.setUint32(0, mask, true);
+    this.ctlView.setInt32(EPOLL_DATA_OFFSET, fd, true);
+    this.ctlView.setInt32(EPOLL_DATA_OFFSET + 4, 0, true);
+    this.lib.epoll_ctl(this.ep, op, fd, this.ctlBuf);
+  }
+
+  private acceptMany(now: number): void {
+    const lib = this.lib;
+    const lenView = new DataView(this.acceptLen.buffer);
+    for (let i = 0; i < MAX_ACCEPTS; i++) {
+      lenView.setUint32(0, SOCKADDR_MAX, true);
+      const cfd = lib.accept4(
+        this.listener.fd,
+        this.acceptAddr,
+        this.acceptLen,
+        SOCK_NONBLOCK | SOCK_CLOEXEC,
+      );
+      if (cfd < 0) {
+        const e = errno();
+        if (e === Errno.EAGAIN) return;
+        if (e === Errno.EINTR || e === Errno.ECONNABORTED) continue;
+        this.c.accept_errors++;
+        this.log(`toa-proxy event=accept_error errno=${errnoName(e)}`);
+        // Out of fds (or worse): stop listening for a moment rather than spin on a level-triggered listener.
+        this.ctl(EPOLL_CTL_DEL, this.listener.fd, 0);
+        this.listenerRegistered = false;
+        this.acceptPausedUntil = now + 100;
+        return;
+      }
+      this.accept(cfd, now);
+    }
+  }
+
+  private accept(cfd: number, now: number): void {
+    const lib = this.lib;
+    this.c.accepted++;
+    const peer = readSockaddr(this.acceptAddr)!;
+    const decided = toaClientAddress(readSavedSyn(cfd), peer, this.opts.trust);
+    this.c[decided.reason]++;
+    let header: Uint8Array | null = null;
+    if (this.opts.proxyProtocol !== "none") {
+      const local = this.wildcard ? localAddressOf(cfd) : this.address;
+      const h = proxyHeaderFor(decided.client, local);
+      header = this.opts.proxyProtocol === "v1" ? encodeProxyV1(h) : encodeProxyV2(h);
+    }
+    const family = this.opts.backend.family === 4 ? AF_INET : AF_INET6;
+    const bfd = lib.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (bfd < 0) {
+      this.backendError(decided.client, peer, errno());
+      lib.close(cfd);
+      return;
+    }
+    const one = intOption(1);
+    lib.setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+    lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+    const conn = new Conn(cfd, bfd, decided.client, peer, now + this.connectTimeoutMs);
+    this.c.active++;
+    this.byFd[cfd] = conn;
+    this.byFd[bfd] = conn;
+    if (header !== null) {
+      const buf = this.takeBuffer();
+      buf.set(header);
+      conn.pend[C2B] = buf;
+      conn.pendLen[C2B] = header.length;
+    }
+    const r = lib.connect(bfd, this.backendSa, this.backendSa.length);
+    if (r === 0) this.connected(conn);
+    else {
+      const e = errno();
+      if (e !== Errno.EINPROGRESS) return this.connectFailed(conn, e);
+      this.connecting.add(conn);
+      this.update(conn);
+    }
+  }
+
+  private backendError(client: SocketAddress, peer: SocketAddress, e: number | "timeout"): void {
+    this.c.backend_errors++;
+    const why = e === "timeout" ? "ETIMEDOUT" : errnoName(e);
+    this.log(
+      `toa-proxy event=backend_error client=${formatHostPort(client)} peer=${formatHostPort(peer)} ` +
+        `backend=${formatHostPort(this.opts.backend)} errno=${why}`,
+    );
+  }
+
+  private connectFailed(conn: Conn, e: number | "timeout"): void {
+    this.backendError(conn.client, conn.peer, e);
+    this.close(conn);
+  }
+
+  private connected(conn: Conn): void {
+    this.connecting.delete(conn);
+    conn.state = OPEN;
+    if (conn.pendLen[C2B] > 0 && !this.flush(conn, C2B)) return;
+    this.update(conn);
+  }
+
+  private expireConnects(now: number): void {
+    for (const conn of this.connecting) {
+      if (now >= conn.deadline) this.connectFailed(conn, "timeout");
+    }
+  }
+
+  private onEvent(fd: number, ev: number): void {
+    const conn = this.byFd[fd];
+    if (conn === undefined || conn.state === CLOSED) return;
+    const isClient = fd === conn.cfd;
+    if (conn.state === CONNECTING) {
+      if (isClient) return;
+      const e = this.socketError(conn.bfd);
+      if (e !== 0) return this.connectFailed(conn, e);
+      if ((ev & (EPOLLERR | EPOLLHUP)) !== 0) return this.connectFailed(conn, Errno.ECONNRESET);
+      return this.connected(conn);
+    }
+    // Level-triggered: try what the event allows; errors surface as failing recv/send, EOF as recv 0.
+    const readDir = isClient ? C2B : B2C;
+    const writeDir = isClient ? B2C : C2B;
+    if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0 && conn.pendLen[writeDir] > 0) {
+      if (!this.flush(conn, writeDir)) return;
+    }
+    if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) !== 0 && !conn.eof[readDir] && conn.pendLen[readDir] === 0) {
+      if (!this.pump(conn, readDir)) return;
+    }
+    if (conn.state !== CLOSED) this.update(conn);
+  }
+
+  private socketError(fd: number): number {
+    new DataView(this.optLen.buffer).setUint32(0, 4, true);
+    if (this.lib.getsockopt(fd, SOL_SOCKET, SO_ERROR, this.optBuf, this.optLen) !== 0) return errno();
+    return new DataView(this.optBuf.buffer).getInt32(0, true);
+  }
+
+  /** Reads from direction `d`'s source and sends on; false when the connection was closed. */
+  private pump(conn: Conn, d: number): boolean {
+    const lib = this.lib;
+    const src = d === C2B ? conn.cfd : conn.bfd;
+    const dst = d === C2B ? conn.bfd : conn.cfd;
+    const buf = this.scratch;
+    for (let i = 0; i < MAX_READS; i++) {
+      const n = lib.recv(src, buf, buf.length, 0);
+      if (n > 0) {
+        if (d === C2B) this.c.bytes_client_to_backend += n;
+        else this.c.bytes_backend_to_client += n;
+        let off = 0;
+        const w = lib.send(dst, buf, n, MSG_NOSIGNAL);
+        if (w >= 0) off = w;
+        else {
+          const e = errno();
+          if (e !== Errno.EAGAIN && e !== Errno.EINTR) return this.fail(conn, e);
+        }
+        if (off < n) {
+          // The destination is full: keep the rest, and stop reading this source until it drains.
+          const p = this.takeBuffer();
+          p.set(buf.subarray(off, n));
+          conn.pend[d] = p;
+          conn.pendLen[d] = n - off;
+          return true;
+        }
+        if (n < buf.length) return true; // drained for now; level-triggered epoll reports more
+      } else if (n === 0) {
+        conn.eof[d] = true;
+        return this.shutdownDst(conn, d);
+      } else {
+        const e = errno();
+        if (e === Errno.EAGAIN) return true;
+        if (e !== Errno.EINTR) return this.fail(conn, e);
+      }
+    }
+    return true;
+  }
+
+  /** Sends direction `d`'s pending bytes; false when the connection was closed. */
+  private flush(conn: Conn, d: number): boolean {
+    const p = conn.pend[d]!;
+    const len = conn.pendLen[d];
+    const dst = d === C2B ? conn.bfd : conn.cfd;
+    const w = this.lib.send(dst, p, len, MSG_NOSIGNAL);
+    if (w < 0) {
+      const e = errno();
+      return e === Errno.EAGAIN || e === Errno.EINTR ? true : this.fail(conn, e);
+    }
+    if (w < len) {
+      p.copyWithin(0, w, len);
+      conn.pendLen[d] = len - w;
+      return true;
+    }
+    conn.pendLen[d] = 0;
+    conn.pend[d] = null;
+    this.releaseBuffer(p);
+    return conn.eof[d] ? this.shutdownDst(conn, d) : true;
+  }
+
+  /** Passes direction `d`'s EOF on once its bytes are out; closes when both ways ended. */
+  private shutdownDst(conn: Conn, d: number): boolean {
+    if (conn.pendLen[d] > 0 || conn.shut[d]) return true;
+    conn.shut[d] = true;
+    this.lib.shutdown(d === C2B ? conn.bfd : conn.cfd, SHUT_WR);
+    if (conn.shut[C2B] && conn.shut[B2C]) {
+      this.close(conn);
+      return false;
+    }
+    return true;
+  }
+
+  private fail(conn: Conn, e: number): false {
+    this.c.relay_errors++;
+    if (e !== Errno.ECONNRESET && e !== Errno.EPIPE) {
+      this.log(`toa-proxy event=relay_error client=${formatHostPort(conn.client)} errno=${errnoName(e)}`);
+    }
+    this.close(conn);
+    return false;
+  }
+
+  /** Sets each fd's epoll interest from the connection's state (adds, modifies or removes). */
+  private update(conn: Conn): void {
+    let cm = 0;
+    let bm = 0;
+    if (conn.state === CONNECTING) bm = EPOLLOUT;
+    else {
+      if (!conn.eof[C2B] && conn.pendLen[C2B] === 0) cm |= EPOLLIN;
+      if (conn.pendLen[B2C] > 0) cm |= EPOLLOUT;
+      if (!conn.eof[B2C] && conn.pendLen[B2C] === 0) bm |= EPOLLIN;
+      if (conn.pendLen[C2B] > 0) bm |= EPOLLOUT;
+    }
+    conn.cMask = this.setMask(conn.cfd, conn.cMask, cm);
+    conn.bMask = this.setMask(conn.bfd, conn.bMask, bm);
+  }
+
+  /**
+   * An fd with no interest is removed from epoll rather than kept with mask 0: a hung-up socket reports
+   * EPOLLHUP whatever the mask, and level-triggered that would spin the loop.
+   */
+  private setMask(fd: number, old: number, mask: number): number {
+    const want = mask === 0 ? -1 : mask;
+    if (want === old) return old;
+    if (old === -1) this.ctl(EPOLL_CTL_ADD, fd, mask);
+    else if (want === -1) this.ctl(EPOLL_CTL_DEL, fd, 0);
+    else this.ctl(EPOLL_CTL_MOD, fd, mask);
+    return want;
+  }
+
+  private close(conn: Conn): void {
+    if (conn.state === CLOSED) return;
+    if (conn.state === CONNECTING) this.connecting.delete(conn);
+    conn.state = CLOSED;
+    // close() also removes the fds from epoll; the byFd slots are cleared before the numbers can be reused.
+    this.byFd[conn.cfd] = undefined;
+    this.byFd[conn.bfd] = undefined;
+    this.lib.close(conn.cfd);
+    this.lib.close(conn.bfd);
+    for (const d of [C2B, B2C]) {
+      const p = conn.pend[d];
+      if (p !== null) this.releaseBuffer(p);
+      conn.pend[d] = null;
+      conn.pendLen[d] = 0;
+    }
+    this.c.active--;
+  }
+
+  private takeBuffer(): Uint8Array {
+    return this.pool.pop() ?? new Uint8Array(this.bufferSize);
+  }
+
+  private releaseBuffer(b: Uint8Array): void {
+    if (this.pool.length < POOL_MAX) this.pool.push(b);
+  }
+}
+
+/**
+ * The PROXY header announcing `client` as the source and `local` (the address the connection reached) as
+ * the destination. The specification wants one family for both; the header takes the client's family, since
+ * the source is what servers use. A destination of the other family is mapped: IPv4 → `::ffff:a.b.c.d`
+ * under an IPv6 client; IPv6 under an IPv4 client has no IPv4 form and becomes `0.0.0.0`.
+ */
+export function proxyHeaderFor(client: SocketAddress, local: SocketAddress): ProxyHeader {
+  let dst = local.address;
+  if (local.family !== client.family) dst = client.family === 6 ? `::ffff:${local.address}` : "0.0.0.0";
+  return {
+    command: "proxy",
+    family: client.family,
+    transport: "stream",
+    source: { address: client.address, port: client.port },
+    destination: { address: dst, port: local.port },
+  };
+}

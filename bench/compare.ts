@@ -329,7 +329,9 @@ async function main(args: string[]): Promise<number> {
     formatRatios(rs),
     "",
     ...results.flatMap((r) =>
-      [...r.notes, ...r.errors.map((e) => `ERROR ${e}`)].map((n) => `- ${r.name}: ${n}`)
+      [...r.notes, ...r.errors.map((e) => `ERROR ${e}`)].map((n) =>
+        `- ${r.name}: ${n.replace(/\s*\n\s*/g, " ")}`
+      )
     ),
   ];
   console.log(out.join("\n"));

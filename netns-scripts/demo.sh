@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# End-to-end demo of the TUN layer: builds the namespaces (up.sh), runs the echo responder (lb/echo) on a
-# TUN in the gateway namespace, then pings it (IPv4, IPv6) and sends it UDP datagrams from the client
-# namespace. Everything is torn down on every exit path (trap EXIT), success or not.
+# The whole gateway in one command: a client curls a VIP, the FULLNAT gateway (mod.ts lb) forwards it to a
+# real server with the client's address in TOA, toa-proxy on the real server reads it from the saved SYN and
+# announces it to nginx in a PROXY v1 header, and nginx answers with the address it was told. The answer
+# must be the client's own address (198.18.1.2), not the gateway's local address (198.18.2.1):
+#
+#   client 198.18.1.2 ─▶ VIP 198.18.0.100:80 ══ gateway ══ 198.18.2.1 ─▶ rs1 198.18.3.10:80 toa-proxy
+#                                                                          └─ PROXY v1 ─▶ nginx 127.0.0.1:8080
+#
+# Installs what it needs first (setup-host.sh), then builds the namespaces (up.sh); everything it starts is
+# torn down on every exit path (trap EXIT), Ctrl-C included.
 #
 # Usage: netns-scripts/demo.sh        (as root; `deno task demo` from the repo root)
 set -euo pipefail
@@ -9,53 +16,115 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 deno="${DENO:-$repo/node_modules/.bin/deno}"
-python="${PYTHON:-/usr/bin/python3}"
-echo_v4=198.18.0.100
-echo_v6=fd00::100
+vip=198.18.0.100
+local_addr=198.18.2.1
 
-log="$(mktemp -t echo-demo.XXXXXX)"
-echo_pid=""
+bash "$here/setup-host.sh"
+
+work="$(mktemp -d -t toa-demo.XXXXXX)"
+pids=()
 prefix=""
 cleanup() {
   local rc=$?
-  if [[ -n "$echo_pid" ]] && kill -0 "$echo_pid" 2>/dev/null; then
-    kill -TERM "$echo_pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$echo_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$echo_pid" 2>/dev/null || true
-  fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
   [[ -n "$prefix" ]] && "$here/down.sh" "$prefix"
-  rm -f "$log"
+  rm -rf "$work"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-env_out="$("$here/up.sh")"
+# Waits (bounded) until FILE has a line matching PATTERN; fails with the log if PID dies first.
+wait_for() {
+  local file="$1" pattern="$2" pid="$3" what="$4"
+  for _ in $(seq 200); do
+    grep -q "$pattern" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; echo "demo: $what exited" >&2; return 1; }
+    sleep 0.1
+  done
+  cat "$file" >&2
+  echo "demo: $what not ready after 20 s" >&2
+  return 1
+}
+
+env_out="$("$here/up.sh" --rs 1)"
 eval "$env_out"
 prefix="$LB_PREFIX"
-echo "== topology $prefix: client $CLI_IP4 / $CLI_IP6 -> gateway $GW_CLI_IP4 / $GW_CLI_IP6"
+echo "== topology $prefix: client $CLI_IP4 -> gateway -> rs1 $RS1_IP4"
 
-# `ip netns exec` execs deno in place, so $! is deno's pid and SIGTERM reaches it directly.
-ip netns exec "$NS_GW" "$deno" run -A "$repo/lb/echo/main.ts" --tun echo0 --addr "$echo_v4" --addr6 "$echo_v6" \
-  >"$log" 2>&1 &
-echo_pid=$!
-for _ in $(seq 200); do
-  grep -qx ready "$log" && break
-  kill -0 "$echo_pid" 2>/dev/null || { cat "$log" >&2; echo "demo: echo responder exited" >&2; exit 1; }
+# nginx on rs1, behind toa-proxy: it takes the client from the PROXY header and answers with it on /ip.
+mkdir -p "$work/nginx/tmp" "$work/nginx/www"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  log_format pp '\$proxy_protocol_addr:\$proxy_protocol_port via \$realip_remote_addr "\$request" \$status';
+  access_log $work/nginx/access.log pp;
+  client_body_temp_path $work/nginx/tmp/body;
+  proxy_temp_path $work/nginx/tmp/proxy;
+  fastcgi_temp_path $work/nginx/tmp/fastcgi;
+  uwsgi_temp_path $work/nginx/tmp/uwsgi;
+  scgi_temp_path $work/nginx/tmp/scgi;
+  server {
+    listen 127.0.0.1:8080 proxy_protocol;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header proxy_protocol;
+    location / {
+      default_type text/plain;
+      return 200 "\$proxy_protocol_addr:\$proxy_protocol_port\n";
+    }
+  }
+}
+EOF
+ip netns exec "$NS_RS1" nginx -p "$work/nginx/" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" \
+  >"$work/nginx.out" 2>&1 &
+pids+=($!)
+for i in $(seq 101); do
+  ip netns exec "$NS_RS1" ss -Hltn | grep -q '127.0.0.1:8080 ' && break
+  kill -0 "${pids[-1]}" 2>/dev/null && ((i < 101)) || { cat "$work/nginx.out" >&2; echo "demo: nginx not up" >&2; exit 1; }
   sleep 0.1
 done
-grep -qx ready "$log" || { cat "$log" >&2; echo "demo: echo responder not ready after 20 s" >&2; exit 1; }
-echo "== echo responder ready on $NS_GW/echo0 for $echo_v4 and $echo_v6"
 
-in_cli() { ip netns exec "$NS_CLI" "$@"; }
-echo "== ping $echo_v4";  in_cli ping -c 3 -i 0.2 -W 2 "$echo_v4"
-echo "== ping $echo_v6";  in_cli ping -6 -c 3 -i 0.2 -W 2 "$echo_v6"
-echo "== UDP $echo_v4 port 7";   in_cli "$python" "$here/udp_echo_client.py" "$echo_v4" 7 --text "hello over IPv4" 2>&1
-echo "== UDP [$echo_v6] port 9000"; in_cli "$python" "$here/udp_echo_client.py" "$echo_v6" 9000 --text "hello over IPv6" 2>&1
+# `ip netns exec` execs its command in place, so $! is the command's own pid and SIGTERM reaches it.
+ip netns exec "$NS_RS1" "$deno" run -A "$repo/mod.ts" toa-proxy --listen "$RS1_IP4:80" \
+  --backend 127.0.0.1:8080 --proxy-protocol v1 --trust 198.18.2.0/24 >"$work/toa-proxy.log" 2>&1 &
+pids+=($!)
+wait_for "$work/toa-proxy.log" "toa-proxy ready" "${pids[-1]}" toa-proxy
+echo "== rs1: $(grep 'toa-proxy ready' "$work/toa-proxy.log")"
 
-kill -TERM "$echo_pid"
-wait "$echo_pid" || true
-echo_pid=""
-echo "== echo responder log"
-cat "$log"
-echo "== demo OK; tearing down $prefix"
+tun="tdemo$(printf '%04x' "$RANDOM")"
+cat >"$work/gw.json" <<EOF
+{
+  "tun": "$tun",
+  "control": "$work/gw.sock",
+  "localAddresses": ["$local_addr"],
+  "services": [
+    { "vip": "$vip", "port": 80, "protocol": "tcp", "scheduler": "rr", "toa": true,
+      "realServers": [ { "address": "$RS1_IP4", "port": 80, "weight": 1 } ] }
+  ]
+}
+EOF
+ip netns exec "$NS_GW" "$deno" run -A "$repo/mod.ts" lb --config "$work/gw.json" >"$work/gw.log" 2>&1 &
+pids+=($!)
+wait_for "$work/gw.log" "fnat-lb ready" "${pids[-1]}" gateway
+echo "== gateway: $(grep 'fnat-lb ready' "$work/gw.log")"
+
+echo "== client $CLI_IP4: curl http://$vip/"
+seen="$(ip netns exec "$NS_CLI" curl -sS --max-time 10 "http://$vip/")"
+echo "   the server saw the client as: $seen"
+echo "== nginx access log on rs1:"
+sed 's/^/   /' "$work/nginx/access.log"
+if [[ "$seen" != "$CLI_IP4:"* ]]; then
+  echo "demo: FAILED: the server saw $seen, not the client $CLI_IP4" >&2
+  exit 1
+fi
+echo "== demo OK: the real server saw the client's own address ($CLI_IP4), not the gateway's ($local_addr)"

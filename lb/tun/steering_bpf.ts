@@ -118,3 +118,31 @@ export function attachSteering(tunFd: number, progFd: number): void {
 export function closeProgram(progFd: number): void {
   libc().close(progFd);
 }
+
+const BPF_PROG_TEST_RUN = 10;
+
+/**
+ * Runs a loaded socket-filter program once on `packet` (an IP packet) with `BPF_PROG_TEST_RUN` and returns
+ * its return value: how tests check the program against the engine's own ownership formula.
+ */
+export function testRunProgram(progFd: number, packet: Uint8Array, family: 4 | 6): number {
+  sys ??= Deno.dlopen("libc.so.6", {
+    syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
+  });
+  // The kernel builds the skb as an Ethernet frame and pulls the header, so the program sees the IP header.
+  const frame = new Uint8Array(14 + packet.length);
+  frame[12] = family === 4 ? 0x08 : 0x86;
+  frame[13] = family === 4 ? 0x00 : 0xdd;
+  frame.set(packet, 14);
+  const attr = new Uint8Array(80);
+  const dv = new DataView(attr.buffer);
+  dv.setUint32(0, progFd, true);
+  dv.setUint32(8, frame.length, true);
+  dv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(frame))), true);
+  dv.setUint32(32, 1, true); // repeat
+  const r = Number(
+    sys.symbols.syscall(BigInt(SYS_BPF), BigInt(BPF_PROG_TEST_RUN), attr, BigInt(attr.length)),
+  );
+  if (r < 0) throw new Error("bpf(BPF_PROG_TEST_RUN) failed");
+  return dv.getUint32(4, true);
+}

@@ -46,8 +46,12 @@ export interface TcpSegment {
   /** Options in wire order. */
   options: TcpOption[];
   payloadLen: number;
-  /** The TCP checksum verifies (pseudo-header included). */
-  checksumOk: boolean;
+  /**
+   * `ok`: the TCP checksum verifies; `partial`: the field holds exactly the uncomplemented pseudo-header
+   * sum, a checksum left for offload to complete (veth delivers such packets unverified, so this is the
+   * only check they get); `bad`: neither.
+   */
+  checksum: "ok" | "partial" | "bad";
 }
 
 /** Options of {@link startCapture}. */

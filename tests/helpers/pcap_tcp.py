@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Prints the TCP segments of a pcap file as one JSON array, for end-to-end tests (tests/helpers/capture.ts).
 
-scapy dissects IP/IPv6 and TCP and checks the TCP checksum, so the test judges our gateway's packets with
-an implementation independent of ours. Options are listed raw, in wire order, as {"kind", "len", "data"}
+scapy dissects IP/IPv6 and TCP, so the test judges our gateway's packets with an implementation independent
+of ours. "checksum" is "ok" when the TCP checksum verifies, "partial" when the field holds exactly the
+uncomplemented pseudo-header sum — a checksum left for offload to finish (CHECKSUM_PARTIAL: the sender's
+kernel, or our gateway through the TUN's virtio_net_hdr, passed the job on, and veth hands such packets
+to the receiver unverified) — and "bad" otherwise. Options are listed raw, in wire order, as {"kind", "len", "data"}
 (data in hex, without kind and length); NOP and EOL appear as kind 1 / 0 with len 1. A TOA option (kind
 254, len 8 or 20) also carries "toa": {"port", "address"}, the address as inet_ntop prints it.
 
@@ -10,6 +13,7 @@ Usage: pcap_tcp.py FILE.pcap
 """
 import json
 import socket
+import struct
 import sys
 
 from scapy.all import IP, TCP, IPv6, in4_chksum, in6_chksum, rdpcap
@@ -40,6 +44,34 @@ def options(raw):
     return out
 
 
+def fold(total):
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def pseudo_sum(family, src, dst, length):
+    """The uncomplemented one's-complement sum of the TCP pseudo-header (RFC 793, RFC 8200 8.1)."""
+    if family == 4:
+        hdr = socket.inet_pton(socket.AF_INET, src) + socket.inet_pton(socket.AF_INET, dst)
+        hdr += struct.pack("!BBH", 0, 6, length)
+    else:
+        hdr = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+        hdr += struct.pack("!I3xB", length, 6)
+    return fold(sum(struct.unpack("!%dH" % (len(hdr) // 2), hdr)))
+
+
+def checksum_state(family, l3, seg, field):
+    full = in4_chksum(6, l3, seg) if family == 4 else in6_chksum(6, l3, seg)
+    if full == 0:
+        return "ok"
+    seed = pseudo_sum(family, l3.src, l3.dst, len(seg))
+    # One's complement has two zeros: 0x0000 and 0xffff name the same sum.
+    if field == seed or {field, seed} == {0, 0xFFFF}:
+        return "partial"
+    return "bad"
+
+
 def main(path):
     segments = []
     for pkt in rdpcap(path):
@@ -53,7 +85,6 @@ def main(path):
             continue
         tcp = pkt[TCP]
         seg = bytes(tcp)
-        csum = in4_chksum(6, l3, seg) if family == 4 else in6_chksum(6, l3, seg)
         hlen = tcp.dataofs * 4
         segments.append({
             "time": float(pkt.time),
@@ -68,7 +99,7 @@ def main(path):
             "window": tcp.window,
             "options": options(seg[20:hlen]),
             "payloadLen": len(seg) - hlen,
-            "checksumOk": csum == 0,
+            "checksum": checksum_state(family, l3, seg, tcp.chksum),
         })
     json.dump(segments, sys.stdout)
 

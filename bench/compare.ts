@@ -163,6 +163,7 @@ async function measure(
   spec: PathSpec,
   path: PathHandle,
   o: Options,
+  dir: string,
   signal: AbortSignal,
 ): Promise<PathResult> {
   const res: PathResult = { name: spec.name, notes: [], errors: [] };
@@ -199,12 +200,9 @@ async function measure(
   });
   await attempt("latency (ab -c 1)", async () => {
     log(`ab -c 1 ${o.latTime}s, wrk -c1 ${o.latTime}s`);
-    res.latency = await ab(
-      t.nsCli,
-      path.url,
-      { concurrency: 1, seconds: o.latTime, requests: 50_000 },
-      signal,
-    );
+    const percentileFile = `${dir}/${spec.name}-c1.csv`;
+    const c1 = { concurrency: 1, seconds: o.latTime, requests: 50_000, percentileFile };
+    res.latency = await ab(t.nsCli, path.url, c1, signal);
   });
   await attempt("latency (wrk -c1)", async () => {
     res.rtt = await wrkC1(t.nsCli, path.url, o.latTime, signal);
@@ -286,7 +284,7 @@ async function main(args: string[]): Promise<number> {
       let path: PathHandle | undefined;
       try {
         path = await setUpPath(env(i), spec);
-        const r = await measure(t, spec, path, o, signal);
+        const r = await measure(t, spec, path, o, dir, signal);
         r.notes.unshift(...await path.notes());
         results.push(r);
       } catch (e) {

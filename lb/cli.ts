@@ -10,7 +10,7 @@ import { readStats, runGateway } from "./gateway.ts";
 import { TunError } from "./tun/mod.ts";
 
 const USAGE = `usage:
-  mod.ts lb --config FILE            run the FULLNAT gateway (until SIGINT/SIGTERM; SIGUSR1 prints stats)
+  mod.ts lb --config FILE            run the FULLNAT gateway (until SIGINT/SIGTERM; SIGUSR2 prints stats)
   mod.ts lb --config FILE --stats    print a running gateway's stats as JSON (from its control socket)
   mod.ts toa-proxy …                 the TOA-decoding proxy (see README)`;
 

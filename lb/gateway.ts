@@ -7,7 +7,8 @@
  * the worker that owns its connection; where it cannot load, the workers hand packets to each other
  * through shared-memory rings (engine/handoff_ring.ts), counted.
  *
- * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGUSR1 prints stats on stderr, and the unix
+ * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGUSR2 prints stats on stderr (not SIGUSR1: Deno opens
+ * the V8 inspector on 127.0.0.1:9229 when it gets SIGUSR1, so never send it one), and the unix
  * socket at `config.control` answers every connection with the stats as JSON (`mod.ts lb --stats`).
  *
  * @module
@@ -116,7 +117,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   if (signals) {
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
-    Deno.addSignalListener("SIGUSR1", printStats);
+    Deno.addSignalListener("SIGUSR2", printStats);
   }
   opts.stop?.then(stop);
   const finals: EngineCounters[] = [];
@@ -226,7 +227,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     if (signals) {
       Deno.removeSignalListener("SIGINT", stop);
       Deno.removeSignalListener("SIGTERM", stop);
-      Deno.removeSignalListener("SIGUSR1", printStats);
+      Deno.removeSignalListener("SIGUSR2", printStats);
     }
     control?.close();
     await Deno.remove(config.control).catch(() => {});

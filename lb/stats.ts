@@ -1,6 +1,6 @@
 /**
  * Stats snapshots: the engine's counters as a plain JSON-able object (control path only), summed over
- * workers, and the one-line text form printed on SIGUSR1.
+ * workers, and the one-line text form printed on SIGUSR2.
  *
  * @module
  */

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iproute2 iputils-ping procps util-linux ethtool python3 python3-scapy nftables tcpdump socat)
+# Real peers of the tests, the demo and the benchmarks: nginx, HAProxy, curl, ab, iperf3, wrk, tcpdump, scapy.
+PACKAGES=(iproute2 iputils-ping procps util-linux ethtool python3 python3-scapy nftables tcpdump
+  nginx-light haproxy curl apache2-utils iperf3 wrk)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (network namespaces and TUN devices need CAP_NET_ADMIN)" >&2
@@ -20,8 +22,17 @@ command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-host: apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The packages' services (nginx, haproxy) must not start in the root namespace: the tests run their
+  # own copies inside namespaces. A policy-rc.d that refuses every start does that during the install.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 # Deno comes from the npm package `deno`; npm ci installs exactly the locked version.

@@ -32,6 +32,10 @@ export interface AbResult {
   failed: number;
   /** Mean time per request at the run's concurrency, ms (`Time per request … (mean)`). */
   meanMs: number;
+  /** Median time per request, ms (from ab's `-e` percentile file), when asked for. */
+  p50Ms?: number;
+  /** 99th percentile time per request, ms, when asked for. */
+  p99Ms?: number;
 }
 
 /** Keep-alive request latency from wrk. */
@@ -80,6 +84,16 @@ export function parseAb(text: string): AbResult {
   return { perSecond, complete, failed, meanMs };
 }
 
+/** Parses ab's `-e` percentile file (`Percentage served,Time in ms` then `0,0.181` … `99,1.402`). */
+export function parseAbPercentiles(csv: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const line of csv.split("\n")) {
+    const m = /^(\d+),([0-9.]+)$/.exec(line.trim());
+    if (m) out.set(Number(m[1]), Number(m[2]));
+  }
+  return out;
+}
+
 /** A wrk duration (`81.00us`, `1.20ms`, `2.00s`) in µs. */
 export function wrkMicros(text: string): number {
   const m = /^([0-9.]+)(us|ms|s|m)$/.exec(text);
@@ -125,6 +139,8 @@ export interface AbOptions {
   seconds: number;
   /** Request limit (ab stops at whichever comes first). */
   requests: number;
+  /** Where ab writes its percentile file (`-e`); with it the result has p50 and p99. */
+  percentileFile?: string;
 }
 
 /** ab (HTTP/1.0, a new connection per request) from `ns` against `url`. */
@@ -132,12 +148,20 @@ export async function ab(ns: string, url: string, o: AbOptions, signal?: AbortSi
   // -t before -n: -t resets the request limit to 50000, a later -n sets ours. -s: per-socket timeout;
   // -r: a failed connection is counted, not fatal.
   const cmd = ["ab", "-q", "-r", "-s", "5", "-c", String(o.concurrency), "-t", String(o.seconds)];
-  cmd.push("-n", String(o.requests), url);
+  cmd.push("-n", String(o.requests));
+  if (o.percentileFile) cmd.push("-e", o.percentileFile);
+  cmd.push(url);
   const r = await nsRun(ns, cmd, (o.seconds + 15) * 1000, signal);
   if (r.code !== 0 && !/Complete requests/.test(r.stdout)) {
     throw new Error(`ab exited ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")}`);
   }
-  return parseAb(r.stdout);
+  const res = parseAb(r.stdout);
+  if (o.percentileFile) {
+    const p = parseAbPercentiles(await Deno.readTextFile(o.percentileFile).catch(() => ""));
+    res.p50Ms = p.get(50);
+    res.p99Ms = p.get(99);
+  }
+  return res;
 }
 
 /** wrk, one thread, one keep-alive connection, from `ns` against `url` for `seconds`. */

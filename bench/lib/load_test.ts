@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseAb, parseIperf3, parseWrk, wrkMicros } from "./load.ts";
+import { parseAb, parseAbPercentiles, parseIperf3, parseWrk, wrkMicros } from "./load.ts";
 
 const AB = `Server Software:        nginx/1.22.1
 Server Hostname:        198.18.0.10
@@ -65,4 +65,11 @@ Deno.test("parseIperf3: received rate and retransmits; iperf3's error passes thr
   const bad = JSON.stringify({ start: {}, error: "unable to connect to server: Connection refused" });
   assert.throws(() => parseIperf3(bad), /iperf3: unable to connect/);
   assert.throws(() => parseIperf3("iperf3: error"), /no JSON output/);
+});
+
+Deno.test("parseAbPercentiles: percent → ms from ab -e", () => {
+  const p = parseAbPercentiles("Percentage served,Time in ms\n0,0.181\n50,0.215\n99,1.402\n100,3.5\n");
+  assert.equal(p.get(50), 0.215);
+  assert.equal(p.get(99), 1.402);
+  assert.equal(p.size, 4);
 });

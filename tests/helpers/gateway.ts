@@ -103,21 +103,27 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 /** Reads one control-socket answer (the stats JSON) to EOF, bounded by `timeoutMs`. */
 export async function readControl(path: string, timeoutMs = 5_000): Promise<string> {
   const conn = await Deno.connect({ transport: "unix", path });
-  const timer = setTimeout(() => conn.close(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, timeoutMs);
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(65536);
   try {
     for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) chunks.push(buf.slice(0, n));
   } catch (e) {
-    throw new Error(`control socket ${path}: no answer within ${timeoutMs} ms (${(e as Error).message})`);
+    if (timedOut) throw new Error(`control socket ${path}: no complete answer within ${timeoutMs} ms`);
+    throw e;
   } finally {
     clearTimeout(timer);
-    try {
-      conn.close();
-    } catch { /* closed by the timer */ }
+    if (!timedOut) conn.close();
   }
   const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let off = 0;
-  for (const c of chunks) all.set(c, (off += c.length) - c.length);
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
   return new TextDecoder().decode(all);
 }

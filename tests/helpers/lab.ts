@@ -1,8 +1,8 @@
 /**
  * A whole end-to-end lab in one call: the client -- gateway -- real-server namespaces (netns-scripts), a
  * temp dir, nginx on every real server (optional) and the FULLNAT gateway (optional), torn down in
- * `finally` on every exit path — then checked: no namespace with the run's prefix, no process the lab
- * saw, no TUN of the gateway's name left anywhere.
+ * `finally` on every exit path — then checked: the gateway exited 0 on SIGTERM and removed its TUN, and
+ * no namespace with the run's prefix, no process the lab saw, no TUN of the gateway's name is left.
  *
  * @example
  * ```ts
@@ -175,7 +175,17 @@ export async function withLab<T>(opts: LabOptions, fn: (lab: Lab) => Promise<T>)
     }
   };
   for (const f of deferred.reverse()) await step("deferred cleanup", f);
-  if (gw) await step("gateway stop", () => gw!.stop());
+  if (gw) {
+    await step("gateway stop", async () => {
+      const s = await gw!.stop();
+      // SIGTERM is the documented way to stop it: a clean exit, and its TUN gone before the namespace is.
+      if (s.code !== 0) {
+        throw new Error(`exited with ${s.code} (${s.signal ?? "no signal"}): ${s.stderr.trim()}`);
+      }
+      const tuns = await nsExec(t.nsGw, ["ip", "-o", "link", "show", "type", "tun"], 10_000);
+      if (tuns.stdout.includes(`: ${gw!.tun}:`)) throw new Error(`left its TUN ${gw!.tun} behind`);
+    });
+  }
   for (const n of nginx) await step("nginx stop", () => n.stop());
   const pids = tracked.map((p) => p.pid);
   for (const ns of [t.nsCli, t.nsGw, ...t.nsRs]) {

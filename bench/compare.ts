@@ -50,7 +50,7 @@ import {
 
 const REPO = new URL("..", import.meta.url).pathname;
 
-const USAGE = `usage: deno run -A bench/compare.ts [flags]      (as root; about 2–4 minutes with the defaults)
+const USAGE = `usage: deno run -A bench/compare.ts [flags]      (as root; about 100 s with the defaults)
 
   --paths LIST     paths in run order, comma-separated: direct, nft, haproxy, gwN (N workers)
                    (default direct,nft,haproxy,gw1,gw2)

@@ -88,6 +88,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   });
   const c = libc();
   const wakeFds: number[] = [];
+  const wakeOne = new BigUint64Array([1n]);
   const workers: Worker[] = [];
   let last: EngineCounters[] = [];
   let control: Deno.Listener | undefined;
@@ -105,7 +106,10 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     return new Promise((resolve) => {
       const entry = { parts: [] as EngineCounters[], done: resolve };
       pending.set(id, entry);
-      for (const w of workers) w.postMessage({ type: "stats", id } satisfies ToWorker);
+      workers.forEach((w, i) => {
+        w.postMessage({ type: "stats", id } satisfies ToWorker);
+        c.write(wakeFds[i], wakeOne, 8); // the worker blocks in poll(): wake it to read the message
+      });
       setTimeout(() => {
         if (pending.delete(id)) resolve(entry.parts.length ? entry.parts : last);
       }, 2000);

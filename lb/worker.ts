@@ -61,6 +61,18 @@ function now(): number {
   return performance.now() / 1000;
 }
 
+const yieldChannel = new MessageChannel();
+let yieldResolve: (() => void) | undefined;
+yieldChannel.port1.onmessage = () => yieldResolve?.();
+
+/** Lets queued messages (stop, stats, weights) run: a macrotask turn without setTimeout's 4 ms clamp. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((r) => {
+    yieldResolve = r;
+    yieldChannel.port2.postMessage(null);
+  });
+}
+
 let engine: Engine | undefined;
 let running = true;
 const runtime = {
@@ -122,14 +134,22 @@ async function run(init: WorkerInit): Promise<void> {
     return out + hdr;
   };
   let lastTick = now();
+  let lastYield = lastTick;
   self.postMessage({ type: "ready", worker });
   while (running) {
     pollI16[3] = 0;
     pollI16[7] = 0;
-    await c.pollWait(pollBuf, 2, POLL_MS);
-    if (!running) break;
-    const t = now();
-    if (pollI16[7] & POLLIN) c.read(wakeFd, eventBuf, 8);
+    // A blocking poll on this worker's own thread: no thread-pool hop and promise per wake-up, which is
+    // most of the latency of a packet. Messages from the main thread wait until the loop yields; the main
+    // thread writes this worker's eventfd after each one, so the poll returns and the loop yields at once.
+    const ready = c.poll(pollBuf, 2, POLL_MS);
+    let t = now();
+    if (ready <= 0 || (pollI16[7] & POLLIN) !== 0 || t - lastYield >= 1) {
+      if (pollI16[7] & POLLIN) c.read(wakeFd, eventBuf, 8);
+      await yieldToEventLoop();
+      lastYield = t = now();
+      if (!running) break;
+    }
     try {
       // Packets other workers handed over: this worker owns them.
       for (const r of inRings) {
@@ -178,6 +198,7 @@ async function run(init: WorkerInit): Promise<void> {
       lastTick = t;
     }
   }
+  yieldChannel.port1.close();
   self.postMessage({ type: "stopped", worker, counters: counters() });
 }
 

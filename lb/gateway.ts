@@ -16,6 +16,7 @@
 import type { GatewayConfig } from "./config.ts";
 import { addressFamily } from "./config.ts";
 import { handoffRingBytes } from "./engine/handoff_ring.ts";
+import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
 import { parseIpv4 } from "./packet/ipv4.ts";
 import { parseIpv6 } from "./packet/ipv6.ts";
 import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
@@ -89,6 +90,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   const c = libc();
   const wakeFds: number[] = [];
   const wakeOne = new BigUint64Array([1n]);
+  const controls: Int32Array[] = [];
   const workers: Worker[] = [];
   let last: EngineCounters[] = [];
   let control: Deno.Listener | undefined;
@@ -106,9 +108,9 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     return new Promise((resolve) => {
       const entry = { parts: [] as EngineCounters[], done: resolve };
       pending.set(id, entry);
-      workers.forEach((w, i) => {
-        w.postMessage({ type: "stats", id } satisfies ToWorker);
-        c.write(wakeFds[i], wakeOne, 8); // the worker blocks in poll(): wake it to read the message
+      controls.forEach((ctl, i) => {
+        Atomics.store(ctl, 1, id);
+        c.write(wakeFds[i], wakeOne, 8); // the worker blocks in poll(): wake it to look
       });
       setTimeout(() => {
         if (pending.delete(id)) resolve(entry.parts.length ? entry.parts : last);
@@ -133,6 +135,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     if (steering.reason && steering.mode === "handoff" && steering.reason !== "configured") {
       console.error(`fnat-lb steering=handoff reason=${JSON.stringify(steering.reason)}`);
     }
+    const isnSecret = await loadIsnSecret(isnSecretPath(config.control, config.tun));
     for (let i = 0; i < n; i++) {
       const fd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (fd < 0) throw new Error("eventfd failed");
@@ -154,6 +157,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
       failed = rej;
     });
     for (let i = 0; i < n; i++) {
+      controls.push(new Int32Array(new SharedArrayBuffer(8)));
       const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
       w.onmessage = (ev: MessageEvent<FromWorker>) => {
         const m = ev.data;
@@ -191,6 +195,8 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
         tun: dev.name,
         queueFd: dev.queues[i].fd,
         vnetHdr: dev.vnetHdr,
+        isnSecret,
+        control: controls[i].buffer as SharedArrayBuffer,
         wakeFds,
         rings,
       };
@@ -220,6 +226,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   } finally {
     // Stop the workers first (they own the queues' fds while running), then close the device.
     const one = new BigUint64Array([1n]);
+    for (const ctl of controls) Atomics.store(ctl, 0, 1);
     for (const w of workers) w.postMessage({ type: "stop" } satisfies ToWorker);
     for (const fd of wakeFds) c.write(fd, one, 8);
     if (workers.length > 0) {

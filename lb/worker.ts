@@ -37,6 +37,14 @@ export interface WorkerInit {
   queueFd: number;
   /** Packets carry a virtio_net_hdr (TUN offloads on). */
   vnetHdr: boolean;
+  /** The ISN secret shared by all workers and kept across restarts (isn_secret.ts). */
+  isnSecret: Uint32Array;
+  /**
+   * Control words shared with the main thread (Int32 × 2): [0] stop when non-zero, [1] id of the latest
+   * stats request. Read every loop turn, so stopping and stats never wait on message delivery to a thread
+   * that is blocked in poll().
+   */
+  control: SharedArrayBuffer;
   /** Wake eventfd of every worker, by index. */
   wakeFds: number[];
   /** rings[from][to]: shared buffers of the hand-off rings (null where from === to). */
@@ -46,7 +54,6 @@ export interface WorkerInit {
 /** Messages the main thread sends. */
 export type ToWorker =
   | { type: "init"; init: WorkerInit }
-  | { type: "stats"; id: number }
   | { type: "weight"; service: number; server: number; weight: number }
   | { type: "stop" };
 
@@ -94,7 +101,7 @@ function counters() {
 async function run(init: WorkerInit): Promise<void> {
   const { config, worker } = init;
   const workers = config.workers;
-  engine = new Engine(config, { worker, workers, now: now() });
+  engine = new Engine(config, { worker, workers, now: now(), isnSecret: init.isnSecret });
   const q = new TunQueue(worker, init.tun, init.queueFd, init.wakeFds[worker]);
   const c = libc();
   const wakeFd = init.wakeFds[worker];
@@ -135,16 +142,25 @@ async function run(init: WorkerInit): Promise<void> {
   };
   let lastTick = now();
   let lastYield = lastTick;
+  const ctl = new Int32Array(init.control);
+  let statsId = 0;
   self.postMessage({ type: "ready", worker });
-  while (running) {
+  while (running && Atomics.load(ctl, 0) === 0) {
     pollI16[3] = 0;
     pollI16[7] = 0;
     // A blocking poll on this worker's own thread: no thread-pool hop and promise per wake-up, which is
-    // most of the latency of a packet. Messages from the main thread wait until the loop yields; the main
-    // thread writes this worker's eventfd after each one, so the poll returns and the loop yields at once.
+    // most of the latency of a packet. The main thread writes this worker's eventfd after changing the
+    // control words or posting a message, so the poll returns at once.
     const ready = c.poll(pollBuf, 2, POLL_MS);
     let t = now();
+    if (Atomics.load(ctl, 0) !== 0) break;
+    const wanted = Atomics.load(ctl, 1);
+    if (wanted !== statsId) {
+      statsId = wanted;
+      self.postMessage({ type: "stats", id: wanted, counters: counters() });
+    }
     if (ready <= 0 || (pollI16[7] & POLLIN) !== 0 || t - lastYield >= 1) {
+      // Rare messages (weights) are delivered while the loop yields.
       if (pollI16[7] & POLLIN) c.read(wakeFd, eventBuf, 8);
       await yieldToEventLoop();
       lastYield = t = now();
@@ -206,8 +222,6 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   if (m.type === "init") {
     run(m.init).catch((err) => self.postMessage({ type: "error", message: (err as Error).message }));
-  } else if (m.type === "stats") {
-    if (engine) self.postMessage({ type: "stats", id: m.id, counters: counters() });
   } else if (m.type === "weight") {
     engine?.setWeight(m.service, m.server, m.weight);
   } else if (m.type === "stop") {

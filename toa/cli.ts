@@ -1,7 +1,8 @@
 /**
- * The `toa-proxy` subcommand: parses the flags, opens the proxy (toa/relay.ts), prints one `ready` line on
- * stdout, and runs until SIGINT/SIGTERM; SIGUSR2 prints the counters (not SIGUSR1: Deno 2.9 opens the V8 inspector on it). Errors at this edge are one line that
- * names the bad flag, and a non-zero exit status.
+ * The `toa-proxy` subcommand: parses the flags, raises the open-file limit to the hard limit (two fds per
+ * connection), opens the proxy (toa/relay.ts), prints one `ready` line on stdout, and runs until
+ * SIGINT/SIGTERM; SIGUSR2 prints the counters (not SIGUSR1: Deno 2.9 opens the V8 inspector on it). Errors
+ * at this edge are one line that names the bad flag, and a non-zero exit status.
  *
  * @module
  */
@@ -11,11 +12,15 @@ import { parseTrustList } from "./trust.ts";
 import { type ProxyProtocolMode, ToaProxy, type ToaProxyCounters } from "./relay.ts";
 import { SocketError } from "./listener.ts";
 import type { Cidr } from "./trust.ts";
+import { raiseFdLimit } from "./fd_limit.ts";
+import { errnoName } from "./libc_socket.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
-                         --trust CIDR[,CIDR...] [--connect-timeout MS]
+                         --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]
   Relays each connection to the backend, announcing the client from TOA when the peer is in --trust
-  (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.`;
+  (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.
+  --connect-timeout: backend connect timeout (default 3000 ms). --idle-timeout: close connections that
+  moved no byte for this long (default 300 s; 0 = never).`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {
@@ -29,6 +34,8 @@ export interface ToaProxyArgs {
   trust: Cidr[];
   /** --connect-timeout, ms. */
   connectTimeoutMs: number;
+  /** --idle-timeout, converted to ms; 0 = none. */
+  idleTimeoutMs: number;
 }
 
 /** A bad flag: the message is the one line the user sees. */
@@ -52,6 +59,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
         "proxy-protocol": { type: "string" },
         trust: { type: "string" },
         "connect-timeout": { type: "string", default: "3000" },
+        "idle-timeout": { type: "string", default: "300" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -91,7 +99,20 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
   if (!/^\d{1,7}$/.test(ct) || Number(ct) < 1) {
     throw new UsageError(`--connect-timeout: expected milliseconds (1..9999999), got ${JSON.stringify(ct)}`);
   }
-  return { listen, backend, proxyProtocol: pp, trust, connectTimeoutMs: Number(ct) };
+  const it = values["idle-timeout"];
+  if (!/^\d{1,7}$/.test(it)) {
+    throw new UsageError(
+      `--idle-timeout: expected seconds (0 = none, up to 9999999), got ${JSON.stringify(it)}`,
+    );
+  }
+  return {
+    listen,
+    backend,
+    proxyProtocol: pp,
+    trust,
+    connectTimeoutMs: Number(ct),
+    idleTimeoutMs: Number(it) * 1000,
+  };
 }
 
 /** The counters as one log line with stable keys. */
@@ -112,6 +133,13 @@ export async function toaProxyMain(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // Two fds per connection: the usual soft limit of 1024 would cap the relay near 500 connections.
+  const fds = raiseFdLimit();
+  if (fds.errno !== 0) {
+    console.error(
+      `toa-proxy event=fd_limit_error soft=${fds.soft} hard=${fds.hard} errno=${errnoName(fds.errno)}`,
+    );
+  }
   let proxy: ToaProxy;
   try {
     proxy = ToaProxy.open({ ...a });
@@ -126,7 +154,8 @@ export async function toaProxyMain(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGUSR2", stats);
   console.log(
     `toa-proxy ready listen=${formatHostPort(proxy.address)} backend=${formatHostPort(a.backend)} ` +
-      `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")}`,
+      `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")} ` +
+      `idle_timeout=${a.idleTimeoutMs / 1000} nofile=${fds.soft} nofile_before=${fds.before}`,
   );
   try {
     await proxy.run();

@@ -9,6 +9,12 @@ Deno.test("toa-proxy flags parse into addresses, mode and trust list", () => {
   assert.equal(a.proxyProtocol, "v1");
   assert.deepEqual(a.trust.map((c) => c.text), ["198.18.2.0/24", "fd00:2::/64"]);
   assert.equal(a.connectTimeoutMs, 3000);
+  assert.equal(a.idleTimeoutMs, 300_000);
+  assert.equal(parseToaProxyArgs([...base, "--trust", "1.0.0.0/8", "--idle-timeout", "0"])!.idleTimeoutMs, 0);
+  assert.equal(
+    parseToaProxyArgs([...base, "--trust", "1.0.0.0/8", "--idle-timeout", "90"])!.idleTimeoutMs,
+    90_000,
+  );
   assert.equal(parseToaProxyArgs(["--help"]), null);
 });
 
@@ -20,6 +26,8 @@ Deno.test("toa-proxy flag errors are one line naming the flag", () => {
     [[...base.slice(0, 5), "v3", "--trust", "1.0.0.0/8"], /^--proxy-protocol: expected v1, v2 or none/],
     [[...base, "--trust", "198.18.2.0/40"], /^--trust: .*prefix length/],
     [[...base, "--trust", "1.0.0.0/8", "--connect-timeout", "soon"], /^--connect-timeout: /],
+    [[...base, "--trust", "1.0.0.0/8", "--idle-timeout=-1"], /^--idle-timeout: expected seconds/],
+    [[...base, "--trust", "1.0.0.0/8", "--idle-timeout", "1.5"], /^--idle-timeout: expected seconds/],
     [[...base, "--trust", "1.0.0.0/8", "--bogus"], /bogus/],
     [
       ["--listen", "1.2.3.4:1", "--backend", "1.2.3.4:0", "--proxy-protocol", "v2", "--trust", "1.0.0.0/8"],

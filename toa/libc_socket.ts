@@ -45,6 +45,11 @@ export const SHUT_WR = 1;
 /** send(2) flag: report EPIPE instead of raising SIGPIPE when the peer is gone. */
 export const MSG_NOSIGNAL = 0x4000;
 
+/** getrlimit(2)/setrlimit(2) resource: the highest fd number + 1 the process may open. */
+export const RLIMIT_NOFILE = 7;
+/** Size of `struct rlimit`: two u64 (`rlim_cur`, the soft limit, then `rlim_max`, the hard one). */
+export const RLIMIT_SIZE = 16;
+
 /** epoll_ctl(2) operation: add. */
 export const EPOLL_CTL_ADD = 1;
 /** epoll_ctl(2) operation: delete. */
@@ -129,6 +134,8 @@ const SYMBOLS = {
   epoll_wait_sync: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -172,6 +179,10 @@ export interface SocketLibc {
   eventfd(initval: number, flags: number): number;
   /** write(2) (to the eventfd that wakes the loop). */
   write(fd: number, buf: Uint8Array, len: number): number;
+  /** getrlimit(2); `rlim` is one `struct rlimit` ({@link RLIMIT_SIZE} bytes), filled in. */
+  getrlimit(resource: number, rlim: Uint8Array): number;
+  /** setrlimit(2); `rlim` is one `struct rlimit`. */
+  setrlimit(resource: number, rlim: Uint8Array): number;
   /** Address of the calling thread's errno. */
   __errno_location(): Deno.PointerValue;
 }

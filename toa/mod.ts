@@ -42,9 +42,12 @@ export {
   proxyV1Line,
 } from "./proxy_protocol.ts";
 export {
+  ACCEPT_PAUSE_MS,
   proxyHeaderFor,
   type ProxyProtocolMode,
   ToaProxy,
   type ToaProxyCounters,
   type ToaProxyOptions,
 } from "./relay.ts";
+export { type FdLimit, fdLimit, type FdLimitRaise, raiseFdLimit } from "./fd_limit.ts";
+export { type IdleEntry, IdleWheel } from "./idle_wheel.ts";

@@ -18,6 +18,12 @@
  * as shutdown(SHUT_WR) of the other after its buffer is flushed (half-close); both fds close when both
  * directions have ended, or at once on an error.
  *
+ * Established connections that move no byte for `idleTimeoutMs` are closed (both sides) by a one-second
+ * timer wheel (toa/idle_wheel.ts): activity is one store per recv/send, and a loop turn looks only at the
+ * wheel slot of a second that has just passed. When accept4 (or the backend's socket()) fails for lack of
+ * fds, the listener leaves the epoll set for {@link ACCEPT_PAUSE_MS}, so a full fd table cannot spin the
+ * loop on a level-triggered listener; such failures are counted and logged at most once a second.
+ *
  * Logs are one line per event with stable keys: `toa-proxy event=NAME key=value …`.
  *
  * @module
@@ -61,6 +67,7 @@ import { type Listener, openListener, SocketError } from "./listener.ts";
 import { localAddressOf, readSavedSyn, toaClientAddress } from "./client_address.ts";
 import type { Cidr } from "./trust.ts";
 import { encodeProxyV1, encodeProxyV2, type ProxyHeader } from "./proxy_protocol.ts";
+import { type IdleEntry, IdleWheel } from "./idle_wheel.ts";
 
 /** Which PROXY header the backend gets: v1 text, v2 binary, or none (plain relay). */
 export type ProxyProtocolMode = "v1" | "v2" | "none";
@@ -77,6 +84,8 @@ export interface ToaProxyOptions {
   trust: readonly Cidr[];
   /** Backend connect timeout in ms (default 3000). */
   connectTimeoutMs?: number;
+  /** Close established connections that moved no byte for this long, in ms; 0: never (default 300000). */
+  idleTimeoutMs?: number;
   /** Per-direction buffer bound in bytes (default 65536). */
   bufferSize?: number;
   /** listen(2) backlog (default 4096). */
@@ -101,8 +110,12 @@ export interface ToaProxyCounters {
   backend_errors: number;
   /** Connections ended by a socket error (reset, broken pipe) instead of two clean half-closes. */
   relay_errors: number;
-  /** accept4 failures other than EAGAIN (fd exhaustion, for one). */
+  /** accept4 failures other than EAGAIN, EINTR and ECONNABORTED (fd exhaustion included); each pauses accepting. */
   accept_errors: number;
+  /** accept4 or the backend socket() failed for lack of fds (EMFILE, ENFILE); accepting paused briefly. */
+  fd_exhausted: number;
+  /** Established connections closed (both sides) after the idle timeout. */
+  idle_closed: number;
   /** Bytes relayed client → backend (PROXY header not included). */
   bytes_client_to_backend: number;
   /** Bytes relayed backend → client. */
@@ -128,10 +141,18 @@ const WAIT_MS = 100;
 const SYNC_POLLS = 32;
 /** Spare relay buffers kept for reuse; beyond this they go to the garbage collector. */
 const POOL_MAX = 256;
+/** How long accepting stops after accept4 failed (fd exhaustion, for one), in ms. */
+export const ACCEPT_PAUSE_MS = 100;
+/** At most one accept-failure log line per this many ms; the line says how many failures it stands for. */
+const ACCEPT_LOG_MS = 1000;
 
 /** One relayed connection: the client's fd, the backend's, and per-direction state (index C2B/B2C). */
-class Conn {
+class Conn implements IdleEntry {
   state = CONNECTING;
+  /** Idle-wheel bookkeeping (toa/idle_wheel.ts): last byte moved (ms), slot, position. */
+  lastActive = 0;
+  wheelSlot = -1;
+  wheelPos = 0;
   /** Registered epoll interest per fd, -1 when not registered. */
   cMask = -1;
   bMask = -1;
@@ -185,6 +206,8 @@ export class ToaProxy {
     backend_errors: 0,
     relay_errors: 0,
     accept_errors: 0,
+    fd_exhausted: 0,
+    idle_closed: 0,
     bytes_client_to_backend: 0,
     bytes_backend_to_client: 0,
     active: 0,
@@ -194,11 +217,20 @@ export class ToaProxy {
   /** Accepting is paused until this time (ms) after fd exhaustion. */
   private acceptPausedUntil = 0;
   private listenerRegistered = false;
+  /** Accept failures not yet logged, and when the next log line may be written. */
+  private acceptFailures = 0;
+  private acceptLogAt = 0;
+  /** The idle timer wheel; null when the idle timeout is 0. */
+  private readonly idle: IdleWheel<Conn> | null;
+  /** performance.now() of the current loop turn: the time stamp of activity seen in it. */
+  private now = performance.now();
 
   private constructor(private readonly opts: ToaProxyOptions) {
     this.log = opts.log ?? ((l) => console.error(l));
     this.bufferSize = opts.bufferSize ?? 65536;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+    const idleMs = opts.idleTimeoutMs ?? 300_000;
+    this.idle = idleMs > 0 ? new IdleWheel<Conn>(idleMs, this.now) : null;
     this.scratch = new Uint8Array(this.bufferSize);
     this.backendSa = encodeSockaddr(opts.backend);
     this.listener = openListener(opts.listen, { backlog: opts.backlog });
@@ -257,6 +289,7 @@ export class ToaProxy {
           n = await lib.epoll_wait(this.ep, this.events, MAX_EVENTS, WAIT_MS);
         }
         if (this.stopping) break;
+        const now = this.now = performance.now();
         let acceptReady = false;
         for (let i = 0; i < n; i++) {
           const base = i * EPOLL_EVENT_SIZE;
@@ -265,13 +298,18 @@ export class ToaProxy {
           if (fd === this.listener.fd) acceptReady = true;
           else if (fd !== this.wakeFd) this.onEvent(fd, ev);
         }
-        const now = performance.now();
         if (acceptReady) this.acceptMany(now);
         else if (!this.listenerRegistered && now >= this.acceptPausedUntil) {
           this.ctl(EPOLL_CTL_ADD, this.listener.fd, EPOLLIN);
           this.listenerRegistered = true;
         }
         if (this.connecting.size > 0) this.expireConnects(now);
+        if (this.idle !== null && this.idle.size > 0) {
+          this.idle.advance(now, (conn) => {
+            this.c.idle_closed++;
+            this.close(conn);
+          });
+        }
       }
     } finally {
       for (const conn of this.byFd) if (conn && conn.state !== CLOSED) this.close(conn);
@@ -304,15 +342,34 @@ export class ToaProxy {
         if (e === Errno.EAGAIN) return;
         if (e === Errno.EINTR || e === Errno.ECONNABORTED) continue;
         this.c.accept_errors++;
-        this.log(`toa-proxy event=accept_error errno=${errnoName(e)}`);
-        // Out of fds (or worse): stop listening for a moment rather than spin on a level-triggered listener.
-        this.ctl(EPOLL_CTL_DEL, this.listener.fd, 0);
-        this.listenerRegistered = false;
-        this.acceptPausedUntil = now + 100;
-        return;
+        return this.pauseAccepting("accept4", e, now);
       }
       this.accept(cfd, now);
+      if (!this.listenerRegistered) return; // the backend's socket() ran out of fds: paused
     }
+  }
+
+  /**
+   * accept4 or socket() failed (out of fds, or worse): the listener leaves the epoll set for ACCEPT_PAUSE_MS
+   * rather than spin level-triggered on a connection it cannot take; established connections go on, and
+   * the waiting ones stay in the kernel's backlog. Logged at most once per ACCEPT_LOG_MS.
+   */
+  private pauseAccepting(call: string, e: number, now: number): void {
+    if (e === Errno.EMFILE || e === Errno.ENFILE) this.c.fd_exhausted++;
+    this.acceptFailures++;
+    if (now >= this.acceptLogAt) {
+      this.log(
+        `toa-proxy event=accept_paused call=${call} errno=${errnoName(e)} failures=${this.acceptFailures} ` +
+          `active=${this.c.active} pause_ms=${ACCEPT_PAUSE_MS}`,
+      );
+      this.acceptFailures = 0;
+      this.acceptLogAt = now + ACCEPT_LOG_MS;
+    }
+    if (this.listenerRegistered) {
+      this.ctl(EPOLL_CTL_DEL, this.listener.fd, 0);
+      this.listenerRegistered = false;
+    }
+    this.acceptPausedUntil = now + ACCEPT_PAUSE_MS;
   }
 
   private accept(cfd: number, now: number): void {
@@ -330,9 +387,10 @@ export class ToaProxy {
     const family = this.opts.backend.family === 4 ? AF_INET : AF_INET6;
     const bfd = lib.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (bfd < 0) {
-      this.backendError(decided.client, peer, errno());
+      const e = errno();
       lib.close(cfd);
-      return;
+      if (e === Errno.EMFILE || e === Errno.ENFILE) return this.pauseAccepting("socket", e, now);
+      return this.backendError(decided.client, peer, e);
     }
     const one = intOption(1);
     lib.setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, one, 4);
@@ -374,13 +432,17 @@ export class ToaProxy {
   private connected(conn: Conn): void {
     this.connecting.delete(conn);
     conn.state = OPEN;
+    this.idle?.add(conn, this.now);
     if (conn.pendLen[C2B] > 0 && !this.flush(conn, C2B)) return;
     this.update(conn);
   }
 
   private expireConnects(now: number): void {
+    // A Set iterates in insertion order and every deadline is its insertion time + the same timeout, so the
+    // first one not yet due ends the walk: a turn costs O(expired + 1), not O(connecting).
     for (const conn of this.connecting) {
-      if (now >= conn.deadline) this.connectFailed(conn, "timeout");
+      if (now < conn.deadline) return;
+      this.connectFailed(conn, "timeout");
     }
   }
 
@@ -422,6 +484,7 @@ export class ToaProxy {
     for (let i = 0; i < MAX_READS; i++) {
       const n = lib.recv(src, buf, buf.length, 0);
       if (n > 0) {
+        conn.lastActive = this.now;
         if (d === C2B) this.c.bytes_client_to_backend += n;
         else this.c.bytes_backend_to_client += n;
         let off = 0;
@@ -462,6 +525,7 @@ export class ToaProxy {
       const e = errno();
       return e === Errno.EAGAIN || e === Errno.EINTR ? true : this.fail(conn, e);
     }
+    if (w > 0) conn.lastActive = this.now;
     if (w < len) {
       p.copyWithin(0, w, len);
       conn.pendLen[d] = len - w;
@@ -525,6 +589,7 @@ export class ToaProxy {
   private close(conn: Conn): void {
     if (conn.state === CLOSED) return;
     if (conn.state === CONNECTING) this.connecting.delete(conn);
+    this.idle?.remove(conn);
     conn.state = CLOSED;
     // close() also removes the fds from epoll; the byFd slots are cleared before the numbers can be reused.
     this.byFd[conn.cfd] = undefined;

@@ -90,6 +90,11 @@ export interface EngineOptions {
   random32?: () => number;
   /** Seconds to add to `now` for wall-clock time (keeps ISNs growing across restarts). Default: derived. */
   epoch?: number;
+  /**
+   * The ISN hash secret (4 words). The gateway keeps one per boot (isn_secret.ts) so that ISNs for a tuple
+   * keep growing across restarts; default: random.
+   */
+  isnSecret?: Uint32Array;
   /** Largest number of generated replies (RST, ICMP) per second. */
   replyRate?: number;
 }
@@ -163,7 +168,7 @@ export class Engine {
     this.workers = workers;
     this.random32 = opts.random32;
     this.isn = new IsnGenerator(
-      crypto.getRandomValues(new Uint32Array(4)),
+      opts.isnSecret ?? crypto.getRandomValues(new Uint32Array(4)),
       opts.epoch ?? Date.now() / 1000 - this.now,
     );
     this.replyRate = opts.replyRate ?? 1000;

@@ -29,8 +29,10 @@ export interface Server {
 
 /** A running toa-proxy. */
 export interface ToaProxyProcess {
-  /** The background process. */
+  /** The background process (its pid is the proxy's own: `ip netns exec` and `prlimit` exec). */
   readonly process: Background;
+  /** Sends SIGUSR2 and waits (bounded) for the `event=stats` line it prints; returns its counters. */
+  stats(timeoutMs?: number): Promise<Record<string, number>>;
   /** SIGTERM, bounded; returns the counters of its `event=stopped` line (empty if it printed none). */
   stop(): Promise<{ counters: Record<string, number>; stderr: string }>;
 }
@@ -42,17 +44,22 @@ export function parseCounters(line: string): Record<string, number> {
   return out;
 }
 
-/** Starts `mod.ts toa-proxy ARGS` in `ns` and waits (bounded) for its ready line. */
+/**
+ * Starts `mod.ts toa-proxy ARGS` in `ns` and waits (bounded) for its ready line; `wrapper` goes before the
+ * deno command and must exec it (e.g. `["prlimit", "--nofile=64:64"]`).
+ */
 export async function startToaProxy(
   ns: string,
   args: string[],
   timeoutMs = 20_000,
+  wrapper: string[] = [],
 ): Promise<ToaProxyProcess> {
   const process = spawnBackground([
     "ip",
     "netns",
     "exec",
     ns,
+    ...wrapper,
     Deno.execPath(),
     "run",
     "-A",
@@ -66,8 +73,15 @@ export async function startToaProxy(
     await process.stop("SIGKILL", 1_000);
     throw e;
   }
+  const statsLines = () => process.stderr().split("\n").filter((l) => l.includes("event=stats"));
   return {
     process,
+    async stats(ms = 5_000) {
+      const before = statsLines().length;
+      Deno.kill(process.pid, "SIGUSR2");
+      await process.waitFor(() => statsLines().length > before, "toa-proxy stats line", ms);
+      return parseCounters(statsLines()[before]);
+    },
     async stop() {
       const s = await process.stop("SIGTERM", 5_000);
       const line = s.stderr.split("\n").find((l) => l.includes("event=stopped")) ?? "";

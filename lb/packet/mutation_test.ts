@@ -6,7 +6,8 @@
  * spare room) and without breaking a checksum that was right before.
  */
 import assert from "node:assert/strict";
-import { FIXTURES, fromHex, prng } from "../../tests/fixtures/fixtures.ts";
+import { FIXTURES, fromHex } from "../../tests/fixtures/fixtures.ts";
+import { prng } from "../../tests/helpers/prng.ts";
 import { read16, read32 } from "./checksum.ts";
 import {
   icmpChecksum,

@@ -6,7 +6,8 @@
  * scapy's view of the original packet, never read back through our own views.
  */
 import assert from "node:assert/strict";
-import { type Fixture, fixture, FIXTURES, fromHex, prng, toHex } from "../../tests/fixtures/fixtures.ts";
+import { type Fixture, fixture, FIXTURES, fromHex, toHex } from "../../tests/fixtures/fixtures.ts";
+import { prng } from "../../tests/helpers/prng.ts";
 import { checksumAdjust16, read16, write16 } from "./checksum.ts";
 import { icmpSetTypeCode } from "./icmp.ts";
 import { icmpv6ApplySumDelta } from "./icmpv6.ts";

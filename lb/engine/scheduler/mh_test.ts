@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { hashKey } from "./hash.ts";
 import { MAGLEV_DEFAULT_TABLE_SIZE, MaglevScheduler } from "./mh.ts";
 import { ServerSet } from "./scheduler.ts";
-import { prng, tally } from "./test_util.ts";
+import { prng } from "../../../tests/helpers/prng.ts";
+import { tally } from "./test_util.ts";
 
 const M = MAGLEV_DEFAULT_TABLE_SIZE;
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createScheduler, SCHEDULER_NAMES, ServerSet } from "./mod.ts";
-import { prng } from "./test_util.ts";
+import { prng } from "../../../tests/helpers/prng.ts";
 
 Deno.test("createScheduler: builds every named algorithm", () => {
   const set = new ServerSet(["a", "b"], [1, 1]);

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ServerSet } from "./scheduler.ts";
 import { SourceHashScheduler } from "./sh.ts";
-import { prng, tally } from "./test_util.ts";
+import { prng } from "../../../tests/helpers/prng.ts";
+import { tally } from "./test_util.ts";
 
 Deno.test("sh: the same source hash always gets the same server", () => {
   const sh = new SourceHashScheduler(new ServerSet(["a", "b", "c", "d"], [1, 2, 3, 4]));

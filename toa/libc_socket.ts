@@ -77,41 +77,6 @@ export const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
 /** Offset of the `data` field in `struct epoll_event`. */
 export const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 
-/** errno values we branch on or name in logs (Linux generic numbering, same on x86-64 and aarch64). */
-export const Errno = {
-  EPERM: 1,
-  EINTR: 4,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EINVAL: 22,
-  ENFILE: 23,
-  EMFILE: 24,
-  EPIPE: 32,
-  ERANGE: 34,
-  EADDRINUSE: 98,
-  EADDRNOTAVAIL: 99,
-  ENETUNREACH: 101,
-  ECONNABORTED: 103,
-  ECONNRESET: 104,
-  ENOBUFS: 105,
-  ENOTCONN: 107,
-  ETIMEDOUT: 110,
-  ECONNREFUSED: 111,
-  EHOSTUNREACH: 113,
-  EINPROGRESS: 115,
-} as const;
-
-const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(Errno).map(([name, value]) => [value, name]),
-);
-
-/** Symbolic name of an errno value, e.g. `ECONNREFUSED`, or `errno N` for ones we never branch on. */
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
-}
-
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
@@ -201,7 +166,7 @@ export function socketLibc(): SocketLibc {
   return symbols;
 }
 
-/** errno of the last failed synchronous libc call on the JS thread. */
+/** errno of the last failed synchronous libc call on the JS thread (names: lb/sys/errno.ts). */
 export function errno(): number {
   socketLibc();
   return errnoView!.getInt32(0);

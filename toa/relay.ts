@@ -40,9 +40,7 @@ import {
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
-  Errno,
   errno,
-  errnoName,
   intOption,
   IPPROTO_TCP,
   MSG_NOSIGNAL,
@@ -55,6 +53,7 @@ import {
   SOL_SOCKET,
   TCP_NODELAY,
 } from "./libc_socket.ts";
+import { Errno, errnoName } from "../lb/sys/errno.ts";
 import { AF_INET, AF_INET6 } from "./libc_socket.ts";
 import {
   encodeSockaddr,

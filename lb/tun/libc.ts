@@ -37,30 +37,6 @@ export const POLLHUP = 0x010;
 /** poll(2) event: fd not open. */
 export const POLLNVAL = 0x020;
 
-/** errno values we branch on (Linux generic numbering, same on x86-64 and aarch64). */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EIO: 5,
-  EBADF: 9,
-  EAGAIN: 11,
-  EACCES: 13,
-  EBUSY: 16,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-} as const;
-
-const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(Errno).map(([name, value]) => [value, name]),
-);
-
-/** Symbolic name of an errno value, e.g. `EBUSY`, or `errno N` for ones we never branch on. */
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
-}
-
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -120,7 +96,7 @@ export function libc(): Libc {
   return symbols!;
 }
 
-/** errno of the last failed synchronous libc call on the JS thread. */
+/** errno of the last failed synchronous libc call on the JS thread (names: lb/sys/errno.ts). */
 export function errno(): number {
   libc();
   return errnoView!.getInt32(0);

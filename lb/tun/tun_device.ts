@@ -22,7 +22,6 @@ import {
   cString,
   EFD_CLOEXEC,
   EFD_NONBLOCK,
-  Errno,
   errno,
   libc,
   O_CLOEXEC,
@@ -33,6 +32,7 @@ import {
   POLLIN,
   POLLNVAL,
 } from "./libc.ts";
+import { Errno } from "../sys/errno.ts";
 import { TunError, TunNameInUseError, TunPermissionError, TunUnavailableError } from "./errors.ts";
 
 /** `_IOW('T', 202, int)`: attach this fd to a TUN/TAP interface (linux/if_tun.h). */

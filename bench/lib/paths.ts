@@ -21,7 +21,7 @@
  */
 import type { Topology } from "../../netns-scripts/topology.ts";
 import { startGateway } from "../../tests/helpers/gateway.ts";
-import { type Background, spawnBackground, waitUntil } from "../../tests/helpers/process.ts";
+import { type Background, spawnBackground, waitListening } from "../../tests/helpers/process.ts";
 import { nsRun, nsRunOk, workerPid } from "./proc.ts";
 
 /** Port of the HTTP service (nginx on the real servers). */
@@ -86,25 +86,6 @@ export function parsePathName(name: string): Omit<PathSpec, "offload"> {
   if (m && Number(m[1]) >= 1 && Number(m[1]) <= 64) return { name, kind: "gw", workers: Number(m[1]) };
   throw new Error(
     `--paths: unknown path ${JSON.stringify(name)}; known: direct, nft, haproxy, gw1, gw2, … gw64`,
-  );
-}
-
-/** Listening TCP sockets (`addr:port`) of a namespace. */
-async function listening(ns: string): Promise<Set<string>> {
-  const r = await nsRun(ns, ["ss", "-Hltn"], 5_000);
-  return new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[3]).filter(Boolean));
-}
-
-/** Waits (bounded) until `ns` listens on every address, or `p` exits. */
-export async function waitListening(ns: string, addrs: string[], p: Background, what: string): Promise<void> {
-  await waitUntil(
-    async () => {
-      if (!p.running()) throw new Error(`${what} exited: ${p.stderr().trim()}`);
-      const l = await listening(ns);
-      return addrs.every((a) => l.has(a));
-    },
-    `${what} listening on ${addrs.join(", ")}`,
-    10_000,
   );
 }
 

@@ -27,8 +27,7 @@
  *
  * @module
  */
-import { nsExec } from "../../netns-scripts/topology.ts";
-import { type Background, spawnBackground, type Stopped, waitUntil } from "./process.ts";
+import { type Background, listeningSockets, spawnBackground, type Stopped, waitUntil } from "./process.ts";
 
 /** Options of {@link startNginx}. */
 export interface NginxOptions {
@@ -141,12 +140,6 @@ ${site}
 `;
 }
 
-/** Listening TCP sockets (`addr:port`) of a namespace. */
-async function listening(ns: string): Promise<Set<string>> {
-  const r = await nsExec(ns, ["ss", "-Hltn"], 5_000);
-  return new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[3]).filter(Boolean));
-}
-
 /** Starts nginx in `opts.ns` and waits (bounded) until it listens on every address. */
 export async function startNginx(opts: NginxOptions): Promise<Nginx> {
   const dir = opts.dir;
@@ -185,7 +178,7 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
           const err = await Deno.readTextFile(`${dir}/error.log`).catch(() => "");
           throw new Error(`nginx in ${opts.ns} exited: ${process.stderr().trim()} ${err.trim()}`);
         }
-        const l = await listening(opts.ns);
+        const l = await listeningSockets(opts.ns);
         return opts.listen.every((a) => l.has(a)); // ss spells them as nginx does;
       },
       `nginx in ${opts.ns} listening on ${opts.listen.join(", ")}`,

@@ -1,7 +1,8 @@
 /**
  * Long-running child processes for end-to-end tests (a gateway, nginx, tcpdump): started in the background,
- * their output collected, waited for with a time bound, and stopped — SIGTERM, then SIGKILL after a grace
- * period — so that no test can leave one running or wait forever.
+ * their output collected, waited for with a time bound (for output, or until their namespace listens on
+ * given addresses), and stopped — SIGTERM, then SIGKILL after a grace period — so that no test can leave
+ * one running or wait forever.
  *
  * @example
  * ```ts
@@ -12,6 +13,7 @@
  *
  * @module
  */
+import { nsExec } from "../../netns-scripts/topology.ts";
 
 /** What a stopped process left: its status and everything it printed. */
 export interface Stopped {
@@ -175,4 +177,29 @@ export async function processAlive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Listening TCP sockets (`addr:port`, as ss spells them) of namespace `ns`. */
+export async function listeningSockets(ns: string): Promise<Set<string>> {
+  const r = await nsExec(ns, ["ss", "-Hltn"], 5_000);
+  return new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[3]).filter(Boolean));
+}
+
+/** Waits (bounded) until `ns` listens on every address of `addrs`; throws if `p` (named `what`) exits first. */
+export async function waitListening(
+  ns: string,
+  addrs: string[],
+  p: Background,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  await waitUntil(
+    async () => {
+      if (!p.running()) throw new Error(`${what} exited: ${p.stderr().trim()}`);
+      const l = await listeningSockets(ns);
+      return addrs.every((a) => l.has(a));
+    },
+    `${what} listening on ${addrs.join(", ")}`,
+    timeoutMs,
+  );
 }

@@ -14,9 +14,8 @@
  *
  * @module
  */
-import { nsExec } from "../../netns-scripts/topology.ts";
 import { startNginx } from "../../tests/helpers/nginx.ts";
-import { type Background, spawnBackground, waitUntil } from "../../tests/helpers/process.ts";
+import { type Background, spawnBackground, waitListening } from "../../tests/helpers/process.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
@@ -89,24 +88,6 @@ export async function startToaProxy(
       return { counters: parseCounters(line), stderr: s.stderr };
     },
   };
-}
-
-/** Listening TCP sockets (`addr:port`, as ss spells them) of a namespace. */
-export async function listeningSockets(ns: string): Promise<Set<string>> {
-  const r = await nsExec(ns, ["ss", "-Hltn"], 5_000);
-  return new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[3]).filter(Boolean));
-}
-
-async function waitListening(ns: string, addrs: string[], p: Background, what: string): Promise<void> {
-  await waitUntil(
-    async () => {
-      if (!p.running()) throw new Error(`${what} exited: ${p.stderr().trim()}`);
-      const l = await listeningSockets(ns);
-      return addrs.every((a) => l.has(a));
-    },
-    `${what} listening on ${addrs.join(", ")}`,
-    10_000,
-  );
 }
 
 /**

@@ -65,24 +65,32 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `cmd` to completion; kills it and throws after `timeoutMs`, so no test waits forever. */
-export async function run(cmd: string[], timeoutMs = 30_000): Promise<RunResult> {
+/**
+ * Runs `cmd` to completion; SIGKILLs it and throws after `timeoutMs`, so no test waits forever. When `signal`
+ * fires first, SIGKILLs it and throws `signal.reason`. A non-zero exit status is returned, not thrown.
+ */
+export async function run(cmd: string[], timeoutMs = 30_000, signal?: AbortSignal): Promise<RunResult> {
+  signal?.throwIfAborted();
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  let why: "timeout" | "abort" | undefined;
+  const kill = (w: "timeout" | "abort") => {
+    why ??= w;
     try {
       child.kill("SIGKILL");
     } catch { /* already exited */ }
-  }, timeoutMs);
+  };
+  const timer = setTimeout(() => kill("timeout"), timeoutMs);
+  const onAbort = () => kill("abort");
+  signal?.addEventListener("abort", onAbort);
   try {
     const out = await child.output();
-    if (timedOut) throw new Error(`${cmd.join(" ")}: timed out after ${timeoutMs} ms`);
+    if (why === "abort") throw signal!.reason;
+    if (why === "timeout") throw new Error(`${cmd.join(" ")}: timed out, killed after ${timeoutMs} ms`);
     const dec = new TextDecoder();
     return {
       code: out.code,
@@ -92,6 +100,7 @@ export async function run(cmd: string[], timeoutMs = 30_000): Promise<RunResult>
     };
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
   }
 }
 

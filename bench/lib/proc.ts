@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { run } from "../../netns-scripts/topology.ts";
 
 /** Result of {@link runBounded}. */
 export interface CmdResult {
@@ -47,36 +48,13 @@ export function checkAbort(signal?: AbortSignal): void {
 export async function runBounded(cmd: string[], timeoutMs: number, signal?: AbortSignal): Promise<CmdResult> {
   checkAbort(signal);
   const start = performance.now();
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let why: "timeout" | "abort" | undefined;
-  const kill = (w: "timeout" | "abort") => {
-    why ??= w;
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
-  };
-  const timer = setTimeout(() => kill("timeout"), timeoutMs);
-  const onAbort = () => kill("abort");
-  signal?.addEventListener("abort", onAbort);
   try {
-    const out = await child.output();
-    if (why === "abort") throw new Interrupted();
-    if (why === "timeout") throw new Error(`${cmd.join(" ")}: killed after ${timeoutMs} ms`);
-    const dec = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: dec.decode(out.stdout),
-      stderr: dec.decode(out.stderr),
-      ms: performance.now() - start,
-    };
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
+    const r = await run(cmd, timeoutMs, signal);
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - start };
+  } catch (e) {
+    // run() throws the signal's reason when the abort, not the deadline, killed the command.
+    if (signal?.aborted && e === signal.reason) throw new Interrupted();
+    throw e;
   }
 }
 

@@ -22,13 +22,13 @@ export class LeastConnectionsScheduler implements Scheduler {
 
   /** Live server with the least overhead, or -1 if every weight is 0. */
   pick(_sourceHash: number): number {
-    const { weights, active, inactive } = this.#set;
+    const set = this.#set;
+    const weights = set.weights;
     let best = -1;
     let bestOverhead = 0;
     for (let i = 0; i < weights.length; i++) {
       if (weights[i] <= 0) continue;
-      // A double, not `<< 8`: active counts up to 2^31 would overflow int32 once shifted.
-      const overhead = active[i] * 256 + inactive[i];
+      const overhead = set.overhead(i);
       if (best < 0 || overhead < bestOverhead) {
         best = i;
         bestOverhead = overhead;

@@ -29,6 +29,15 @@ export class ServerSet {
   get size(): number {
     return this.keys.length;
   }
+
+  /**
+   * Load of server `i` as IPVS counts it for lc/wlc (`ip_vs_dest_conn_overhead`): `active * 256 + inactive`,
+   * since a handshake or TIME_WAIT costs the server far less than an established connection.
+   */
+  overhead(i: number): number {
+    // A double, not `<< 8`: active counts up to 2^31 would overflow int32 once shifted.
+    return this.active[i] * 256 + this.inactive[i];
+  }
 }
 
 /** A scheduling algorithm bound to one service's {@link ServerSet}. */

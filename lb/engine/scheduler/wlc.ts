@@ -22,14 +22,15 @@ export class WeightedLeastConnectionsScheduler implements Scheduler {
 
   /** Live server with the least overhead per unit of weight, or -1 if every weight is 0. */
   pick(_sourceHash: number): number {
-    const { weights, active, inactive } = this.#set;
+    const set = this.#set;
+    const weights = set.weights;
     let best = -1;
     let bestOverhead = 0;
     let bestWeight = 0;
     for (let i = 0; i < weights.length; i++) {
       const w = weights[i];
       if (w <= 0) continue;
-      const overhead = active[i] * 256 + inactive[i];
+      const overhead = set.overhead(i);
       // overhead/w < bestOverhead/bestWeight, cross-multiplied (both weights are positive).
       if (best < 0 || overhead * bestWeight < bestOverhead * w) {
         best = i;

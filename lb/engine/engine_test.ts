@@ -33,7 +33,7 @@ import { classifyPacket, PACKET_OK } from "../packet/validate.ts";
 import { decodeToa, TCPOPT_TOA } from "../../toa/option.ts";
 import * as C from "./counters.ts";
 import { Engine } from "./engine.ts";
-import { icmp, optMss, optSack, optTimestamp, optToa4, tcp, udp } from "./testing/packets.ts";
+import { icmp, optMss, optSack, optTimestamp, optToa4, tcp, type TcpSpec, udp } from "./testing/packets.ts";
 import {
   STATE_CLOSE,
   STATE_ESTABLISHED,
@@ -133,7 +133,22 @@ function handshake(e: Engine, cport = 40000, now = 1000) {
   const ack = tcp({ src: CLIENT, dst: VIP, sport: cport, dport: 80, seq: 1001, ack: 5001, flags: TCP_ACK });
   const ackLen = e.process(ack.b, ack.len, now);
   assert.ok(ackLen > 0);
-  return { syn, synLen, si, lport, rs, rsPort, isn, synack, saLen, ack, ackLen };
+  return { cport, syn, synLen, si, lport, rs, rsPort, isn, synack, saLen, ack, ackLen };
+}
+
+/** A connection set up by {@link handshake}. */
+type Handshake = ReturnType<typeof handshake>;
+/** The TCP fields a test chooses; the addresses and ports are the connection's. */
+type Segment = Omit<TcpSpec, "src" | "dst" | "sport" | "dport">;
+
+/** A segment the client of `h` sends to the VIP. */
+function fromClient(h: Handshake, seg: Segment) {
+  return tcp({ src: CLIENT, dst: VIP, sport: h.cport, dport: 80, ...seg });
+}
+
+/** A segment the real server of `h` sends back to the gateway's local address. */
+function fromServer(h: Handshake, seg: Segment) {
+  return tcp({ src: h.rs, dst: LOCAL, sport: h.rsPort, dport: h.lport, ...seg });
 }
 
 Deno.test("SYN: rewritten to local→RS, new ISN, timestamp removed, MSS clamped, TOA inserted", () => {
@@ -177,16 +192,7 @@ Deno.test("data both ways: seq and ack offsets, payload intact, no more TOA", ()
   const e = engine();
   const h = handshake(e);
   const payload = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
-  const d = tcp({
-    src: CLIENT,
-    dst: VIP,
-    sport: 40000,
-    dport: 80,
-    seq: 1001,
-    ack: 5001,
-    flags: TCP_ACK | TCP_PSH,
-    payload,
-  });
+  const d = fromClient(h, { seq: 1001, ack: 5001, flags: TCP_ACK | TCP_PSH, payload });
   const n = e.process(d.b, d.len, 1001);
   assert.equal(n, d.len);
   const di = parse(d.b, n);
@@ -194,16 +200,7 @@ Deno.test("data both ways: seq and ack offsets, payload intact, no more TOA", ()
   assert.equal(tcpAck(d.b, di.l4Off), 5001);
   assert.deepEqual(d.b.subarray(di.l4Off + 20, n), payload);
   assert.equal(tcpFindOption(d.b, di.l4Off, TCPOPT_TOA), -1);
-  const r = tcp({
-    src: RS1,
-    dst: LOCAL,
-    sport: 80,
-    dport: h.lport,
-    seq: 5001,
-    ack: h.isn + 1 + payload.length,
-    flags: TCP_ACK,
-    payload,
-  });
+  const r = fromServer(h, { seq: 5001, ack: h.isn + 1 + payload.length, flags: TCP_ACK, payload });
   const rn = e.process(r.b, r.len, 1001);
   const ri = parse(r.b, rn);
   assert.equal(tcpAck(r.b, ri.l4Off), 1001 + payload.length);
@@ -231,11 +228,7 @@ Deno.test("SACK blocks from the server are moved back into the client's sequence
   const e = engine();
   const h = handshake(e);
   const base = (h.isn + 1) >>> 0;
-  const r = tcp({
-    src: RS1,
-    dst: LOCAL,
-    sport: 80,
-    dport: h.lport,
+  const r = fromServer(h, {
     seq: 5001,
     ack: base,
     flags: TCP_ACK,
@@ -370,27 +363,11 @@ Deno.test("FIN both ways → TIME_WAIT, then expiry frees the connection and the
   const e = engine();
   const h = handshake(e);
   const id = e.conns.findLocal(0, h.lport);
-  const f1 = tcp({
-    src: CLIENT,
-    dst: VIP,
-    sport: 40000,
-    dport: 80,
-    seq: 1001,
-    ack: 5001,
-    flags: TCP_FIN | TCP_ACK,
-  });
+  const f1 = fromClient(h, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
   assert.ok(e.process(f1.b, f1.len, 1001) > 0);
   assert.equal(e.conns.state[id], STATE_FIN_WAIT);
   assert.equal(e.sets[0].active[0], 0);
-  const f2 = tcp({
-    src: RS1,
-    dst: LOCAL,
-    sport: 80,
-    dport: h.lport,
-    seq: 5001,
-    ack: h.isn + 2,
-    flags: TCP_FIN | TCP_ACK,
-  });
+  const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
   assert.ok(e.process(f2.b, f2.len, 1001) > 0);
   assert.equal(e.conns.state[id], STATE_TIME_WAIT);
   const avail = e.pool.available(4);
@@ -405,7 +382,7 @@ Deno.test("RST from either side → CLOSE, removed after the close timeout", () 
   const e = engine();
   const h = handshake(e);
   const id = e.conns.findLocal(0, h.lport);
-  const r = tcp({ src: RS1, dst: LOCAL, sport: 80, dport: h.lport, seq: 5001, flags: TCP_RST });
+  const r = fromServer(h, { seq: 5001, flags: TCP_RST });
   assert.ok(e.process(r.b, r.len, 2000) > 0);
   assert.equal(e.conns.state[id], STATE_CLOSE);
   assert.equal(e.tick(2009), 0);
@@ -547,25 +524,9 @@ Deno.test("rr spreads connections over both real servers; weight 0 drains withou
 Deno.test("a new SYN on a TIME_WAIT tuple replaces the old connection", () => {
   const e = engine();
   const h = handshake(e);
-  const f1 = tcp({
-    src: CLIENT,
-    dst: VIP,
-    sport: 40000,
-    dport: 80,
-    seq: 1001,
-    ack: 5001,
-    flags: TCP_FIN | TCP_ACK,
-  });
+  const f1 = fromClient(h, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
   e.process(f1.b, f1.len, 1001);
-  const f2 = tcp({
-    src: RS1,
-    dst: LOCAL,
-    sport: 80,
-    dport: h.lport,
-    seq: 5001,
-    ack: h.isn + 2,
-    flags: TCP_FIN | TCP_ACK,
-  });
+  const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
   e.process(f2.b, f2.len, 1001);
   const syn = tcp({ src: CLIENT, dst: VIP, sport: 40000, dport: 80, seq: 99999, flags: TCP_SYN });
   const n = e.process(syn.b, syn.len, 1002);

@@ -73,6 +73,16 @@ function spawnIn(lab: Lab, ns: string, cmd: string[]): Background {
   return p;
 }
 
+/** Runs `toa/testdata/SCRIPT ARGS` with python3 in `ns`, owned by the lab. */
+function testdataScript(lab: Lab, ns: string, script: string, args: string[]): Background {
+  return spawnIn(lab, ns, [PYTHON, `${REPO}toa/testdata/${script}`, ...args]);
+}
+
+/** Runs many_clients.py in `ns`: `n` clients of the proxy on 127.0.0.1:`port`, with `options`. */
+function manyClients(lab: Lab, ns: string, port: number, n: number, options: string[]): Background {
+  return testdataScript(lab, ns, "many_clients.py", ["127.0.0.1", String(port), String(n), ...options]);
+}
+
 /** Starts a toa-proxy in `ns`, owned by the lab. */
 async function proxyIn(
   lab: Lab,
@@ -108,14 +118,7 @@ async function drained(p: ToaProxyProcess, what: string): Promise<Record<string,
 Deno.test("e2e: toa-proxy holds 3000 connections at once, times out idle ones, survives fd exhaustion", async (tc) => {
   await withLab({ rs: 1, nginx: false }, async (lab) => {
     const ns = lab.t.nsRs[0];
-    const echo = spawnIn(lab, ns, [
-      PYTHON,
-      `${REPO}toa/testdata/echo_server.py`,
-      "127.0.0.1",
-      "9000",
-      "--pp",
-      "v1",
-    ]);
+    const echo = testdataScript(lab, ns, "echo_server.py", ["127.0.0.1", "9000", "--pp", "v1"]);
     await echo.waitFor(() => echo.stdout().includes("listening"), "echo server", 10_000);
 
     await tc.step(
@@ -130,15 +133,7 @@ Deno.test("e2e: toa-proxy holds 3000 connections at once, times out idle ones, s
         assert.equal(ready.nofile, hard, "soft fd limit raised to the hard one");
         const pid = proxy.process.pid;
         const rssIdle = await rssKb(pid);
-        const cli = spawnIn(lab, ns, [
-          PYTHON,
-          `${REPO}toa/testdata/many_clients.py`,
-          "127.0.0.1",
-          "9001",
-          String(N),
-          "--hold",
-          "40",
-        ]);
+        const cli = manyClients(lab, ns, 9001, N, ["--hold", "40"]);
         await cli.waitFor(() => cli.stdout().includes("holding"), `${N} clients open and echoed`, 40_000);
         const opened = phase(cli.stdout(), "opened");
         const echoed = phase(cli.stdout(), "echoed");
@@ -176,14 +171,7 @@ Deno.test("e2e: toa-proxy holds 3000 connections at once, times out idle ones, s
     await tc.step("idle timeout 2 s: a silent connection is closed, a chatty one lives on", async () => {
       const proxy = await proxyIn(lab, ns, "127.0.0.1:9002", ECHO, ["--idle-timeout", "2"]);
       assert.equal(phase(proxy.process.stdout(), "toa-proxy ready").idle_timeout, 2);
-      const r = spawnIn(lab, ns, [
-        PYTHON,
-        `${REPO}toa/testdata/idle_client.py`,
-        "127.0.0.1",
-        "9002",
-        "5",
-        "10",
-      ]);
+      const r = testdataScript(lab, ns, "idle_client.py", ["127.0.0.1", "9002", "5", "10"]);
       await r.waitFor(() => r.stdout().includes("idle_eof_ms="), "idle client", 30_000);
       const res = keyValues(r.stdout());
       // Closed within [timeout, timeout + 1 s + a loop turn) of the proxy's clock. The client measures from
@@ -208,17 +196,7 @@ Deno.test("e2e: toa-proxy holds 3000 connections at once, times out idle ones, s
         const proxy = await proxyIn(lab, ns, "127.0.0.1:9003", ECHO, [], ["prlimit", "--nofile=64:64"]);
         assert.equal(phase(proxy.process.stdout(), "toa-proxy ready").nofile, 64);
         const pid = proxy.process.pid;
-        const cli = spawnIn(lab, ns, [
-          PYTHON,
-          `${REPO}toa/testdata/many_clients.py`,
-          "127.0.0.1",
-          "9003",
-          "60",
-          "--echo-timeout",
-          "4",
-          "--hold",
-          "0",
-        ]);
+        const cli = manyClients(lab, ns, 9003, 60, ["--echo-timeout", "4", "--hold", "0"]);
         await cli.waitFor(() => cli.stdout().includes("opened"), "60 clients open", 10_000);
         const t0 = performance.now();
         await new Promise((r) => setTimeout(r, 500));
@@ -242,15 +220,7 @@ Deno.test("e2e: toa-proxy holds 3000 connections at once, times out idle ones, s
         assert.ok(logs.length >= 1 && logs.length <= elapsed + 2, `${logs.length} log lines in ${elapsed} s`);
         assert.match(logs[0], /call=(accept4|socket) errno=EMFILE failures=\d+ active=\d+ pause_ms=100/);
         // Recovered: fresh connections go through at once.
-        const again = spawnIn(lab, ns, [
-          PYTHON,
-          `${REPO}toa/testdata/many_clients.py`,
-          "127.0.0.1",
-          "9003",
-          "5",
-          "--hold",
-          "0",
-        ]);
+        const again = manyClients(lab, ns, 9003, 5, ["--hold", "0"]);
         await again.waitFor(() => again.stdout().includes("closed"), "5 more clients", 15_000);
         assert.equal(phase(again.stdout(), "echoed").ok, 5);
       },
@@ -273,12 +243,7 @@ s.bind(("127.0.0.1", 9010)); s.listen(2); print("listening", flush=True); time.s
           "--idle-timeout",
           "2",
         ]);
-        const cli = spawnIn(lab, ns, [
-          PYTHON,
-          `${REPO}toa/testdata/many_clients.py`,
-          "127.0.0.1",
-          "9011",
-          "20",
+        const cli = manyClients(lab, ns, 9011, 20, [
           "--echo-timeout",
           "8",
           "--hold",

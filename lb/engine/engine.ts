@@ -562,6 +562,36 @@ export class Engine {
     return len;
   }
 
+  /**
+   * Rewrites the packet an ICMP error quotes (classified into `this.inner`) to src:sport → dst:dport, the
+   * addresses read as four words at `src[sa]` and `dst[da]`, and addresses the error itself from `dst` to
+   * `src` — the host that sent the quoted packet. `extraDelta` is the checksum delta of changes the caller
+   * already made to the quote (the sequence number). The quote's own checksum is fixed incrementally where
+   * its bytes are present; the caller re-sums the ICMP message.
+   */
+  private translateQuoted(
+    b: Uint8Array,
+    src: Uint32Array,
+    sa: number,
+    sport: number,
+    dst: Uint32Array,
+    da: number,
+    dport: number,
+    extraDelta: number,
+  ): void {
+    const q = this.inner;
+    const fam = q.family;
+    const qo = q.l4Off;
+    const d = extraDelta +
+      natSetAddress(b, fam, q.ipOff, false, src[sa], src[sa + 1], src[sa + 2], src[sa + 3]) +
+      natSetAddress(b, fam, q.ipOff, true, dst[da], dst[da + 1], dst[da + 2], dst[da + 3]) +
+      natSetPort(b, qo, sport) + natSetPort(b, qo + 2, dport);
+    natApplyDelta(b, q.l4Proto, qo + (q.l4Proto === IPPROTO_TCP ? 16 : 6), q.end, d);
+    const ip = this.info.ipOff;
+    natSetAddress(b, fam, ip, false, dst[da], dst[da + 1], dst[da + 2], dst[da + 3]);
+    natSetAddress(b, fam, ip, true, src[sa], src[sa + 1], src[sa + 2], src[sa + 3]);
+  }
+
   /** Adds one packet of `len` bytes to a service's and a server's counters (`pkts`: T_PKTS_IN or _OUT). */
   private countTraffic(svc: number, server: number, pkts: number, len: number): void {
     const c = this.counters;
@@ -703,9 +733,7 @@ export class Engine {
     const qo = q.l4Off;
     const qsrc = fam === 4 ? qOff + 12 : qOff + 8;
     const qdst = fam === 4 ? qOff + 16 : qOff + 24;
-    const csumAt = qo + (qp === IPPROTO_TCP ? 16 : 6);
     let id: number;
-    let d = 0;
     if (isVip) {
       // From the client side, about a packet we sent VIP:vport → client:cport. Hand it to the real server as
       // an error about its own packet RS:port → local:lport, sent from the local address.
@@ -720,18 +748,16 @@ export class Engine {
       id = conns.findClient(svc, w[0], w[1], w[2], w[3], read16(b, qo + 2));
       if (id === NO_CONN) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       const server = conns.server[id];
-      const ra = server * 4;
-      const la = conns.localIndex[id] * 4;
-      const ipq = q.ipOff;
-      const rs = this.rsAddr;
-      const lo = this.localAddr;
-      d += natSetAddress(b, fam, ipq, false, rs[ra], rs[ra + 1], rs[ra + 2], rs[ra + 3]);
-      d += natSetAddress(b, fam, ipq, true, lo[la], lo[la + 1], lo[la + 2], lo[la + 3]);
-      d += natSetPort(b, qo, this.rsPort[server]);
-      d += natSetPort(b, qo + 2, conns.localPort[id]);
-      natApplyDelta(b, qp, csumAt, q.end, d);
-      natSetAddress(b, fam, info.ipOff, false, lo[la], lo[la + 1], lo[la + 2], lo[la + 3]);
-      natSetAddress(b, fam, info.ipOff, true, rs[ra], rs[ra + 1], rs[ra + 2], rs[ra + 3]);
+      this.translateQuoted(
+        b,
+        this.rsAddr,
+        server * 4,
+        this.rsPort[server],
+        this.localAddr,
+        conns.localIndex[id] * 4,
+        conns.localPort[id],
+        0,
+      );
     } else {
       // From the real-server side, about a packet we sent local:lport → RS:port. Hand it to the client as an
       // error about its own packet client:cport → VIP:vport, with the client's sequence number back.
@@ -742,23 +768,21 @@ export class Engine {
       id = conns.findLocal(li, read16(b, qo));
       if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       const svc = conns.service[id];
-      const sa = svc * 4;
-      const cw = id * 4;
-      const ca = conns.clientAddr;
-      const va = this.svcAddr;
-      const ipq = q.ipOff;
+      let d = 0;
       if (qp === IPPROTO_TCP) {
-        const oldSeq = read32(b, qo + 4);
-        const seq = (oldSeq - conns.seqDelta[id]) >>> 0;
-        d += natSetPort(b, qo + 4, seq >>> 16) + natSetPort(b, qo + 6, seq & 0xffff);
+        const seq = (read32(b, qo + 4) - conns.seqDelta[id]) >>> 0;
+        d = natSetPort(b, qo + 4, seq >>> 16) + natSetPort(b, qo + 6, seq & 0xffff);
       }
-      d += natSetAddress(b, fam, ipq, false, ca[cw], ca[cw + 1], ca[cw + 2], ca[cw + 3]);
-      d += natSetAddress(b, fam, ipq, true, va[sa], va[sa + 1], va[sa + 2], va[sa + 3]);
-      d += natSetPort(b, qo, conns.clientPort[id]);
-      d += natSetPort(b, qo + 2, this.svcPort[svc]);
-      natApplyDelta(b, qp, csumAt, q.end, d);
-      natSetAddress(b, fam, info.ipOff, false, va[sa], va[sa + 1], va[sa + 2], va[sa + 3]);
-      natSetAddress(b, fam, info.ipOff, true, ca[cw], ca[cw + 1], ca[cw + 2], ca[cw + 3]);
+      this.translateQuoted(
+        b,
+        conns.clientAddr,
+        id * 4,
+        conns.clientPort[id],
+        this.svcAddr,
+        svc * 4,
+        this.svcPort[svc],
+        d,
+      );
     }
     // ICMP errors are rare: re-sum the whole message rather than track every inner change.
     fillTransportChecksum(b, info);

@@ -190,41 +190,52 @@ Deno.test("e2e: toa-proxy holds 3000 connections at once, times out idle ones, s
       assert.equal(c.accepted, 2);
     });
 
-    await tc.step(
-      "fd exhaustion: no busy loop, one log line a second, every connection served once fds free",
-      async () => {
-        const proxy = await proxyIn(lab, ns, "127.0.0.1:9003", ECHO, [], ["prlimit", "--nofile=64:64"]);
-        assert.equal(phase(proxy.process.stdout(), "toa-proxy ready").nofile, 64);
-        const pid = proxy.process.pid;
-        const cli = manyClients(lab, ns, 9003, 60, ["--echo-timeout", "4", "--hold", "0"]);
-        await cli.waitFor(() => cli.stdout().includes("opened"), "60 clients open", 10_000);
-        const t0 = performance.now();
-        await new Promise((r) => setTimeout(r, 500));
-        const cpu0 = await cpuTicks(pid);
-        await new Promise((r) => setTimeout(r, 2_500));
-        const cpu = await cpuTicks(pid) - cpu0;
-        const during = await proxy.stats();
-        assert.ok(during.fd_exhausted > 0, "fd exhaustion seen");
-        assert.ok(during.active > 5 && during.active < 30, `active=${during.active} with 64 fds`);
-        assert.ok(cpu < 50, `proxy used ${cpu} ticks of CPU in 2.5 s while out of fds`); // < 20 %: not spinning
-        await cli.waitFor(() => cli.stdout().includes("closed"), "clients closed", 30_000);
-        const elapsed = (performance.now() - t0) / 1000;
-        const echoed = phase(cli.stdout(), "echoed");
-        assert.equal(echoed.ok, during.active, "the connections that fit were echoed at once");
-        assert.equal(echoed.ok + echoed.timeout, 60);
-        assert.deepEqual({ ...phase(cli.stdout(), "closed"), ms: 0 }, { ok: 60, ms: 0 }, "the rest later");
-        const c = await drained(proxy, "fd exhaustion");
-        assert.equal(c.accepted, 60);
-        assert.equal(c.relay_errors + c.backend_errors, 0);
-        const logs = proxy.process.stderr().split("\n").filter((l) => l.includes("event=accept_paused"));
-        assert.ok(logs.length >= 1 && logs.length <= elapsed + 2, `${logs.length} log lines in ${elapsed} s`);
-        assert.match(logs[0], /call=(accept4|socket) errno=EMFILE failures=\d+ active=\d+ pause_ms=100/);
-        // Recovered: fresh connections go through at once.
-        const again = manyClients(lab, ns, 9003, 5, ["--hold", "0"]);
-        await again.waitFor(() => again.stdout().includes("closed"), "5 more clients", 15_000);
-        assert.equal(phase(again.stdout(), "echoed").ok, 5);
-      },
-    );
+    // Two limits of either parity: each connection takes two fds, so with one of them the last free fd is
+    // the client's (accept4 works, the backend's socket() would not), with the other it is the backend's.
+    for (const [limit, port] of [[64, 9003], [65, 9004]]) {
+      await tc.step(
+        `fd exhaustion at ${limit} fds: no busy loop, one log line a second, every connection served once fds free`,
+        async () => {
+          const proxy = await proxyIn(lab, ns, `127.0.0.1:${port}`, ECHO, [], [
+            "prlimit",
+            `--nofile=${limit}:${limit}`,
+          ]);
+          assert.equal(phase(proxy.process.stdout(), "toa-proxy ready").nofile, limit);
+          const pid = proxy.process.pid;
+          const cli = manyClients(lab, ns, port, 60, ["--echo-timeout", "4", "--hold", "0"]);
+          await cli.waitFor(() => cli.stdout().includes("opened"), "60 clients open", 10_000);
+          const t0 = performance.now();
+          await new Promise((r) => setTimeout(r, 500));
+          const cpu0 = await cpuTicks(pid);
+          await new Promise((r) => setTimeout(r, 2_500));
+          const cpu = await cpuTicks(pid) - cpu0;
+          const during = await proxy.stats();
+          assert.ok(during.fd_exhausted > 0, "fd exhaustion seen");
+          assert.ok(during.active > 5 && during.active < 30, `active=${during.active} with 64 fds`);
+          assert.ok(cpu < 50, `proxy used ${cpu} ticks of CPU in 2.5 s while out of fds`); // < 20 %: not spinning
+          await cli.waitFor(() => cli.stdout().includes("closed"), "clients closed", 30_000);
+          const elapsed = (performance.now() - t0) / 1000;
+          const echoed = phase(cli.stdout(), "echoed");
+          assert.equal(echoed.ok, during.active, "the connections that fit were echoed at once");
+          assert.equal(echoed.ok + echoed.timeout, 60, cli.stdout()); // none accepted and then dropped
+          assert.deepEqual({ ...phase(cli.stdout(), "closed"), ms: 0 }, { ok: 60, ms: 0 }, "the rest later");
+          const c = await drained(proxy, "fd exhaustion");
+          assert.equal(c.accepted, 60);
+          assert.equal(c.relay_errors + c.backend_errors, 0);
+          const logs = proxy.process.stderr().split("\n").filter((l) => l.includes("event=accept_paused"));
+          assert.ok(
+            logs.length >= 1 && logs.length <= elapsed + 2,
+            `${logs.length} log lines in ${elapsed} s`,
+          );
+          assert.match(logs[0], /call=(accept4|socket) errno=EMFILE failures=\d+ active=\d+ pause_ms=100/);
+          // Recovered: fresh connections go through at once.
+          const again = manyClients(lab, ns, port, 5, ["--hold", "0"]);
+          await again.waitFor(() => again.stdout().includes("closed"), "5 more clients", 15_000);
+          assert.equal(phase(again.stdout(), "echoed").ok, 5);
+          await proxy.stop();
+        },
+      );
+    }
 
     await tc.step(
       "a backend that never accepts: no connection hangs past the connect or idle timeout",

@@ -109,7 +109,8 @@ export interface ToaProxyCounters {
   backend_errors: number;
   /** Connections ended by a socket error (reset, broken pipe) instead of two clean half-closes. */
   relay_errors: number;
-  /** accept4 failures other than EAGAIN, EINTR and ECONNABORTED (fd exhaustion included); each pauses accepting. */
+  /** accept4 failures (other than EAGAIN, EINTR, ECONNABORTED) and failed backend socket() calls made ahead of
+   * it, fd exhaustion included; each pauses accepting. */
   accept_errors: number;
   /** accept4 or the backend socket() failed for lack of fds (EMFILE, ENFILE); accepting paused briefly. */
   fd_exhausted: number;
@@ -216,6 +217,8 @@ export class ToaProxy {
   /** Accepting is paused until this time (ms) after fd exhaustion. */
   private acceptPausedUntil = 0;
   private listenerRegistered = false;
+  /** The next connection's backend socket, opened before accept4 takes the client; -1 when none. */
+  private spareBfd = -1;
   /** Accept failures not yet logged, and when the next log line may be written. */
   private acceptFailures = 0;
   private acceptLogAt = 0;
@@ -312,6 +315,7 @@ export class ToaProxy {
       }
     } finally {
       for (const conn of this.byFd) if (conn && conn.state !== CLOSED) this.close(conn);
+      if (this.spareBfd >= 0) lib.close(this.spareBfd);
       lib.close(this.listener.fd);
       lib.close(this.wakeFd);
       lib.close(this.ep);
@@ -329,6 +333,9 @@ export class ToaProxy {
     const lib = this.lib;
     const lenView = new DataView(this.acceptLen.buffer);
     for (let i = 0; i < MAX_ACCEPTS; i++) {
+      // The backend socket comes first: a client is taken off the backlog only when its backend socket is in
+      // hand, so running out of fds leaves it waiting in the kernel, never accepted and then dropped.
+      if (this.spareBfd < 0 && !this.makeSpareBackendSocket(now)) return;
       lenView.setUint32(0, SOCKADDR_MAX, true);
       const cfd = lib.accept4(
         this.listener.fd,
@@ -343,9 +350,25 @@ export class ToaProxy {
         this.c.accept_errors++;
         return this.pauseAccepting("accept4", e, now);
       }
-      this.accept(cfd, now);
-      if (!this.listenerRegistered) return; // the backend's socket() ran out of fds: paused
+      const bfd = this.spareBfd;
+      this.spareBfd = -1;
+      this.accept(cfd, bfd, now);
     }
+  }
+
+  /** Opens the next connection's backend socket ahead of accept4; on failure pauses accepting, false. */
+  private makeSpareBackendSocket(now: number): boolean {
+    const family = this.opts.backend.family === 4 ? AF_INET : AF_INET6;
+    const bfd = this.lib.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (bfd < 0) {
+      const e = errno();
+      this.c.accept_errors++;
+      this.pauseAccepting("socket", e, now);
+      return false;
+    }
+    this.lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, intOption(1), 4);
+    this.spareBfd = bfd;
+    return true;
   }
 
   /**
@@ -371,7 +394,7 @@ export class ToaProxy {
     this.acceptPausedUntil = now + ACCEPT_PAUSE_MS;
   }
 
-  private accept(cfd: number, now: number): void {
+  private accept(cfd: number, bfd: number, now: number): void {
     const lib = this.lib;
     this.c.accepted++;
     const peer = readSockaddr(this.acceptAddr)!;
@@ -383,17 +406,7 @@ export class ToaProxy {
       const h = proxyHeaderFor(decided.client, local);
       header = this.opts.proxyProtocol === "v1" ? encodeProxyV1(h) : encodeProxyV2(h);
     }
-    const family = this.opts.backend.family === 4 ? AF_INET : AF_INET6;
-    const bfd = lib.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (bfd < 0) {
-      const e = errno();
-      lib.close(cfd);
-      if (e === Errno.EMFILE || e === Errno.ENFILE) return this.pauseAccepting("socket", e, now);
-      return this.backendError(decided.client, peer, e);
-    }
-    const one = intOption(1);
-    lib.setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, one, 4);
-    lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+    lib.setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, intOption(1), 4);
     const conn = new Conn(cfd, bfd, decided.client, peer, now + this.connectTimeoutMs);
     this.c.active++;
     this.byFd[cfd] = conn;

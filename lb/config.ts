@@ -96,7 +96,7 @@ export interface GatewayConfig {
    */
   steering: "auto" | "bpf" | "handoff";
   /**
-   * Use TUN offloads (IFF_VNET_HDR with checksum and TCP segmentation offload): the kernel hands over up to
+   * Use TUN offloads (IFF_VNET_HDR with checksum, TCP and UDP segmentation offload): the kernel hands over up to
    * 64 KiB super-packets, whose headers are rewritten once. Default true.
    */
   offload: boolean;

@@ -29,6 +29,8 @@ import {
   TUN_F_TSO4,
   TUN_F_TSO6,
   TUN_F_TSO_ECN,
+  TUN_F_USO4,
+  TUN_F_USO6,
   TunDevice,
 } from "./tun/mod.ts";
 import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
@@ -85,7 +87,10 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   const dev = TunDevice.open({
     name: config.tun,
     queues: n,
-    offloads: config.offload ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN : undefined,
+    // USO (Linux 6.2+) is dropped by TunDevice.open where the kernel refuses it; the ready line shows what is on.
+    offloads: config.offload
+      ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6
+      : undefined,
   });
   const c = libc();
   const wakeFds: number[] = [];

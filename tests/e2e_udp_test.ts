@@ -32,9 +32,10 @@ const FLOWS = 4;
 const ROUNDS = 10;
 const SEGMENTS = 16;
 
-function config(offload: boolean) {
+function config(offload: boolean, workers: number, steering: string) {
   return (t: Topology) => ({
-    workers: 1,
+    workers,
+    steering,
     offload,
     localAddresses: [LOCAL4, LOCAL6],
     services: [
@@ -98,19 +99,29 @@ function peers(servers: Background[]): string[] {
 }
 
 const CASES = [
-  { name: "USO on, super-packets both ways", offload: true, gro: true, txOff: false },
+  { name: "USO on, super-packets both ways", offload: true, gro: true, txOff: false, workers: 1 },
   {
     name: "USO on, the gateway's kernel completes every segment's checksum",
     offload: true,
     gro: false,
     txOff: true,
+    workers: 1,
   },
-  { name: "offloads off, the kernel splits before the TUN", offload: false, gro: false, txOff: false },
+  {
+    name: "offloads off, the kernel splits before the TUN",
+    offload: false,
+    gro: false,
+    txOff: false,
+    workers: 1,
+  },
+  // The kernel's own queue choice: super-packets of a flow reach a worker that does not own it, and cross.
+  { name: "USO on, two workers, hand-off steering", offload: true, gro: true, txOff: false, workers: 2 },
 ];
 
 for (const c of CASES) {
   Deno.test(`e2e udp: ${c.name}: every datagram echoed intact, real servers see local addresses`, async () => {
-    await withLab({ nginx: false, gateway: config(c.offload) }, async (lab) => {
+    const steering = c.workers > 1 ? "handoff" : "auto";
+    await withLab({ nginx: false, gateway: config(c.offload, c.workers, steering) }, async (lab) => {
       const gw = lab.gw!;
       // USO came with Linux 6.2; an older kernel refuses it and the gateway goes on without (0xf).
       const [major, minor] = Deno.osRelease().split(".").map(Number);
@@ -148,6 +159,11 @@ for (const c of CASES) {
           `gso_packets=${s.runtime.gso_packets}, client sent ${supers}`,
         );
       } else assert.ok(s.runtime.gso_packets > 0, "the kernel handed over UDP super-packets");
+      assert.equal(s.runtime.handoff_in, s.runtime.handoff_out, "every handed-off packet arrived");
+      assert.equal(s.runtime.handoff_ring_full, 0);
+      if (c.workers > 1) {
+        assert.ok(s.runtime.handoff_out > 0, "the kernel's queue choice needed hand-offs");
+      }
       for (const ns of [lab.t.nsCli, ...lab.t.nsRs]) {
         assert.deepEqual(await checksumErrors(ns), [], `${ns}: the kernel saw bad checksums`);
       }

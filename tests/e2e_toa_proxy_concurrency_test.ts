@@ -20,7 +20,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Background, spawnBackground, waitUntil, withLab } from "./helpers/mod.ts";
+import { type Background, spawnIn, waitUntil, withLab } from "./helpers/mod.ts";
 import { startToaProxy, type ToaProxyProcess } from "../toa/testing/servers.ts";
 import type { Lab } from "./helpers/mod.ts";
 
@@ -63,14 +63,6 @@ async function hardFdLimit(): Promise<number> {
   )!;
   const hard = l.split(/\s+/)[4];
   return hard === "unlimited" ? Infinity : Number(hard);
-}
-
-/** Starts a background process in `ns`, owned by the lab. */
-function spawnIn(lab: Lab, ns: string, cmd: string[]): Background {
-  const p = spawnBackground(["ip", "netns", "exec", ns, ...cmd]);
-  lab.track(p);
-  lab.defer(() => p.stop("SIGKILL", 1_000));
-  return p;
 }
 
 /** Runs `toa/testdata/SCRIPT ARGS` with python3 in `ns`, owned by the lab. */

@@ -18,7 +18,7 @@ import {
   checksumErrors,
   kernelCounters,
   type Lab,
-  spawnBackground,
+  spawnIn,
   withLab,
 } from "./helpers/mod.ts";
 
@@ -59,14 +59,9 @@ function config(offload: boolean, workers: number, steering: string) {
 
 /** Starts the UDP echo server on every real server; returns them. */
 async function echoServers(lab: Lab, gro: boolean): Promise<Background[]> {
-  const servers = lab.t.nsRs.map((ns) => {
-    const p = spawnBackground(["ip", "netns", "exec", ns, "python3", HELPER, "server", String(PORT)].concat(
-      gro ? ["--gro"] : [],
-    ));
-    lab.track(p);
-    lab.defer(() => p.stop("SIGKILL", 1_000));
-    return p;
-  });
+  const servers = lab.t.nsRs.map((ns) =>
+    spawnIn(lab, ns, ["python3", HELPER, "server", String(PORT), ...(gro ? ["--gro"] : [])])
+  );
   for (const s of servers) await s.waitFor(() => s.stdout().includes("listening"), "UDP echo server", 10_000);
   return servers;
 }

@@ -24,7 +24,7 @@ import {
 } from "../../netns-scripts/topology.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { type Nginx, startNginx } from "./nginx.ts";
-import { type Background, processAlive } from "./process.ts";
+import { type Background, processAlive, spawnBackground } from "./process.ts";
 
 /** Options of {@link withLab}. */
 export interface LabOptions {
@@ -52,6 +52,14 @@ export interface Lab {
   defer(fn: () => unknown): void;
   /** Registers a background process whose death the teardown checks. */
   track(p: Background): void;
+}
+
+/** Starts `cmd` in the background in namespace `ns`, owned by the lab: tracked, and killed at teardown. */
+export function spawnIn(lab: Lab, ns: string, cmd: string[]): Background {
+  const p = spawnBackground(["ip", "netns", "exec", ns, ...cmd]);
+  lab.track(p);
+  lab.defer(() => p.stop("SIGKILL", 1_000));
+  return p;
 }
 
 /** Names of TUN devices in the root namespace and in every namespace still present. */

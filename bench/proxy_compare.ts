@@ -2,11 +2,12 @@
  * toa-proxy against HAProxy relaying the same traffic, side by side in one run: bulk throughput (curl
  * downloading a large file) and connections per second (ab, one request per connection), both through a
  * relay that prepends a PROXY v1 header for nginx (`listen … proxy_protocol`). HAProxy runs `mode tcp` with
- * `send-proxy` and `nbthread 1`, since toa-proxy is one thread too. Everything runs on loopback inside one
+ * `send-proxy` and `nbthread 1`, since toa-proxy is one thread too; with `--instances N`, N toa-proxy
+ * processes share the port (`--reuse-port`) against `nbthread N`. Everything runs on loopback inside one
  * fresh network namespace, removed on every exit path (also Ctrl-C).
  *
- * Usage (root): `deno run -A bench/proxy_compare.ts [--size-mb 256] [--requests 20000] [--concurrency 50]`
- * Prints a table: metric, toa-proxy, HAProxy, ratio (toa-proxy / HAProxy).
+ * Usage (root): `deno run -A bench/proxy_compare.ts [--size-mb 256] [--requests 20000] [--concurrency 50]
+ * [--instances 1]`. Prints a table: metric, toa-proxy, HAProxy, ratio (toa-proxy / HAProxy).
  *
  * @module
  */
@@ -64,8 +65,14 @@ async function main(): Promise<number> {
       "size-mb": { type: "string", default: "256" },
       requests: { type: "string", default: "20000" },
       concurrency: { type: "string", default: "50" },
+      instances: { type: "string", default: "1" },
     },
   });
+  const instances = Number(values.instances);
+  if (!Number.isInteger(instances) || instances < 1 || instances > 16) {
+    console.error(`proxy_bench: --instances: expected 1..16, got ${JSON.stringify(values.instances)}`);
+    return 2;
+  }
   const sizeMb = Number(values["size-mb"]);
   const requests = Number(values.requests);
   const concurrency = Number(values.concurrency);
@@ -94,21 +101,19 @@ async function main(): Promise<number> {
     const hap: Server = await startHaproxy(
       ns,
       `${dir}/haproxy`,
-      haproxyConfig("relay", "127.0.0.1:9002", "127.0.0.1:8080"),
+      haproxyConfig("relay", "127.0.0.1:9002", "127.0.0.1:8080", instances),
       "127.0.0.1:9002",
     );
     stops.push(() => hap.stop());
-    const toa: ToaProxyProcess = await startToaProxy(ns, [
-      "--listen",
-      "127.0.0.1:9001",
-      "--backend",
-      "127.0.0.1:8080",
-      "--proxy-protocol",
-      "v1",
-      "--trust",
-      "198.18.2.0/24",
-    ]);
-    stops.push(() => toa.stop());
+    const toas: ToaProxyProcess[] = [];
+    for (let i = 0; i < instances; i++) {
+      const toa = await startToaProxy(ns, [
+        ...["--listen", "127.0.0.1:9001", "--backend", "127.0.0.1:8080", "--proxy-protocol", "v1"],
+        ...["--trust", "198.18.2.0/24", ...(instances > 1 ? ["--reuse-port"] : [])],
+      ]);
+      toas.push(toa);
+      stops.push(() => toa.stop());
+    }
     const targets = { toa: "http://127.0.0.1:9001", haproxy: "http://127.0.0.1:9002" };
     // Both relays must hand nginx a header it accepts before anything is timed.
     for (const url of Object.values(targets)) {
@@ -128,13 +133,14 @@ async function main(): Promise<number> {
       "conn/s",
       (u) => connsPerSecond(ns, `${u}/ip`, requests, concurrency),
     );
-    const { counters } = await toa.stop();
-    stops.pop();
-    printTable(rows);
-    console.log(
-      `toa-proxy counters: accepted=${counters.accepted} backend_errors=${counters.backend_errors} ` +
-        `relay_errors=${counters.relay_errors} active=${counters.active}`,
-    );
+    printTable(rows, instances);
+    for (const toa of toas) {
+      const { counters } = await toa.stop();
+      console.log(
+        `toa-proxy pid ${toa.process.pid} counters: accepted=${counters.accepted} ` +
+          `backend_errors=${counters.backend_errors} relay_errors=${counters.relay_errors} active=${counters.active}`,
+      );
+    }
     return 0;
   } catch (e) {
     console.error(`proxy_bench: ${interrupted ? "interrupted" : (e as Error).message}`);
@@ -148,8 +154,14 @@ async function main(): Promise<number> {
   }
 }
 
-function printTable(rows: Row[]): void {
-  const head = ["metric", "unit", "toa-proxy", "HAProxy 1 thread", "ratio"];
+function printTable(rows: Row[], instances: number): void {
+  const head = [
+    "metric",
+    "unit",
+    instances === 1 ? "toa-proxy" : `toa-proxy ×${instances}`,
+    `HAProxy ${instances} thread${instances === 1 ? "" : "s"}`,
+    "ratio",
+  ];
   const body = rows.map((r) => [
     r.metric,
     r.unit,

@@ -21,6 +21,7 @@
  */
 import assert from "node:assert/strict";
 import { type Background, spawnIn, waitUntil, withLab } from "./helpers/mod.ts";
+import { nsExec } from "../netns-scripts/topology.ts";
 import { startToaProxy, type ToaProxyProcess } from "../toa/testing/servers.ts";
 import type { Lab } from "./helpers/mod.ts";
 
@@ -267,5 +268,30 @@ s.bind(("127.0.0.1", 9010)); s.listen(2); print("listening", flush=True); time.s
         assert.match(proxy.process.stderr(), /event=backend_error .* errno=ETIMEDOUT/);
       },
     );
+
+    await tc.step("--reuse-port: two proxies share one port; a proxy without it cannot join", async () => {
+      const listen = "127.0.0.1:9020";
+      const a = await proxyIn(lab, ns, listen, ECHO, ["--reuse-port"]);
+      const b = await proxyIn(lab, ns, listen, ECHO, ["--reuse-port"]);
+      assert.equal(phase(a.process.stdout(), "toa-proxy ready").reuse_port, 1);
+      const cli = manyClients(lab, ns, 9020, 200, ["--hold", "0"]);
+      await cli.waitFor(() => cli.stdout().includes("closed"), "200 clients", 30_000);
+      assert.deepEqual({ ...phase(cli.stdout(), "echoed"), ms: 0 }, { ok: 200, ms: 0 }, cli.stdout());
+      const ca = await drained(a, "reuse-port a");
+      const cb = await drained(b, "reuse-port b");
+      assert.equal(ca.accepted + cb.accepted, 200);
+      // The kernel spreads by a hash of the 4-tuple: 200 connections all on one side is a 2^-199 event.
+      assert.ok(ca.accepted > 0 && cb.accepted > 0, `accepted ${ca.accepted} and ${cb.accepted}`);
+      const lone = await nsExec(ns, [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${REPO}mod.ts`,
+        "toa-proxy",
+        ...["--listen", listen, "--backend", ECHO, "--proxy-protocol", "v1", "--trust", "198.18.2.0/24"],
+      ], 30_000);
+      assert.equal(lone.code, 1, lone.stdout + lone.stderr);
+      assert.match(lone.stderr, /^toa-proxy: listen 127\.0\.0\.1:9020: bind failed \(EADDRINUSE\)\n$/);
+    });
   });
 });

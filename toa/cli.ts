@@ -17,10 +17,13 @@ import { errnoName } from "../lb/sys/errno.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
                          --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]
+                         [--reuse-port]
   Relays each connection to the backend, announcing the client from TOA when the peer is in --trust
   (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.
   --connect-timeout: backend connect timeout (default 3000 ms). --idle-timeout: close connections that
-  moved no byte for this long (default 300 s; 0 = never).`;
+  moved no byte for this long (default 300 s; 0 = never). --reuse-port: listen with SO_REUSEPORT, so
+  that several toa-proxy processes started with it on the same --listen share the connections (one
+  process is one thread: one per core).`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {
@@ -36,6 +39,8 @@ export interface ToaProxyArgs {
   connectTimeoutMs: number;
   /** --idle-timeout, converted to ms; 0 = none. */
   idleTimeoutMs: number;
+  /** --reuse-port. */
+  reusePort: boolean;
 }
 
 /** A bad flag: the message is the one line the user sees. */
@@ -60,6 +65,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
         trust: { type: "string" },
         "connect-timeout": { type: "string", default: "3000" },
         "idle-timeout": { type: "string", default: "300" },
+        "reuse-port": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -112,6 +118,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
     trust,
     connectTimeoutMs: Number(ct),
     idleTimeoutMs: Number(it) * 1000,
+    reusePort: values["reuse-port"],
   };
 }
 
@@ -155,7 +162,8 @@ export async function toaProxyMain(args: string[]): Promise<number> {
   console.log(
     `toa-proxy ready listen=${formatHostPort(proxy.address)} backend=${formatHostPort(a.backend)} ` +
       `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")} ` +
-      `idle_timeout=${a.idleTimeoutMs / 1000} nofile=${fds.soft} nofile_before=${fds.before}`,
+      `idle_timeout=${a.idleTimeoutMs / 1000} reuse_port=${a.reusePort ? 1 : 0} nofile=${fds.soft} ` +
+      `nofile_before=${fds.before}`,
   );
   try {
     await proxy.run();

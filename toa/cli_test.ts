@@ -15,6 +15,8 @@ Deno.test("toa-proxy flags parse into addresses, mode and trust list", () => {
     parseToaProxyArgs([...base, "--trust", "1.0.0.0/8", "--idle-timeout", "90"])!.idleTimeoutMs,
     90_000,
   );
+  assert.equal(a.reusePort, false);
+  assert.equal(parseToaProxyArgs([...base, "--trust", "1.0.0.0/8", "--reuse-port"])!.reusePort, true);
   assert.equal(parseToaProxyArgs(["--help"]), null);
 });
 

@@ -32,6 +32,8 @@ export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
 /** SOL_SOCKET option: the pending error of a socket (result of a nonblocking connect). */
 export const SO_ERROR = 4;
+/** SOL_SOCKET option: several sockets bind the same port; the kernel spreads new connections over them. */
+export const SO_REUSEPORT = 15;
 /** setsockopt level: TCP. */
 export const IPPROTO_TCP = 6;
 /** TCP option: send small segments at once (a relay must not add Nagle delay to its peers'). */

@@ -10,6 +10,7 @@ import {
   intOption,
   IPPROTO_TCP,
   SO_REUSEADDR,
+  SO_REUSEPORT,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
@@ -40,6 +41,8 @@ export interface ListenerOptions {
   backlog?: number;
   /** Set TCP_SAVE_SYN (default true). */
   saveSyn?: boolean;
+  /** Set SO_REUSEPORT, so that several processes can listen on the same address (default false). */
+  reusePort?: boolean;
 }
 
 /** An open listening socket. */
@@ -67,6 +70,9 @@ export function openListener(addr: SocketAddress, opts: ListenerOptions = {}): L
   };
   const one = intOption(1);
   if (lib.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) !== 0) fail("setsockopt(SO_REUSEADDR)");
+  if (opts.reusePort && lib.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4) !== 0) {
+    fail("setsockopt(SO_REUSEPORT)");
+  }
   if ((opts.saveSyn ?? true) && lib.setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, one, 4) !== 0) {
     fail("setsockopt(TCP_SAVE_SYN)");
   }

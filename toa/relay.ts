@@ -89,6 +89,8 @@ export interface ToaProxyOptions {
   bufferSize?: number;
   /** listen(2) backlog (default 4096). */
   backlog?: number;
+  /** Listen with SO_REUSEPORT: several proxies on one address share its connections (default false). */
+  reusePort?: boolean;
   /** Log sink, one line per call (default: stderr). */
   log?: (line: string) => void;
 }
@@ -235,7 +237,7 @@ export class ToaProxy {
     this.idle = idleMs > 0 ? new IdleWheel<Conn>(idleMs, this.now) : null;
     this.scratch = new Uint8Array(this.bufferSize);
     this.backendSa = encodeSockaddr(opts.backend);
-    this.listener = openListener(opts.listen, { backlog: opts.backlog });
+    this.listener = openListener(opts.listen, { backlog: opts.backlog, reusePort: opts.reusePort });
     this.address = this.listener.address;
     this.wildcard = this.address.address === "0.0.0.0" || this.address.address === "::";
     this.ep = this.lib.epoll_create1(EPOLL_CLOEXEC);

@@ -22,7 +22,9 @@ import {
   checksumErrors,
   kernelCounters,
   type Lab,
+  randomBytes,
   sendTcp,
+  sha256Hex,
   startCapture,
   type TcpSegment,
   toaOptions,
@@ -62,16 +64,7 @@ function gatewayConfig(t: Topology): Record<string, unknown> {
 let bigFile: Uint8Array<ArrayBuffer> | undefined;
 /** 20 MB of random bytes, made once per run. */
 function big(): Uint8Array<ArrayBuffer> {
-  if (!bigFile) {
-    bigFile = new Uint8Array(BIG);
-    for (let off = 0; off < BIG; off += 65536) crypto.getRandomValues(bigFile.subarray(off, off + 65536));
-  }
-  return bigFile;
-}
-
-async function sha256(b: Uint8Array<ArrayBuffer>): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", b));
-  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
+  return bigFile ??= randomBytes(BIG);
 }
 
 function url(vip: string, port = 80, path = "/"): string {
@@ -104,7 +97,7 @@ async function assertDownload(lab: Lab, vip: string, name: string): Promise<numb
   assert.equal(r.stdout.trim(), `200 ${BIG}`, `curl ${name}`);
   const got = await Deno.readFile(out);
   assert.equal(got.length, BIG, `${name}: length`);
-  assert.equal(await sha256(got), await sha256(big()), `${name}: the download differs from the file`);
+  assert.equal(await sha256Hex(got), await sha256Hex(big()), `${name}: the download differs from the file`);
   await Deno.remove(out);
   return secs;
 }
@@ -403,7 +396,11 @@ async function assertUpload(lab: Lab, vip: string, rs: number, name: string): Pr
   assert.match(r.stdout, /^20[14]$/, `upload ${name}: status`);
   const stored = await Deno.readFile(`${lab.nginx[rs].root}/upload/${name}`);
   assert.equal(stored.length, BIG, `${name}: stored length`);
-  assert.equal(await sha256(stored), await sha256(big()), `${name}: the stored upload differs from the file`);
+  assert.equal(
+    await sha256Hex(stored),
+    await sha256Hex(big()),
+    `${name}: the stored upload differs from the file`,
+  );
   await Deno.remove(src);
   return secs;
 }

@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
-import { type Lab, spawnBackground, withLab } from "./helpers/mod.ts";
+import { type Lab, randomBytes, sha256Hex, spawnBackground, withLab } from "./helpers/mod.ts";
 import {
   haproxyConfig,
   startHaproxy,
@@ -57,11 +57,6 @@ function gatewayConfig(rs1v4: string, rs1v6: string): Record<string, unknown> {
   };
 }
 
-async function sha256(b: Uint8Array<ArrayBuffer>): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", b));
-  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
 /** curl in `ns`; returns the body and curl's local port (`%{local_port}` after a tab). */
 async function curlIp(
   ns: string,
@@ -87,8 +82,7 @@ interface Rig {
 async function startRig(lab: Lab): Promise<Rig> {
   const t = lab.t;
   const rs1 = t.nsRs[0];
-  const big = new Uint8Array(BIG);
-  for (let off = 0; off < BIG; off += 65536) crypto.getRandomValues(big.subarray(off, off + 65536));
+  const big = randomBytes(BIG);
   await Deno.writeFile(`${lab.dir}/big.bin`, big);
   const nginx = await startPpNginx(rs1, `${lab.dir}/nginx`, ["127.0.0.1:8080"], { "big.bin": big });
   lab.defer(() => nginx.stop());
@@ -207,7 +201,7 @@ Deno.test("e2e: toa-proxy announces the real client to nginx and HAProxy, and on
       assert.ok(r.success, r.stderr);
       const got = await Deno.readFile(out);
       assert.equal(got.length, BIG);
-      assert.equal(await sha256(got), await sha256(await Deno.readFile(`${lab.dir}/big.bin`)));
+      assert.equal(await sha256Hex(got), await sha256Hex(await Deno.readFile(`${lab.dir}/big.bin`)));
     });
 
     await tc.step("2000 short connections through gateway and proxy all succeed", async () => {

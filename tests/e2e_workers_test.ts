@@ -10,27 +10,16 @@
  */
 import assert from "node:assert/strict";
 import { nsExec, type Topology } from "../netns-scripts/topology.ts";
-import { checksumErrors, type Lab, withLab } from "./helpers/mod.ts";
+import { checksumErrors, type Lab, randomBytes, sha256Hex, withLab } from "./helpers/mod.ts";
 
 const VIP4 = "198.18.0.20";
 const VIP6 = "fd00::20";
 const SIZE = 4 * 1024 * 1024;
 
 let blob: Uint8Array<ArrayBuffer> | undefined;
+/** The file the real servers serve, made once per run. */
 function file(): Uint8Array<ArrayBuffer> {
-  if (!blob) {
-    blob = new Uint8Array(SIZE);
-    for (let o = 0; o < SIZE; o += 65536) crypto.getRandomValues(blob.subarray(o, o + 65536));
-  }
-  return blob;
-}
-
-async function sha256(b: Uint8Array<ArrayBuffer>): Promise<string> {
-  return Array.from(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", b)),
-    (x) => x.toString(16).padStart(2, "0"),
-  )
-    .join("");
+  return blob ??= randomBytes(SIZE);
 }
 
 function config(steering: string, offload: boolean) {
@@ -75,7 +64,11 @@ async function download(lab: Lab, vip: string): Promise<void> {
     25_000,
   );
   assert.ok(r.success, `download from ${vip}: ${r.stderr}`);
-  assert.equal(await sha256(await Deno.readFile(out)), await sha256(file()), `download from ${vip} differs`);
+  assert.equal(
+    await sha256Hex(await Deno.readFile(out)),
+    await sha256Hex(file()),
+    `download from ${vip} differs`,
+  );
   await Deno.remove(out);
 }
 

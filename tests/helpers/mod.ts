@@ -4,6 +4,7 @@
  *
  * @module
  */
+export * from "./bytes.ts";
 export * from "./capture.ts";
 export * from "./gateway.ts";
 export * from "./lab.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-export * from "./lb/packet/mod.ts";
+export * from "./base/packet/mod.ts";
 export * from "./toa/mod.ts";
 export { ConfigError, type GatewayConfig, loadConfig, validateConfig } from "./lb/config.ts";
 export { Engine, type EngineOptions } from "./lb/engine/engine.ts";

@@ -20,8 +20,8 @@
  * @module
  */
 import { type GatewayConfig, validateConfig } from "../lb/config.ts";
-import { read16, read32 } from "../lb/packet/checksum.ts";
-import { TCP_ACK, TCP_PSH, TCP_SYN } from "../lb/packet/tcp.ts";
+import { read16, read32 } from "../base/packet/checksum.ts";
+import { TCP_ACK, TCP_PSH, TCP_SYN } from "../base/packet/tcp.ts";
 import { Engine } from "../lb/engine/engine.ts";
 import { optMss, optTimestamp, tcp } from "../lb/engine/testing/packets.ts";
 

@@ -31,7 +31,7 @@ import {
   tcpSetDstPort,
   tcpSetSeq,
   tcpSetSrcPort,
-} from "../lb/packet/mod.ts";
+} from "../base/packet/mod.ts";
 
 const info = new PacketInfo();
 const v4 = fromHex(fixture("tcp4_sack2_ts_p64").hex);

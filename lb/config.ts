@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { parseIpv4 } from "./packet/ipv4.ts";
-import { parseIpv6 } from "./packet/ipv6.ts";
+import { parseIpv4 } from "../base/packet/ipv4.ts";
+import { parseIpv6 } from "../base/packet/ipv6.ts";
 import { SCHEDULER_NAMES } from "./engine/scheduler/mod.ts";
 
 /** Per-state idle timeouts in seconds (defaults follow IPVS's TCP state timeouts). */

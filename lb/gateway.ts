@@ -17,8 +17,8 @@ import type { GatewayConfig } from "./config.ts";
 import { addressFamily } from "./config.ts";
 import { handoffRingBytes } from "./engine/handoff_ring.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
-import { parseIpv4 } from "./packet/ipv4.ts";
-import { parseIpv6 } from "./packet/ipv6.ts";
+import { parseIpv4 } from "../base/packet/ipv4.ts";
+import { parseIpv6 } from "../base/packet/ipv6.ts";
 import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "./tun/libc.ts";
 import {

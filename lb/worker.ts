@@ -23,7 +23,7 @@ import {
   vnetGsoType,
   vnetHdrLen,
   vnetSetHdrLen,
-} from "./packet/virtio_net_hdr.ts";
+} from "../base/packet/virtio_net_hdr.ts";
 
 /** Everything a worker needs, sent once by the main thread. */
 export interface WorkerInit {

@@ -13,7 +13,7 @@ import { type ProxyProtocolMode, ToaProxy, type ToaProxyCounters } from "./relay
 import { SocketError } from "./listener.ts";
 import type { Cidr } from "./trust.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
-import { errnoName } from "../lb/sys/errno.ts";
+import { errnoName } from "../base/sys/errno.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
                          --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { decodeToa } from "./option.ts";
+import { decodeToa } from "../base/packet/toa_option.ts";
 import { errno, IPPROTO_TCP, socketLibc, TCP_SAVED_SYN } from "./libc_socket.ts";
 import { readSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.ts";
 import { type Cidr, isTrusted } from "./trust.ts";

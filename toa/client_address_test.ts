@@ -1,7 +1,7 @@
 // The decision "which address to announce", checked on SYNs built by scapy (toa/testdata/gen_saved_syns.py).
 import assert from "node:assert/strict";
 import { toaClientAddress } from "./client_address.ts";
-import { decodeToa } from "./option.ts";
+import { decodeToa } from "../base/packet/toa_option.ts";
 import { proxyHeaderFor } from "./relay.ts";
 import { parseTrustList } from "./trust.ts";
 import type { SocketAddress } from "./sockaddr.ts";

@@ -168,7 +168,7 @@ export function socketLibc(): SocketLibc {
   return symbols;
 }
 
-/** errno of the last failed synchronous libc call on the JS thread (names: lb/sys/errno.ts). */
+/** errno of the last failed synchronous libc call on the JS thread (names: base/sys/errno.ts). */
 export function errno(): number {
   socketLibc();
   return errnoView!.getInt32(0);

@@ -18,7 +18,7 @@ import {
   SOL_SOCKET,
   TCP_SAVE_SYN,
 } from "./libc_socket.ts";
-import { errnoName } from "../lb/sys/errno.ts";
+import { errnoName } from "../base/sys/errno.ts";
 import { AF_INET, AF_INET6 } from "./libc_socket.ts";
 import { encodeSockaddr, formatHostPort, type SocketAddress } from "./sockaddr.ts";
 import { localAddressOf } from "./client_address.ts";

@@ -13,7 +13,7 @@ export {
   type ToaAddress,
   writeToaV4,
   writeToaV6,
-} from "./option.ts";
+} from "../base/packet/toa_option.ts";
 export {
   type ClientAddress,
   clientAddressOf,

@@ -21,8 +21,8 @@
  *
  * @module
  */
-import { formatIpv4, parseIpv4 } from "../lb/packet/ipv4.ts";
-import { formatIpv6, parseIpv6 } from "../lb/packet/ipv6.ts";
+import { formatIpv4, parseIpv4 } from "../base/packet/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../base/packet/ipv6.ts";
 
 /** The 12-byte v2 signature. */
 export const PROXY_V2_SIGNATURE: Uint8Array = new Uint8Array([

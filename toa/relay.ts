@@ -53,7 +53,7 @@ import {
   SOL_SOCKET,
   TCP_NODELAY,
 } from "./libc_socket.ts";
-import { Errno, errnoName } from "../lb/sys/errno.ts";
+import { Errno, errnoName } from "../base/sys/errno.ts";
 import { AF_INET, AF_INET6 } from "./libc_socket.ts";
 import {
   encodeSockaddr,

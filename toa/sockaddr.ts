@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { formatIpv4, parseIpv4 } from "../lb/packet/ipv4.ts";
-import { formatIpv6, parseIpv6 } from "../lb/packet/ipv6.ts";
+import { formatIpv4, parseIpv4 } from "../base/packet/ipv4.ts";
+import { formatIpv6, parseIpv6 } from "../base/packet/ipv6.ts";
 import { AF_INET, AF_INET6 } from "./libc_socket.ts";
 
 /** An address and port, in the form logs and PROXY headers use (same shape as `ToaAddress`). */

@@ -17,7 +17,7 @@ import {
   ipv4PseudoHeaderSum,
   ipv6PseudoHeaderSum,
   onesComplementSum,
-} from "../packet/mod.ts";
+} from "../../base/packet/mod.ts";
 
 /** TTL / hop limit of replies, as a fresh host-originated packet would have. */
 export const REPLY_TTL = 64;

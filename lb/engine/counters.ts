@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { PACKET_REASON_NAMES } from "../packet/validate.ts";
+import { PACKET_REASON_NAMES } from "../../base/packet/validate.ts";
 
 /** Drop reasons past the validator's (which keep their own codes 1–8). */
 export const DROP_NOT_FOR_US = 9;

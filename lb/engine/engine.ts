@@ -17,12 +17,12 @@
 import type { GatewayConfig } from "../config.ts";
 import type { EngineCounters } from "../stats.ts";
 import { addressFamily } from "../config.ts";
-import { read16, read32, write16 } from "../packet/checksum.ts";
-import { ICMP_ECHO_REQUEST, icmpIsError } from "../packet/icmp.ts";
-import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../packet/icmpv6.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpv4 } from "../packet/ipv4.ts";
-import { parseIpv6 } from "../packet/ipv6.ts";
-import { PacketInfo } from "../packet/packet_info.ts";
+import { read16, read32, write16 } from "../../base/packet/checksum.ts";
+import { ICMP_ECHO_REQUEST, icmpIsError } from "../../base/packet/icmp.ts";
+import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpv4 } from "../../base/packet/ipv4.ts";
+import { parseIpv6 } from "../../base/packet/ipv6.ts";
+import { PacketInfo } from "../../base/packet/packet_info.ts";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -37,10 +37,10 @@ import {
   TCPOPT_TIMESTAMP,
   tcpSetAck,
   tcpSetSeq,
-} from "../packet/tcp.ts";
-import { fillTransportChecksum } from "../packet/transport_checksum.ts";
-import { classifyPacket, PACKET_OK } from "../packet/validate.ts";
-import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaV4 } from "../../toa/option.ts";
+} from "../../base/packet/tcp.ts";
+import { fillTransportChecksum } from "../../base/packet/transport_checksum.ts";
+import { classifyPacket, PACKET_OK } from "../../base/packet/validate.ts";
+import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaV4 } from "../../base/packet/toa_option.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
 import { ConnTable, NO_CONN } from "./conn_table.ts";
 import * as C from "./counters.ts";

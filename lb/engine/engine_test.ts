@@ -11,10 +11,10 @@ import {
   read16,
   read32,
   write16,
-} from "../packet/checksum.ts";
-import { formatIpv4, ipv4ChecksumOk, ipv4Dst, ipv4Src } from "../packet/ipv4.ts";
-import { formatIpv6 } from "../packet/ipv6.ts";
-import { PacketInfo } from "../packet/packet_info.ts";
+} from "../../base/packet/checksum.ts";
+import { formatIpv4, ipv4ChecksumOk, ipv4Dst, ipv4Src } from "../../base/packet/ipv4.ts";
+import { formatIpv6 } from "../../base/packet/ipv6.ts";
+import { PacketInfo } from "../../base/packet/packet_info.ts";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -27,10 +27,10 @@ import {
   TCPOPT_SACK,
   TCPOPT_TIMESTAMP,
   tcpSeq,
-} from "../packet/tcp.ts";
-import { transportChecksumOk } from "../packet/transport_checksum.ts";
-import { classifyPacket, PACKET_OK } from "../packet/validate.ts";
-import { decodeToa, TCPOPT_TOA } from "../../toa/option.ts";
+} from "../../base/packet/tcp.ts";
+import { transportChecksumOk } from "../../base/packet/transport_checksum.ts";
+import { classifyPacket, PACKET_OK } from "../../base/packet/validate.ts";
+import { decodeToa, TCPOPT_TOA } from "../../base/packet/toa_option.ts";
 import * as C from "./counters.ts";
 import { Engine } from "./engine.ts";
 import { icmp, optMss, optSack, optTimestamp, optToa4, tcp, type TcpSpec, udp } from "./testing/packets.ts";

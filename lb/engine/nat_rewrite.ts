@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { read16, read32, write16, write32 } from "../packet/checksum.ts";
-import { ipv4SetDst, ipv4SetSrc } from "../packet/ipv4.ts";
-import { applySumDelta } from "../packet/ipv6.ts";
-import { IPPROTO_UDP } from "../packet/ipv4.ts";
+import { read16, read32, write16, write32 } from "../../base/packet/checksum.ts";
+import { ipv4SetDst, ipv4SetSrc } from "../../base/packet/ipv4.ts";
+import { applySumDelta } from "../../base/packet/ipv6.ts";
+import { IPPROTO_UDP } from "../../base/packet/ipv4.ts";
 
 /** Checksum delta of one 16-bit word changing from `oldW` to `newW`. */
 export function wordDelta(oldW: number, newW: number): number {

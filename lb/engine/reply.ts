@@ -6,14 +6,24 @@
  *
  * @module
  */
-import { read16, read32, write16, write32 } from "../packet/checksum.ts";
-import { ICMP_CODE_PORT_UNREACH, ICMP_DEST_UNREACH, icmpSetTypeCode } from "../packet/icmp.ts";
-import { ICMPV6_CODE_PORT_UNREACH, ICMPV6_DEST_UNREACH, ICMPV6_ECHO_REPLY } from "../packet/icmpv6.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, ipv4FillChecksum, ipv4SetTtl } from "../packet/ipv4.ts";
-import { PacketInfo } from "../packet/packet_info.ts";
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../packet/tcp.ts";
-import { checksumAdjust16 } from "../packet/checksum.ts";
-import { fillTransportChecksum } from "../packet/transport_checksum.ts";
+import { read16, read32, write16, write32 } from "../../base/packet/checksum.ts";
+import { ICMP_CODE_PORT_UNREACH, ICMP_DEST_UNREACH, icmpSetTypeCode } from "../../base/packet/icmp.ts";
+import {
+  ICMPV6_CODE_PORT_UNREACH,
+  ICMPV6_DEST_UNREACH,
+  ICMPV6_ECHO_REPLY,
+} from "../../base/packet/icmpv6.ts";
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  ipv4FillChecksum,
+  ipv4SetTtl,
+} from "../../base/packet/ipv4.ts";
+import { PacketInfo } from "../../base/packet/packet_info.ts";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../../base/packet/tcp.ts";
+import { checksumAdjust16 } from "../../base/packet/checksum.ts";
+import { fillTransportChecksum } from "../../base/packet/transport_checksum.ts";
 
 const scratchInfo = new PacketInfo();
 const scratchAddr = new Uint8Array(16);

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Timeouts } from "../config.ts";
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../packet/tcp.ts";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../../base/packet/tcp.ts";
 
 /** Free handle (never a live connection's state). */
 export const STATE_NONE = 0;

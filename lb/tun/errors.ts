@@ -5,7 +5,7 @@
  * @module
  */
 
-import { errnoName } from "../sys/errno.ts";
+import { errnoName } from "../../base/sys/errno.ts";
 
 /** Why a TUN operation failed; stable strings for logs and tests. */
 export type TunErrorReason =

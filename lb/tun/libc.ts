@@ -96,7 +96,7 @@ export function libc(): Libc {
   return symbols!;
 }
 
-/** errno of the last failed synchronous libc call on the JS thread (names: lb/sys/errno.ts). */
+/** errno of the last failed synchronous libc call on the JS thread (names: base/sys/errno.ts). */
 export function errno(): number {
   libc();
   return errnoView!.getInt32(0);

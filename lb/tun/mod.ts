@@ -1,7 +1,7 @@
 /**
  * The TUN device layer: open a layer-3 TUN (optionally multi-queue) through libc FFI, move packets with
  * poll/read/write on caller-owned buffers, and configure the link with `ip`. Knows nothing of packet
- * formats or connections (see `lb/packet/`, `lb/engine/`).
+ * formats or connections (see `base/packet/`, `lb/engine/`).
  *
  * @example
  * ```ts

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { validateConfig } from "../config.ts";
 import { Engine } from "../engine/engine.ts";
 import { icmp, tcp, udp } from "../engine/testing/packets.ts";
-import { parseIpv4 } from "../packet/ipv4.ts";
+import { parseIpv4 } from "../../base/packet/ipv4.ts";
 import { buildSteeringProgram, closeProgram, loadSocketFilter, testRunProgram } from "./steering_bpf.ts";
 
 const LOCAL4 = ["198.18.2.1", "198.18.2.2"];

@@ -32,7 +32,7 @@ import {
   POLLIN,
   POLLNVAL,
 } from "./libc.ts";
-import { Errno } from "../sys/errno.ts";
+import { Errno } from "../../base/sys/errno.ts";
 import { TunError, TunNameInUseError, TunPermissionError, TunUnavailableError } from "./errors.ts";
 
 /** `_IOW('T', 202, int)`: attach this fd to a TUN/TAP interface (linux/if_tun.h). */

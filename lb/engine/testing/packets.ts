@@ -1,16 +1,16 @@
 /**
  * Test-only packet builder for engine tests: IPv4/IPv6 TCP, UDP and ICMP packets with chosen options and
- * correct checksums (computed with lb/packet's full checksum, which the scapy fixture tests prove), in a
+ * correct checksums (computed with base/packet's full checksum, which the scapy fixture tests prove), in a
  * buffer with room to grow, as the TUN loop provides.
  *
  * @module
  */
-import { write16, write32 } from "../../packet/checksum.ts";
-import { ipv4FillChecksum, parseIpv4 } from "../../packet/ipv4.ts";
-import { parseIpv6 } from "../../packet/ipv6.ts";
-import { PacketInfo } from "../../packet/packet_info.ts";
-import { fillTransportChecksum } from "../../packet/transport_checksum.ts";
-import { classifyPacket, PACKET_OK } from "../../packet/validate.ts";
+import { write16, write32 } from "../../../base/packet/checksum.ts";
+import { ipv4FillChecksum, parseIpv4 } from "../../../base/packet/ipv4.ts";
+import { parseIpv6 } from "../../../base/packet/ipv6.ts";
+import { PacketInfo } from "../../../base/packet/packet_info.ts";
+import { fillTransportChecksum } from "../../../base/packet/transport_checksum.ts";
+import { classifyPacket, PACKET_OK } from "../../../base/packet/validate.ts";
 
 /** Capacity of every buffer the builder returns (as the TUN loop's read buffer). */
 export const BUF_SIZE = 2048;

@@ -15,3 +15,4 @@ export * from "./transport_checksum.ts";
 export * from "./udp.ts";
 export * from "./validate.ts";
 export * from "./virtio_net_hdr.ts";
+export * from "./toa_option.ts";

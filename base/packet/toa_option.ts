@@ -17,13 +17,13 @@
  *
  * @module
  */
-import { read16, write16, write32 } from "../lb/packet/checksum.ts";
-import { formatIpv4 } from "../lb/packet/ipv4.ts";
-import { formatIpv6 } from "../lb/packet/ipv6.ts";
-import { PacketInfo } from "../lb/packet/packet_info.ts";
-import { IPPROTO_TCP } from "../lb/packet/ipv4.ts";
-import { classifyPacket, PACKET_LENGTH_MISMATCH, PACKET_OK } from "../lb/packet/validate.ts";
-import { TCP_MIN_HEADER_LEN, tcpNextOption, tcpOptionsWellFormed } from "../lb/packet/tcp.ts";
+import { read16, write16, write32 } from "./checksum.ts";
+import { formatIpv4 } from "./ipv4.ts";
+import { formatIpv6 } from "./ipv6.ts";
+import { PacketInfo } from "./packet_info.ts";
+import { IPPROTO_TCP } from "./ipv4.ts";
+import { classifyPacket, PACKET_LENGTH_MISMATCH, PACKET_OK } from "./validate.ts";
+import { TCP_MIN_HEADER_LEN, tcpNextOption, tcpOptionsWellFormed } from "./tcp.ts";
 
 /** TCP option kind of TOA. */
 export const TCPOPT_TOA = 254;

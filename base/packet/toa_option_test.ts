@@ -9,9 +9,9 @@ import {
   TOA_V6_LEN,
   writeToaV4,
   writeToaV6,
-} from "./option.ts";
-import { parseIpv4 } from "../lb/packet/ipv4.ts";
-import { parseIpv6 } from "../lb/packet/ipv6.ts";
+} from "./toa_option.ts";
+import { parseIpv4 } from "./ipv4.ts";
+import { parseIpv6 } from "./ipv6.ts";
 
 const hex = (s: string) => new Uint8Array(s.match(/../g)!.map((x) => parseInt(x, 16)));
 

@@ -5,7 +5,7 @@
  *
  * With several workers, a steering eBPF program (tun/steering_bpf.ts) sends each packet to the queue of
  * the worker that owns its connection; where it cannot load, the workers hand packets to each other
- * through shared-memory rings (engine/handoff_ring.ts), counted.
+ * through shared-memory rings (worker/handoff_ring.ts), counted.
  *
  * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGUSR2 prints stats on stderr (not SIGUSR1: Deno opens
  * the V8 inspector on 127.0.0.1:9229 when it gets SIGUSR1, so never send it one), and the unix
@@ -15,7 +15,7 @@
  */
 import type { GatewayConfig } from "./config.ts";
 import { addressFamily } from "./config.ts";
-import { handoffRingBytes } from "./engine/handoff_ring.ts";
+import { handoffRingBytes } from "./worker/handoff_ring.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
 import { parseIpv4 } from "../base/packet/ipv4.ts";
 import { parseIpv6 } from "../base/packet/ipv6.ts";
@@ -34,7 +34,7 @@ import {
   TunDevice,
 } from "./tun/mod.ts";
 import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
-import type { ToWorker, WorkerInit } from "./worker.ts";
+import type { ToWorker, WorkerInit } from "./worker/worker.ts";
 
 /** Data bytes of each hand-off ring (per ordered pair of workers). */
 const RING_BYTES = 1 << 20;
@@ -163,7 +163,7 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     });
     for (let i = 0; i < n; i++) {
       controls.push(new Int32Array(new SharedArrayBuffer(8)));
-      const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      const w = new Worker(new URL("./worker/worker.ts", import.meta.url), { type: "module" });
       w.onmessage = (ev: MessageEvent<FromWorker>) => {
         const m = ev.data;
         if (m.type === "ready") {

@@ -10,11 +10,11 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import type { GatewayConfig } from "./config.ts";
-import { Engine } from "./engine/engine.ts";
-import { HandoffRing } from "./engine/handoff_ring.ts";
-import { libc, POLLIN } from "./tun/libc.ts";
-import { TunQueue } from "./tun/tun_device.ts";
+import type { GatewayConfig } from "../config.ts";
+import { Engine } from "../engine/engine.ts";
+import { HandoffRing } from "./handoff_ring.ts";
+import { libc, POLLIN } from "../tun/libc.ts";
+import { TunQueue } from "../tun/tun_device.ts";
 import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,
@@ -23,7 +23,7 @@ import {
   vnetGsoType,
   vnetHdrLen,
   vnetSetHdrLen,
-} from "../base/packet/virtio_net_hdr.ts";
+} from "../../base/packet/virtio_net_hdr.ts";
 
 /** Everything a worker needs, sent once by the main thread. */
 export interface WorkerInit {

@@ -19,36 +19,49 @@ import {
 import type { PacketInfo } from "./packet_info.ts";
 import { TCP_MIN_HEADER_LEN, tcpOptionsWellFormed } from "./tcp.ts";
 
+/** The validator's reasons, name → code: the one table the PACKET_* constants and PACKET_REASON_NAMES come from. */
+export const PACKET_REASONS = {
+  /** The packet is sound: every layer's offsets are in `info`. */
+  ok: 0,
+  /** Fewer bytes than a header needs. */
+  truncated: 1,
+  /** Neither IPv4 nor IPv6. */
+  bad_version: 2,
+  /** IPv4 header length below 20 bytes. */
+  bad_ihl: 3,
+  /** An IP or UDP length field disagrees with the bytes present. */
+  length_mismatch: 4,
+  /** An IP fragment: the transport header may be absent, so ports cannot be trusted. */
+  fragment: 5,
+  /** TCP data offset below 20 bytes or past the segment. */
+  bad_data_offset: 6,
+  /** A TCP option's length is impossible or runs past the header. */
+  option_overflow: 7,
+  /** A transport protocol or IPv6 header we do not handle (offsets are still filled where known). */
+  unsupported: 8,
+} as const;
 /** The packet is sound: every layer's offsets are in `info`. */
-export const PACKET_OK = 0;
+export const PACKET_OK = PACKET_REASONS.ok;
 /** Fewer bytes than a header needs. */
-export const PACKET_TRUNCATED = 1;
+export const PACKET_TRUNCATED = PACKET_REASONS.truncated;
 /** Neither IPv4 nor IPv6. */
-export const PACKET_BAD_VERSION = 2;
+export const PACKET_BAD_VERSION = PACKET_REASONS.bad_version;
 /** IPv4 header length below 20 bytes. */
-export const PACKET_BAD_IHL = 3;
+export const PACKET_BAD_IHL = PACKET_REASONS.bad_ihl;
 /** An IP or UDP length field disagrees with the bytes present. */
-export const PACKET_LENGTH_MISMATCH = 4;
+export const PACKET_LENGTH_MISMATCH = PACKET_REASONS.length_mismatch;
 /** An IP fragment: the transport header may be absent, so ports cannot be trusted. */
-export const PACKET_FRAGMENT = 5;
+export const PACKET_FRAGMENT = PACKET_REASONS.fragment;
 /** TCP data offset below 20 bytes or past the segment. */
-export const PACKET_BAD_DATA_OFFSET = 6;
+export const PACKET_BAD_DATA_OFFSET = PACKET_REASONS.bad_data_offset;
 /** A TCP option's length is impossible or runs past the header. */
-export const PACKET_OPTION_OVERFLOW = 7;
+export const PACKET_OPTION_OVERFLOW = PACKET_REASONS.option_overflow;
 /** A transport protocol or IPv6 header we do not handle (offsets are still filled where known). */
-export const PACKET_UNSUPPORTED = 8;
+export const PACKET_UNSUPPORTED = PACKET_REASONS.unsupported;
+const reasonNames: string[] = [];
+for (const [name, code] of Object.entries(PACKET_REASONS)) reasonNames[code] = name;
 /** Names of the reasons, indexed by code, for counters and logs. */
-export const PACKET_REASON_NAMES: readonly string[] = [
-  "ok",
-  "truncated",
-  "bad_version",
-  "bad_ihl",
-  "length_mismatch",
-  "fragment",
-  "bad_data_offset",
-  "option_overflow",
-  "unsupported",
-];
+export const PACKET_REASON_NAMES: readonly string[] = reasonNames;
 
 /** Most IPv6 extension headers walked before the packet is called unsupported (bounds the loop). */
 const MAX_IPV6_EXTENSIONS = 8;

@@ -7,87 +7,129 @@
  */
 import { PACKET_REASON_NAMES } from "../../base/packet/validate.ts";
 
-/** Drop reasons past the validator's (which keep their own codes 1–8). */
-export const DROP_NOT_FOR_US = 9;
-/** A VIP address with no service on that port/protocol (answered with RST or ICMP port unreachable). */
-export const DROP_NO_SERVICE = 10;
-/** Client segment that is no SYN and matches no connection. */
-export const DROP_NO_CONNECTION = 11;
-/** Packet to a local address that matches no connection (or not from its real server). */
-export const DROP_NO_CONNECTION_REPLY = 12;
-/** No real server may take a new connection (all weights 0). */
-export const DROP_NO_REAL_SERVER = 13;
-/** Local address/port pool exhausted (the client gets a RST). */
-export const DROP_PORT_EXHAUSTED = 14;
-/** Connection table full (the client gets a RST). */
-export const DROP_TABLE_FULL = 15;
-/** ICMP error quoting a packet of no known connection. */
-export const DROP_ICMP_NO_CONNECTION = 16;
-/** ICMP message we do not translate (not an error, not an echo request). */
-export const DROP_ICMP_UNSUPPORTED = 17;
-/** Protocol not served (neither TCP, UDP nor ICMP). */
-export const DROP_PROTOCOL = 18;
-/** A SYN+ACK or SYN from the real server side in a state where it makes no sense. */
-export const DROP_BAD_STATE = 19;
+/**
+ * Builds a names array from a name → code table: each name lands at its code, after `before` (the codes
+ * below the table's). Codes are checked in counters_test.ts to be unique and dense.
+ */
+function namesByCode(table: Readonly<Record<string, number>>, before: readonly string[] = []): string[] {
+  const names = [...before];
+  for (const [name, code] of Object.entries(table)) names[code] = name;
+  return names;
+}
 
-/** Names of the drop reasons, indexed by code (0 is unused). */
-export const DROP_NAMES: readonly string[] = [
-  ...PACKET_REASON_NAMES,
-  "not_for_us",
-  "no_service",
-  "no_connection",
-  "no_connection_reply",
-  "no_real_server",
-  "port_exhausted",
-  "table_full",
-  "icmp_no_connection",
-  "icmp_unsupported",
-  "protocol",
-  "bad_state",
-];
+/**
+ * Drop reasons past the validator's (which keep their own codes 1–8), name → code: the one table the DROP_*
+ * constants and DROP_NAMES are made from.
+ */
+export const DROP_REASONS = {
+  /** Not addressed to a VIP or local address of ours. */
+  not_for_us: 9,
+  /** A VIP address with no service on that port/protocol (answered with RST or ICMP port unreachable). */
+  no_service: 10,
+  /** Client segment that is no SYN and matches no connection. */
+  no_connection: 11,
+  /** Packet to a local address that matches no connection (or not from its real server). */
+  no_connection_reply: 12,
+  /** No real server may take a new connection (all weights 0). */
+  no_real_server: 13,
+  /** Local address/port pool exhausted (the client gets a RST). */
+  port_exhausted: 14,
+  /** Connection table full (the client gets a RST). */
+  table_full: 15,
+  /** ICMP error quoting a packet of no known connection. */
+  icmp_no_connection: 16,
+  /** ICMP message we do not translate (not an error, not an echo request). */
+  icmp_unsupported: 17,
+  /** Protocol not served (neither TCP, UDP nor ICMP). */
+  protocol: 18,
+  /** A SYN+ACK or SYN from the real server side in a state where it makes no sense. */
+  bad_state: 19,
+} as const;
+
+/** Not addressed to a VIP or local address of ours. */
+export const DROP_NOT_FOR_US = DROP_REASONS.not_for_us;
+/** A VIP address with no service on that port/protocol (answered with RST or ICMP port unreachable). */
+export const DROP_NO_SERVICE = DROP_REASONS.no_service;
+/** Client segment that is no SYN and matches no connection. */
+export const DROP_NO_CONNECTION = DROP_REASONS.no_connection;
+/** Packet to a local address that matches no connection (or not from its real server). */
+export const DROP_NO_CONNECTION_REPLY = DROP_REASONS.no_connection_reply;
+/** No real server may take a new connection (all weights 0). */
+export const DROP_NO_REAL_SERVER = DROP_REASONS.no_real_server;
+/** Local address/port pool exhausted (the client gets a RST). */
+export const DROP_PORT_EXHAUSTED = DROP_REASONS.port_exhausted;
+/** Connection table full (the client gets a RST). */
+export const DROP_TABLE_FULL = DROP_REASONS.table_full;
+/** ICMP error quoting a packet of no known connection. */
+export const DROP_ICMP_NO_CONNECTION = DROP_REASONS.icmp_no_connection;
+/** ICMP message we do not translate (not an error, not an echo request). */
+export const DROP_ICMP_UNSUPPORTED = DROP_REASONS.icmp_unsupported;
+/** Protocol not served (neither TCP, UDP nor ICMP). */
+export const DROP_PROTOCOL = DROP_REASONS.protocol;
+/** A SYN+ACK or SYN from the real server side in a state where it makes no sense. */
+export const DROP_BAD_STATE = DROP_REASONS.bad_state;
+
+/** Names of the drop reasons, indexed by code: the validator's reasons (0 is unused), then DROP_REASONS. */
+export const DROP_NAMES: readonly string[] = namesByCode(DROP_REASONS, PACKET_REASON_NAMES);
+
+/** Engine events, name → code: the one table the EV_* constants and EVENT_NAMES are made from. */
+export const EVENTS = {
+  /** TOA inserted into a SYN or handshake ACK. */
+  toa_inserted: 0,
+  /** TOA left out: the 40-byte option space (or the buffer) had no room. */
+  toa_no_space: 1,
+  /** A client-supplied TOA option removed. */
+  toa_stripped: 2,
+  /** A SYN's timestamp option removed. */
+  timestamp_removed: 3,
+  /** An MSS option lowered. */
+  mss_clamped: 4,
+  /** An ICMP error translated for a connection. */
+  icmp_translated: 5,
+  /** RST sent to a client. */
+  rst_sent: 6,
+  /** ICMP port unreachable sent. */
+  icmp_unreach_sent: 7,
+  /** ICMP echo reply sent for a VIP or local address. */
+  echo_replied: 8,
+  /** Connection removed by timeout. */
+  expired: 9,
+  /** A TIME_WAIT/CLOSE connection replaced by a new SYN from the same client tuple. */
+  reused: 10,
+  /** A generated reply suppressed by the rate limit. */
+  reply_rate_limited: 11,
+  /** Connections created. */
+  connections: 12,
+} as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
-export const EV_TOA_INSERTED = 0;
+export const EV_TOA_INSERTED = EVENTS.toa_inserted;
 /** TOA left out: the 40-byte option space (or the buffer) had no room. */
-export const EV_TOA_NO_SPACE = 1;
+export const EV_TOA_NO_SPACE = EVENTS.toa_no_space;
 /** A client-supplied TOA option removed. */
-export const EV_TOA_STRIPPED = 2;
+export const EV_TOA_STRIPPED = EVENTS.toa_stripped;
 /** A SYN's timestamp option removed. */
-export const EV_TIMESTAMP_REMOVED = 3;
+export const EV_TIMESTAMP_REMOVED = EVENTS.timestamp_removed;
 /** An MSS option lowered. */
-export const EV_MSS_CLAMPED = 4;
+export const EV_MSS_CLAMPED = EVENTS.mss_clamped;
 /** An ICMP error translated for a connection. */
-export const EV_ICMP_TRANSLATED = 5;
+export const EV_ICMP_TRANSLATED = EVENTS.icmp_translated;
 /** RST sent to a client. */
-export const EV_RST_SENT = 6;
+export const EV_RST_SENT = EVENTS.rst_sent;
 /** ICMP port unreachable sent. */
-export const EV_ICMP_UNREACH_SENT = 7;
+export const EV_ICMP_UNREACH_SENT = EVENTS.icmp_unreach_sent;
 /** ICMP echo reply sent for a VIP or local address. */
-export const EV_ECHO_REPLIED = 8;
+export const EV_ECHO_REPLIED = EVENTS.echo_replied;
 /** Connection removed by timeout. */
-export const EV_EXPIRED = 9;
+export const EV_EXPIRED = EVENTS.expired;
 /** A TIME_WAIT/CLOSE connection replaced by a new SYN from the same client tuple. */
-export const EV_REUSED = 10;
+export const EV_REUSED = EVENTS.reused;
 /** A generated reply suppressed by the rate limit. */
-export const EV_REPLY_RATE_LIMITED = 11;
+export const EV_REPLY_RATE_LIMITED = EVENTS.reply_rate_limited;
 /** Connections created. */
-export const EV_CONNECTIONS = 12;
+export const EV_CONNECTIONS = EVENTS.connections;
 /** Names of the events, indexed by code. */
-export const EVENT_NAMES: readonly string[] = [
-  "toa_inserted",
-  "toa_no_space",
-  "toa_stripped",
-  "timestamp_removed",
-  "mss_clamped",
-  "icmp_translated",
-  "rst_sent",
-  "icmp_unreach_sent",
-  "echo_replied",
-  "expired",
-  "reused",
-  "reply_rate_limited",
-  "connections",
-];
+export const EVENT_NAMES: readonly string[] = namesByCode(EVENTS);
 
 /** Per-entity traffic counters: index = entity * TRAFFIC_FIELDS + field. */
 export const TRAFFIC_FIELDS = 5;

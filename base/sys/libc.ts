@@ -22,6 +22,8 @@
 
 // ---- open(2) -------------------------------------------------------------------------------------------
 
+/** open(2) flag: read only. */
+export const O_RDONLY = 0;
 /** open(2) flag: read and write. */
 export const O_RDWR = 0o2;
 /** open(2) flag: reads return EAGAIN instead of blocking the JS thread. */

@@ -44,6 +44,7 @@ import {
   EPOLLIN,
   EPOLLOUT,
   errno,
+  eventfdSignal,
   intOption,
   IPPROTO_TCP,
   libc,
@@ -281,9 +282,7 @@ export class ToaProxy {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
-    const one = new Uint8Array(8);
-    one[0] = 1;
-    this.lib.write(this.wakeFd, one, 8);
+    eventfdSignal(this.wakeFd);
   }
 
   private async loop(): Promise<void> {

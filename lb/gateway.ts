@@ -20,7 +20,7 @@ import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
 import { parseIpv4 } from "../base/packet/ipv4.ts";
 import { parseIpv6 } from "../base/packet/ipv6.ts";
 import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
-import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "./tun/libc.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "../base/sys/libc.ts";
 import {
   addRoute,
   linkUp,

@@ -20,7 +20,7 @@
  * @module
  */
 import { decodeToa } from "../base/packet/toa_option.ts";
-import { errno, IPPROTO_TCP, socketLibc, TCP_SAVED_SYN } from "./libc_socket.ts";
+import { errno, IPPROTO_TCP, libc, TCP_SAVED_SYN } from "../base/sys/libc.ts";
 import { readSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
 
@@ -58,7 +58,7 @@ const addrBuf = new Uint8Array(SOCKADDR_MAX);
  */
 export function readSavedSyn(fd: number): Uint8Array | null {
   lenView.setUint32(0, SAVED_SYN_MAX, true);
-  const r = socketLibc().getsockopt(fd, IPPROTO_TCP, TCP_SAVED_SYN, synBuf, lenBuf);
+  const r = libc().getsockopt(fd, IPPROTO_TCP, TCP_SAVED_SYN, synBuf, lenBuf);
   if (r !== 0) return null;
   const n = lenView.getUint32(0, true);
   return n === 0 ? null : synBuf.subarray(0, n);
@@ -76,7 +76,7 @@ export function localAddressOf(fd: number): SocketAddress {
 
 function sockName(fd: number, peer: boolean): SocketAddress {
   lenView.setUint32(0, SOCKADDR_MAX, true);
-  const lib = socketLibc();
+  const lib = libc();
   const r = peer ? lib.getpeername(fd, addrBuf, lenBuf) : lib.getsockname(fd, addrBuf, lenBuf);
   const a = r === 0 ? readSockaddr(addrBuf) : null;
   if (a === null) throw new Error(`${peer ? "getpeername" : "getsockname"}(${fd}) failed (errno ${errno()})`);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { errno, RLIMIT_NOFILE, RLIMIT_SIZE, socketLibc } from "./libc_socket.ts";
+import { errno, libc, RLIMIT_NOFILE, RLIMIT_SIZE } from "../base/sys/libc.ts";
 
 /** RLIM_INFINITY as a u64. */
 const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
@@ -38,7 +38,7 @@ function toNumber(v: bigint): number {
 /** The current RLIMIT_NOFILE; throws only if getrlimit fails, which Linux does not do for NOFILE. */
 export function fdLimit(): FdLimit {
   const b = new Uint8Array(RLIMIT_SIZE);
-  if (socketLibc().getrlimit(RLIMIT_NOFILE, b) !== 0) {
+  if (libc().getrlimit(RLIMIT_NOFILE, b) !== 0) {
     throw new Error(`getrlimit(RLIMIT_NOFILE): errno ${errno()}`);
   }
   const v = new DataView(b.buffer);
@@ -56,7 +56,7 @@ function nrOpen(): number {
 
 /** Raises the soft RLIMIT_NOFILE to the hard limit (to `fs.nr_open` when the hard one is infinite). */
 export function raiseFdLimit(): FdLimitRaise {
-  const lib = socketLibc();
+  const lib = libc();
   const b = new Uint8Array(RLIMIT_SIZE);
   const v = new DataView(b.buffer);
   if (lib.getrlimit(RLIMIT_NOFILE, b) !== 0) {

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { fdLimit, raiseFdLimit } from "./fd_limit.ts";
-import { RLIMIT_NOFILE, RLIMIT_SIZE, socketLibc } from "./libc_socket.ts";
+import { libc, RLIMIT_NOFILE, RLIMIT_SIZE } from "../base/sys/libc.ts";
 
 function setSoft(soft: number, hard: number): void {
   const b = new Uint8Array(RLIMIT_SIZE);
   const v = new DataView(b.buffer);
   v.setBigUint64(0, BigInt(soft), true);
   v.setBigUint64(8, hard === Infinity ? 0xffff_ffff_ffff_ffffn : BigInt(hard), true); // RLIM_INFINITY
-  assert.equal(socketLibc().setrlimit(RLIMIT_NOFILE, b), 0);
+  assert.equal(libc().setrlimit(RLIMIT_NOFILE, b), 0);
 }
 
 Deno.test("raiseFdLimit lifts a lowered soft NOFILE limit to the hard one (as /proc/self/limits shows)", () => {

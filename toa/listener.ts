@@ -6,20 +6,21 @@
  * @module
  */
 import {
+  AF_INET,
+  AF_INET6,
   errno,
   intOption,
   IPPROTO_TCP,
+  libc,
   SO_REUSEADDR,
   SO_REUSEPORT,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
-  socketLibc,
   SOL_SOCKET,
   TCP_SAVE_SYN,
-} from "./libc_socket.ts";
+} from "../base/sys/libc.ts";
 import { errnoName } from "../base/sys/errno.ts";
-import { AF_INET, AF_INET6 } from "./libc_socket.ts";
 import { encodeSockaddr, formatHostPort, type SocketAddress } from "./sockaddr.ts";
 import { localAddressOf } from "./client_address.ts";
 
@@ -55,7 +56,7 @@ export interface Listener {
 
 /** Opens a nonblocking listening socket on `addr` with TCP_SAVE_SYN; throws {@link SocketError}. */
 export function openListener(addr: SocketAddress, opts: ListenerOptions = {}): Listener {
-  const lib = socketLibc();
+  const lib = libc();
   const what = `listen ${formatHostPort(addr)}`;
   const fd = lib.socket(
     addr.family === 4 ? AF_INET : AF_INET6,

@@ -29,6 +29,9 @@
  * @module
  */
 import {
+  AF_INET,
+  AF_INET6,
+  EFD_CLOEXEC,
   EFD_NONBLOCK,
   EPOLL_CLOEXEC,
   EPOLL_CTL_ADD,
@@ -41,20 +44,20 @@ import {
   EPOLLIN,
   EPOLLOUT,
   errno,
+  eventfdSignal,
   intOption,
   IPPROTO_TCP,
+  libc,
   MSG_NOSIGNAL,
   SHUT_WR,
   SO_ERROR,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
-  socketLibc,
   SOL_SOCKET,
   TCP_NODELAY,
-} from "./libc_socket.ts";
+} from "../base/sys/libc.ts";
 import { Errno, errnoName } from "../base/sys/errno.ts";
-import { AF_INET, AF_INET6 } from "./libc_socket.ts";
 import {
   encodeSockaddr,
   formatHostPort,
@@ -178,7 +181,7 @@ class Conn implements IdleEntry {
 export class ToaProxy {
   /** The bound listen address (the real port when port 0 was asked for). */
   readonly address: SocketAddress;
-  private readonly lib = socketLibc();
+  private readonly lib = libc();
   private readonly listener: Listener;
   private readonly ep: number;
   private readonly wakeFd: number;
@@ -246,7 +249,14 @@ export class ToaProxy {
       this.lib.close(this.listener.fd);
       throw new SocketError("toa-proxy", "epoll_create1", e);
     }
-    this.wakeFd = this.lib.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC);
+    this.wakeFd = this.lib.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (this.wakeFd < 0) {
+      // Without it stop() could not wake the loop, and epoll_ctl(-1) would fail less clearly below.
+      const e = errno();
+      this.lib.close(this.ep);
+      this.lib.close(this.listener.fd);
+      throw new SocketError("toa-proxy", "eventfd", e);
+    }
     this.ctl(EPOLL_CTL_ADD, this.wakeFd, EPOLLIN);
     this.ctl(EPOLL_CTL_ADD, this.listener.fd, EPOLLIN);
     this.listenerRegistered = true;
@@ -272,9 +282,7 @@ export class ToaProxy {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
-    const one = new Uint8Array(8);
-    one[0] = 1;
-    this.lib.write(this.wakeFd, one, 8);
+    eventfdSignal(this.wakeFd);
   }
 
   private async loop(): Promise<void> {

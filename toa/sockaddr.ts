@@ -15,7 +15,7 @@
  */
 import { formatIpv4, parseIpv4 } from "../base/packet/ipv4.ts";
 import { formatIpv6, parseIpv6 } from "../base/packet/ipv6.ts";
-import { AF_INET, AF_INET6 } from "./libc_socket.ts";
+import { AF_INET, AF_INET6 } from "../base/sys/libc.ts";
 
 /** An address and port, in the form logs and PROXY headers use (same shape as `ToaAddress`). */
 export interface SocketAddress {

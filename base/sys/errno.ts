@@ -1,7 +1,7 @@
 /**
- * Linux errno values, by name, for the FFI layers that read `errno` after a failed libc call: the TUN device
- * (lb/tun/libc.ts) and the TOA proxy's sockets (toa/libc_socket.ts). One table, so a number is named the
- * same in both.
+ * Linux errno values, by name, for the code that reads `errno` (base/sys/libc.ts) after a failed libc call:
+ * the TUN device, the steering program's loader and the TOA proxy's sockets. One table, so a number is
+ * named the same everywhere (logs, stats keys such as `tx_error_EAGAIN`).
  *
  * @example
  * ```ts

@@ -1,6 +1,7 @@
 /**
  * The TUN device layer: open a layer-3 TUN (optionally multi-queue) through libc FFI, move packets with
- * poll/read/write on caller-owned buffers, and configure the link with `ip`. Knows nothing of packet
+ * poll/read/write on caller-owned buffers (the queue owns the poll set and the `virtio_net_hdr` framing),
+ * and configure the link with `ip`. Knows nothing of packet
  * formats or connections (see `base/packet/`, `lb/engine/`).
  *
  * @example
@@ -32,6 +33,8 @@ export {
   TUN_F_TSO_ECN,
   TUN_F_USO4,
   TUN_F_USO6,
+  TUN_POLL_READABLE,
+  TUN_POLL_WOKEN,
   TunDevice,
   type TunOpenOptions,
   TunQueue,

@@ -16,12 +16,11 @@
  */
 import { STEER_MULTIPLIER } from "../engine/steering.ts";
 import { Alu, BpfProgram, Jmp } from "./bpf_asm.ts";
-import { libc } from "./libc.ts";
+import { bpf, BPF_PROG_LOAD, BPF_PROG_TEST_RUN, errno, libc } from "../../base/sys/libc.ts";
+import { errnoName } from "../../base/sys/errno.ts";
 
 /** `_IOR('T', 224, int)`: attach a steering eBPF program to a TUN device (linux/if_tun.h). */
 export const TUNSETSTEERINGEBPF = 0x800454e0;
-const SYS_BPF = 321; // x86-64
-const BPF_PROG_LOAD = 5;
 const BPF_PROG_TYPE_SOCKET_FILTER = 1;
 
 const R0 = 0, R1 = 1, R6 = 6, R7 = 7, R8 = 8, R9 = 9;
@@ -80,15 +79,8 @@ export function buildSteeringProgram(workers: number, local4: number[], local6: 
   return p.assemble();
 }
 
-let sys:
-  | Deno.DynamicLibrary<{ syscall: { parameters: ["i64", "i64", "buffer", "i64"]; result: "i64" } }>
-  | undefined;
-
 /** Loads a socket-filter program; returns its fd, or throws with the verifier's log. */
 export function loadSocketFilter(insns: Uint8Array): number {
-  sys ??= Deno.dlopen("libc.so.6", {
-    syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
-  });
   const license = new TextEncoder().encode("GPL\0");
   const log = new Uint8Array(65536);
   const attr = new Uint8Array(128);
@@ -102,12 +94,13 @@ export function loadSocketFilter(insns: Uint8Array): number {
   dv.setUint32(28, log.length, true);
   dv.setBigUint64(32, addr(log), true);
   attr.set(new TextEncoder().encode("fnat_steer"), 48);
-  const fd = Number(sys.symbols.syscall(BigInt(SYS_BPF), BigInt(BPF_PROG_LOAD), attr, BigInt(attr.length)));
+  const fd = bpf(BPF_PROG_LOAD, attr);
   if (fd < 0) {
+    const e = errno();
     const text = new TextDecoder().decode(log.subarray(0, log.indexOf(0))).trim().split("\n").slice(-3).join(
       " | ",
     );
-    throw new Error(`bpf(BPF_PROG_LOAD) failed${text ? `: ${text}` : ""}`);
+    throw new Error(`bpf(BPF_PROG_LOAD) failed (${errnoName(e)})${text ? `: ${text}` : ""}`);
   }
   return fd;
 }
@@ -116,7 +109,9 @@ export function loadSocketFilter(insns: Uint8Array): number {
 export function attachSteering(tunFd: number, progFd: number): void {
   const arg = new Uint8Array(4);
   new DataView(arg.buffer).setInt32(0, progFd, true);
-  if (libc().ioctl(tunFd, TUNSETSTEERINGEBPF, arg) < 0) throw new Error("ioctl(TUNSETSTEERINGEBPF) failed");
+  if (libc().ioctl(tunFd, TUNSETSTEERINGEBPF, arg) < 0) {
+    throw new Error(`ioctl(TUNSETSTEERINGEBPF) failed (${errnoName(errno())})`);
+  }
 }
 
 /** Closes a program fd (the device keeps its own reference once attached). */
@@ -124,16 +119,11 @@ export function closeProgram(progFd: number): void {
   libc().close(progFd);
 }
 
-const BPF_PROG_TEST_RUN = 10;
-
 /**
  * Runs a loaded socket-filter program once on `packet` (an IP packet) with `BPF_PROG_TEST_RUN` and returns
  * its return value: how tests check the program against the engine's own ownership formula.
  */
 export function testRunProgram(progFd: number, packet: Uint8Array, family: 4 | 6): number {
-  sys ??= Deno.dlopen("libc.so.6", {
-    syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
-  });
   // The kernel builds the skb as an Ethernet frame and pulls the header, so the program sees the IP header.
   const frame = new Uint8Array(14 + packet.length);
   frame[12] = family === 4 ? 0x08 : 0x86;
@@ -145,9 +135,7 @@ export function testRunProgram(progFd: number, packet: Uint8Array, family: 4 | 6
   dv.setUint32(8, frame.length, true);
   dv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(frame))), true);
   dv.setUint32(32, 1, true); // repeat
-  const r = Number(
-    sys.symbols.syscall(BigInt(SYS_BPF), BigInt(BPF_PROG_TEST_RUN), attr, BigInt(attr.length)),
-  );
-  if (r < 0) throw new Error("bpf(BPF_PROG_TEST_RUN) failed");
+  const r = bpf(BPF_PROG_TEST_RUN, attr);
+  if (r < 0) throw new Error(`bpf(BPF_PROG_TEST_RUN) failed (${errnoName(errno())})`);
   return dv.getUint32(4, true);
 }

@@ -1,19 +1,29 @@
 /**
- * A Linux TUN device (layer 3, `IFF_TUN | IFF_NO_PI`) driven through libc FFI.
+ * A Linux TUN device (layer 3, `IFF_TUN | IFF_NO_PI`) driven through libc FFI (base/sys/libc.ts).
  *
- * Each queue is one non-blocking fd. The datapath is: `await queue.waitReadable(ms)` (a `poll(2)` on a
- * worker thread, so the event loop stays free), then synchronous `read`s into caller-owned buffers until
- * EAGAIN, then synchronous `write`s. Nothing on that path allocates: the pollfd array is preallocated per
- * queue and packet buffers are the caller's.
+ * Each queue is one non-blocking fd plus a wake eventfd, and owns its I/O contract, as wireguard-go's
+ * `tun.Device` does: the poll set, the framing and the counters live here, so a caller sees packets.
+ * The datapath is: wait (`queue.poll(ms)`, a blocking poll(2) on the caller's own thread — a Worker's
+ * loop — or `await queue.waitReadable(ms)`, poll(2) on a thread-pool thread so the event loop stays free),
+ * then synchronous `read`s into caller-owned buffers until EAGAIN, then synchronous `write`s. Nothing on
+ * that path allocates: the pollfd array is preallocated per queue and packet buffers are the caller's.
  *
  * With `IFF_NO_PI` every read returns exactly one IP packet, starting at byte 0 with the version nibble;
  * every write must be exactly one IP packet. Without `IFF_VNET_HDR` the kernel never hands us GSO
- * super-packets, so a packet is at most the device MTU.
+ * super-packets, so a packet is at most the device MTU. With it (`offloads`), every frame is
+ *
+ * ```
+ * | virtio_net_hdr (10: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset) | IP packet ... |
+ * ```
+ *
+ * and the queue reads the header (`csumPartial`, `gso`), returns IP lengths, and fixes the header on write
+ * for what the packet became (base/packet/virtio_net_hdr.ts is the codec).
  *
  * The device is not persistent: it disappears when its last queue fd is closed, which is what makes
  * `close()` a complete clean-up.
  *
- * Reference: Documentation/networking/tuntap.rst in the Linux tree; `drivers/net/tun.c` for the errnos.
+ * Reference: Documentation/networking/tuntap.rst in the Linux tree; `drivers/net/tun.c` for the errnos;
+ * wireguard-go's tun/tun_linux.go and tun/offload_linux.go for the vnet header handling.
  *
  * @module
  */
@@ -23,16 +33,29 @@ import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
   errno,
+  eventfdDrain,
+  eventfdSignal,
   libc,
   O_CLOEXEC,
   O_NONBLOCK,
   O_RDWR,
   POLLERR,
+  POLLFD_SIZE,
   POLLHUP,
   POLLIN,
   POLLNVAL,
-} from "./libc.ts";
-import { Errno } from "../../base/sys/errno.ts";
+} from "../../base/sys/libc.ts";
+import { Errno, errnoName } from "../../base/sys/errno.ts";
+import {
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_HDR_LEN,
+  vnetClear,
+  vnetFlags,
+  vnetGsoType,
+  vnetHdrLen,
+  vnetSetHdrLen,
+} from "../../base/packet/virtio_net_hdr.ts";
 import { TunError, TunNameInUseError, TunPermissionError, TunUnavailableError } from "./errors.ts";
 
 /** `_IOW('T', 202, int)`: attach this fd to a TUN/TAP interface (linux/if_tun.h). */
@@ -91,48 +114,74 @@ export interface TunOpenOptions {
 export interface TunQueueCounters {
   /** Packets read from the device. */
   rxPackets: number;
-  /** Bytes read from the device. */
+  /** IP bytes read from the device (without the vnet header). */
   rxBytes: number;
+  /** Reads shorter than the vnet header (never seen from a sane kernel; skipped, counted). */
+  rxRunts: number;
   /** Packets the kernel accepted on write. */
   txPackets: number;
-  /** Bytes the kernel accepted on write. */
+  /** IP bytes the kernel accepted on write (without the vnet header). */
   txBytes: number;
   /** Writes refused by the kernel (EAGAIN: queue full, EINVAL: malformed, EIO: device down ...). */
   txDropped: number;
-  /** errno of the most recent refused write, 0 if none yet. */
-  txLastErrno: number;
 }
 
-/** One fd of a TUN device: poll, read and write packets. */
+/** {@link TunQueue.poll} result bit: the queue has a packet to read (or an error a read will report). */
+export const TUN_POLL_READABLE = 1;
+/** {@link TunQueue.poll} result bit: the wake eventfd was written (and has been reset). */
+export const TUN_POLL_WOKEN = 2;
+
+/** Refused writes are counted per errno below this value (Linux errnos end near 135); the rest at 0. */
+const TX_ERRNO_SLOTS = 256;
+
+/**
+ * One fd of a TUN device: poll, read and write packets. The queue owns the device's framing, as
+ * wireguard-go's `tun.Device` does: with a vnet header (`IFF_VNET_HDR`) every frame is
+ * `| virtio_net_hdr (10) | IP packet |`, and {@link read}/{@link write} take the frame buffer but count in
+ * IP bytes, the packet starting at {@link headroom}. The header of the frame last read (or loaded with
+ * {@link loadFrame}) is summarised in {@link csumPartial} and {@link gso}; {@link write} fixes it for the
+ * reply. Nothing here allocates per packet.
+ */
 export class TunQueue {
   /** Position of this queue within its device. */
   readonly index: number;
   /** Interface name the queue is attached to. */
   readonly name: string;
+  /** Bytes before the IP packet in every frame: `VNET_HDR_LEN` with a vnet header, else 0. */
+  readonly headroom: number;
   /** Counters, updated in place. */
   readonly counters: TunQueueCounters = {
     rxPackets: 0,
     rxBytes: 0,
+    rxRunts: 0,
     txPackets: 0,
     txBytes: 0,
     txDropped: 0,
-    txLastErrno: 0,
   };
+  /** The last frame's transport checksum is partial: only the pseudo-header sum, to complete on output. */
+  csumPartial = false;
+  /** The last frame is a GSO super-packet (several segments' payload behind one header). */
+  gso = false;
 
   #fd: number;
   #wakeFd: number;
-  // struct pollfd[2] { int fd; short events; short revents; }: the device fd and the close() wake-up fd.
-  #pollBuf = new Uint8Array(16);
+  // struct pollfd[2] { int fd; short events; short revents; }: the device fd and the wake eventfd.
+  #pollBuf = new Uint8Array(2 * POLLFD_SIZE);
   #pollFds = new Int32Array(this.#pollBuf.buffer, 0, 4);
   #pollEvents = new Int16Array(this.#pollBuf.buffer, 0, 8);
-  #wakeBuf = new BigUint64Array([1n]);
   #pending: Promise<number> | undefined;
   #closed = false;
+  // Refused writes by errno value (slot 0: out of range); named only when read, by txErrors().
+  #txErrno = new Float64Array(TX_ERRNO_SLOTS);
 
-  /** Wraps an already attached fd; use {@link TunDevice.open} instead. */
-  constructor(index: number, name: string, fd: number, wakeFd: number) {
+  /**
+   * Wraps an already attached fd and the eventfd that wakes its poll (a Worker gets both as numbers);
+   * `vnetHdr` says whether the device was opened with `IFF_VNET_HDR`. {@link TunDevice.open} makes these.
+   */
+  constructor(index: number, name: string, fd: number, wakeFd: number, vnetHdr = false) {
     this.index = index;
     this.name = name;
+    this.headroom = vnetHdr ? VNET_HDR_LEN : 0;
     this.#fd = fd;
     this.#wakeFd = wakeFd;
     this.#pollFds[0] = fd;
@@ -152,8 +201,30 @@ export class TunQueue {
   }
 
   /**
-   * Waits up to `timeoutMs` (-1: forever) until a packet can be read. Resolves `false` on timeout, on a
-   * signal interrupting the wait, and when the queue is closed meanwhile; callers just loop.
+   * Blocks the calling thread in poll(2) up to `timeoutMs` on the queue fd and the wake eventfd; returns
+   * 0 on timeout (or a signal), else {@link TUN_POLL_READABLE} | {@link TUN_POLL_WOKEN} bits. A wake-up is
+   * consumed here, so the next poll blocks again. For a Worker's own loop, where blocking its thread is
+   * the point: no thread-pool hop and promise per wake-up (most of a packet's latency otherwise).
+   */
+  poll(timeoutMs: number): number {
+    const ev = this.#pollEvents;
+    ev[3] = 0;
+    ev[7] = 0;
+    if (libc().poll(this.#pollBuf, 2, timeoutMs) <= 0) return 0;
+    let r = 0;
+    // POLLERR/POLLHUP on the device count as readable: the read that follows reports the errno.
+    if (ev[3] !== 0) r |= TUN_POLL_READABLE;
+    if (ev[7] & POLLIN) {
+      eventfdDrain(this.#wakeFd);
+      r |= TUN_POLL_WOKEN;
+    }
+    return r;
+  }
+
+  /**
+   * Waits up to `timeoutMs` (-1: forever) until a packet can be read, with poll(2) on a worker thread so
+   * the event loop stays free. Resolves `false` on timeout, on a signal interrupting the wait, and when
+   * the queue is closed meanwhile; callers just loop.
    */
   async waitReadable(timeoutMs: number): Promise<boolean> {
     if (this.#closed) return false;
@@ -184,15 +255,23 @@ export class TunQueue {
     return (revents & POLLIN) !== 0;
   }
 
-  /** Reads one packet into `buf`; returns its length, or 0 when no packet is waiting (EAGAIN). */
-  read(buf: Uint8Array): number {
+  /**
+   * Reads one frame into `frame`; returns the IP packet's length (it starts at `frame[headroom]`), or 0
+   * when no packet is waiting (EAGAIN). Sets {@link csumPartial} and {@link gso} from its vnet header.
+   */
+  read(frame: Uint8Array): number {
     const c = libc();
     for (;;) {
-      const n = c.read(this.#fd, buf, buf.byteLength);
+      const n = c.read(this.#fd, frame, frame.byteLength);
       if (n > 0) {
+        const len = this.loadFrame(frame, n);
+        if (len < 0) {
+          this.counters.rxRunts++;
+          continue;
+        }
         this.counters.rxPackets++;
-        this.counters.rxBytes += n;
-        return n;
+        this.counters.rxBytes += len;
+        return len;
       }
       if (n === 0) return 0;
       const e = errno();
@@ -204,38 +283,62 @@ export class TunQueue {
   }
 
   /**
-   * Reads up to `bufs.length` packets (stopping at EAGAIN) into `bufs[i]`, storing lengths in `sizes[i]`;
-   * returns how many were read. One loop turn drains the queue this way, as wireguard-go's batch read does.
+   * Takes `frame[0, frameLen)` that arrived by other means (a worker's hand-off ring) as if just read:
+   * sets {@link csumPartial} and {@link gso} from its vnet header and returns the IP packet's length, or
+   * -1 when the frame is shorter than the header.
    */
-  readBatch(bufs: readonly Uint8Array[], sizes: Int32Array | number[]): number {
-    let i = 0;
-    for (; i < bufs.length; i++) {
-      const n = this.read(bufs[i]);
-      if (n === 0) break;
-      sizes[i] = n;
-    }
-    return i;
+  loadFrame(frame: Uint8Array, frameLen: number): number {
+    const len = frameLen - this.headroom;
+    if (len < 0) return -1;
+    if (this.headroom === 0) return len;
+    this.csumPartial = (vnetFlags(frame) & VNET_F_NEEDS_CSUM) !== 0;
+    this.gso = vnetGsoType(frame) !== VNET_GSO_NONE;
+    return len;
   }
 
   /**
-   * Writes the packet `buf[0, len)`; returns false (and counts a drop) when the kernel refuses it, so a
-   * single bad or unlucky packet never throws out of the datapath.
+   * Writes the IP packet `frame[headroom, headroom + len)` with its frame's vnet header, fixed for what
+   * the packet became: `generated` (a reply we built, complete checksum: the header is cleared), or a
+   * rewrite whose headers grew by `headerDelta` bytes (a TOA option; a super-packet's `hdr_len` follows). Returns false
+   * (and counts a drop, by errno) when the kernel refuses it, so one bad or unlucky packet never throws
+   * out of the datapath.
    */
-  write(buf: Uint8Array, len: number): boolean {
+  write(frame: Uint8Array, len: number, generated = false, headerDelta = 0): boolean {
+    const hr = this.headroom;
+    if (hr !== 0) {
+      if (generated) vnetClear(frame);
+      else if (headerDelta !== 0 && vnetGsoType(frame) !== VNET_GSO_NONE) {
+        vnetSetHdrLen(frame, vnetHdrLen(frame) + headerDelta);
+      }
+    }
     const c = libc();
     for (;;) {
-      const n = c.write(this.#fd, buf, len);
+      const n = c.write(this.#fd, frame, hr + len);
       if (n >= 0) {
         this.counters.txPackets++;
-        this.counters.txBytes += n;
+        this.counters.txBytes += n - hr;
         return true;
       }
       const e = errno();
       if (e === Errno.EINTR) continue;
       this.counters.txDropped++;
-      this.counters.txLastErrno = e;
+      this.#txErrno[e > 0 && e < TX_ERRNO_SLOTS ? e : 0]++;
       return false;
     }
+  }
+
+  /**
+   * Adds the refused writes, by errno name, to `out` as `tx_error_<NAME>` keys (e.g. `tx_error_EAGAIN`);
+   * for stats and logs, not the packet path.
+   */
+  txErrors(out: Record<string, number> = {}): Record<string, number> {
+    const counts = this.#txErrno;
+    for (let e = 0; e < TX_ERRNO_SLOTS; e++) {
+      if (counts[e] === 0) continue;
+      const key = `tx_error_${e === 0 ? "unknown" : errnoName(e).replace(" ", "_")}`;
+      out[key] = (out[key] ?? 0) + counts[e];
+    }
+    return out;
   }
 
   /** Closes the fd, waking a pending {@link waitReadable} first; idempotent. */
@@ -247,7 +350,7 @@ export class TunQueue {
       this.#closeFds();
       return;
     }
-    libc().write(this.#wakeFd, this.#wakeBuf, 8);
+    eventfdSignal(this.#wakeFd);
     await pending.catch(() => {});
   }
 
@@ -311,7 +414,7 @@ export class TunDevice {
           libc().close(fd);
           throw new TunError("io", name, "eventfd failed", e);
         }
-        queues.push(new TunQueue(i, name, fd, wakeFd));
+        queues.push(new TunQueue(i, name, fd, wakeFd, vnetHdr));
       }
       if (vnetHdr) offloads = setOffloads(queues[0].fd, name, options.offloads!);
     } catch (err) {

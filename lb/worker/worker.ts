@@ -1,8 +1,9 @@
 /**
  * One gateway worker, run as a Deno Worker: its own engine (connections, local-port slice), its own TUN
  * queue, and the hand-off rings to and from the other workers. The main thread (gateway.ts) opens the
- * device and passes the queue's fd number: fds are process-wide, so the worker drives it with its own libc
- * binding and nothing crosses threads on the packet path but the hand-off rings.
+ * device and passes the queue's fd number: fds are process-wide, so the worker wraps it in its own
+ * `TunQueue` (over this thread's own binding of base/sys/libc.ts) and nothing crosses threads on the packet
+ * path but the hand-off rings.
  *
  * Loop turn: poll(queue fd, wake eventfd) → drain the rings from other workers → read up to BATCH packets
  * and process them (write back, or push to the owner's ring and wake it) → once a second, expire.
@@ -13,17 +14,8 @@
 import type { GatewayConfig } from "../config.ts";
 import { Engine } from "../engine/engine.ts";
 import { HandoffRing } from "./handoff_ring.ts";
-import { libc, POLLIN } from "../tun/libc.ts";
-import { TunQueue } from "../tun/tun_device.ts";
-import {
-  VNET_F_NEEDS_CSUM,
-  VNET_GSO_NONE,
-  VNET_HDR_LEN,
-  vnetClear,
-  vnetGsoType,
-  vnetHdrLen,
-  vnetSetHdrLen,
-} from "../../base/packet/virtio_net_hdr.ts";
+import { eventfdSignal } from "../../base/sys/libc.ts";
+import { TUN_POLL_WOKEN, TunQueue } from "../tun/tun_device.ts";
 
 /** Everything a worker needs, sent once by the main thread. */
 export interface WorkerInit {
@@ -95,26 +87,21 @@ const runtime = {
   csum_partial: 0,
 };
 
+let queue: TunQueue | undefined;
+
+/** The engine's counters with this worker's runtime ones, TUN write errors by errno name among them. */
 function counters() {
-  return engine!.exportCounters({ ...runtime });
+  const r: Record<string, number> = { ...runtime };
+  queue?.txErrors(r);
+  return engine!.exportCounters(r);
 }
 
 async function run(init: WorkerInit): Promise<void> {
   const { config, worker } = init;
   const workers = config.workers;
   engine = new Engine(config, { worker, workers, now: now(), isnSecret: init.isnSecret });
-  const q = new TunQueue(worker, init.tun, init.queueFd, init.wakeFds[worker]);
-  const c = libc();
-  const wakeFd = init.wakeFds[worker];
-  const pollBuf = new Uint8Array(16);
-  const pollI32 = new Int32Array(pollBuf.buffer, 0, 4);
-  const pollI16 = new Int16Array(pollBuf.buffer, 0, 8);
-  pollI32[0] = init.queueFd;
-  pollI16[2] = POLLIN;
-  pollI32[2] = wakeFd;
-  pollI16[6] = POLLIN;
-  const eventBuf = new BigUint64Array(1);
-  const one = new BigUint64Array([1n]);
+  // The queue owns the poll set (its fd + this worker's wake eventfd) and the vnet header framing.
+  const q = queue = new TunQueue(worker, init.tun, init.queueFd, init.wakeFds[worker], init.vnetHdr);
   const outRings: (HandoffRing | null)[] = init.rings[worker].map((s) => (s ? new HandoffRing(s) : null));
   const inRings: HandoffRing[] = [];
   for (let f = 0; f < workers; f++) {
@@ -123,23 +110,15 @@ async function run(init: WorkerInit): Promise<void> {
   }
   const e = engine;
   const wakeNeeded = new Uint8Array(workers);
+  // One frame buffer; the IP packet starts after the vnet header (if any): one view, made once.
   const buf = new Uint8Array(BUF_SIZE);
-  // With offloads the IP packet starts after the virtio_net_hdr: one view, made once.
-  const hdr = init.vnetHdr ? VNET_HDR_LEN : 0;
-  const pkt = buf.subarray(hdr);
-  /** Runs one packet (`n` bytes in buf, header included) through the engine; returns bytes to write. */
+  const hr = q.headroom;
+  const pkt = buf.subarray(hr);
+  /** Runs the packet just read or loaded (`n` IP bytes at pkt) through the engine; returns bytes to write. */
   const handle = (n: number, t: number): number => {
-    if (hdr === 0) return e.process(buf, n, t);
-    if (n < hdr) return 0;
-    const partial = (buf[0] & VNET_F_NEEDS_CSUM) !== 0;
-    if (partial) runtime.csum_partial++;
-    const gso = vnetGsoType(buf) !== VNET_GSO_NONE;
-    if (gso) runtime.gso_packets++;
-    const out = e.process(pkt, n - hdr, t, partial);
-    if (out <= 0) return out;
-    if (e.generated) vnetClear(buf);
-    else if (gso && e.headerDelta !== 0) vnetSetHdrLen(buf, vnetHdrLen(buf) + e.headerDelta);
-    return out + hdr;
+    if (q.csumPartial) runtime.csum_partial++;
+    if (q.gso) runtime.gso_packets++;
+    return e.process(pkt, n, t, q.csumPartial);
   };
   let lastTick = now();
   let lastYield = lastTick;
@@ -147,12 +126,10 @@ async function run(init: WorkerInit): Promise<void> {
   let statsId = 0;
   self.postMessage({ type: "ready", worker });
   while (running && Atomics.load(ctl, 0) === 0) {
-    pollI16[3] = 0;
-    pollI16[7] = 0;
-    // A blocking poll on this worker's own thread: no thread-pool hop and promise per wake-up, which is
-    // most of the latency of a packet. The main thread writes this worker's eventfd after changing the
-    // control words or posting a message, so the poll returns at once.
-    const ready = c.poll(pollBuf, 2, POLL_MS);
+    // A blocking poll on this worker's own thread (TunQueue.poll): no thread-pool hop and promise per
+    // wake-up, which is most of the latency of a packet. The main thread writes this worker's eventfd after
+    // changing the control words or posting a message, so the poll returns at once.
+    const ready = q.poll(POLL_MS);
     runtime.loop_turns++;
     let t = now();
     if (Atomics.load(ctl, 0) !== 0) break;
@@ -161,9 +138,8 @@ async function run(init: WorkerInit): Promise<void> {
       statsId = wanted;
       self.postMessage({ type: "stats", id: wanted, counters: counters() });
     }
-    if (ready <= 0 || (pollI16[7] & POLLIN) !== 0 || t - lastYield >= 1) {
+    if (ready === 0 || (ready & TUN_POLL_WOKEN) !== 0 || t - lastYield >= 1) {
       // Rare messages (weights) are delivered while the loop yields.
-      if (pollI16[7] & POLLIN) c.read(wakeFd, eventBuf, 8);
       await yieldToEventLoop();
       lastYield = t = now();
       if (!running) break;
@@ -171,11 +147,13 @@ async function run(init: WorkerInit): Promise<void> {
     try {
       // Packets other workers handed over: this worker owns them.
       for (const r of inRings) {
-        for (let n = r.pop(buf); n > 0; n = r.pop(buf)) {
+        for (let f = r.pop(buf); f > 0; f = r.pop(buf)) {
           runtime.handoff_in++;
+          const n = q.loadFrame(buf, f);
+          if (n < 0) continue;
           const out = handle(n, t);
           if (out > 0) {
-            if (q.write(buf, out)) runtime.tx_packets++;
+            if (q.write(buf, out, e.generated, e.headerDelta)) runtime.tx_packets++;
             else runtime.tx_dropped++;
           }
         }
@@ -186,11 +164,12 @@ async function run(init: WorkerInit): Promise<void> {
         runtime.rx_packets++;
         const out = handle(n, t);
         if (out > 0) {
-          if (q.write(buf, out)) runtime.tx_packets++;
+          if (q.write(buf, out, e.generated, e.headerDelta)) runtime.tx_packets++;
           else runtime.tx_dropped++;
         } else if (out < 0) {
+          // The whole frame (vnet header included) goes to the owner, which loads it as if read.
           const owner = -out - 1;
-          if (outRings[owner]!.push(buf, n)) {
+          if (outRings[owner]!.push(buf, hr + n)) {
             runtime.handoff_out++;
             wakeNeeded[owner] = 1;
           } else {
@@ -201,7 +180,7 @@ async function run(init: WorkerInit): Promise<void> {
       for (let w = 0; w < workers; w++) {
         if (wakeNeeded[w]) {
           wakeNeeded[w] = 0;
-          c.write(init.wakeFds[w], one, 8);
+          eventfdSignal(init.wakeFds[w]);
         }
       }
     } catch (err) {

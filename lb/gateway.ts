@@ -13,12 +13,10 @@
  *
  * @module
  */
+import { hostPrefix } from "../base/addr.ts";
 import type { GatewayConfig } from "./config.ts";
-import { addressFamily } from "./config.ts";
 import { handoffRingBytes } from "./worker/handoff_ring.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
-import { parseIpv4 } from "../base/packet/ipv4.ts";
-import { parseIpv6 } from "../base/packet/ipv6.ts";
 import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "./tun/libc.ts";
 import {
@@ -61,12 +59,8 @@ type FromWorker =
 function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; reason?: string } {
   if (config.workers === 1) return { mode: "single" };
   if (config.steering === "handoff") return { mode: "handoff", reason: "configured" };
-  const v4 = config.localAddresses.filter((a) => addressFamily(a) === 4).map(parseIpv4);
-  const v6 = config.localAddresses.filter((a) => addressFamily(a) === 6).map((a) => {
-    const b = parseIpv6(a)!;
-    const dv = new DataView(b.buffer);
-    return [0, 4, 8, 12].map((o) => dv.getUint32(o));
-  });
+  const v4 = config.localAddresses.filter((a) => a.family === 4).map((a) => a.words[0]);
+  const v6 = config.localAddresses.filter((a) => a.family === 6).map((a) => [...a.words]);
   try {
     const fd = loadSocketFilter(buildSteeringProgram(config.workers, v4, v6));
     try {
@@ -216,8 +210,8 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     await setMtu(dev.name, config.mtu);
     await linkUp(dev.name);
     const prefixes = new Set<string>();
-    for (const s of config.services) prefixes.add(s.vip.includes(":") ? `${s.vip}/128` : `${s.vip}/32`);
-    for (const a of config.localAddresses) prefixes.add(a.includes(":") ? `${a}/128` : `${a}/32`);
+    for (const s of config.services) prefixes.add(hostPrefix(s.vip));
+    for (const a of config.localAddresses) prefixes.add(hostPrefix(a));
     for (const p of prefixes) await addRoute(p, dev.name);
     control = await listenControl(config.control, async () => JSON.stringify(await stats()) + "\n");
     opts.onReady?.(

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hostPort } from "../base/addr.ts";
 import type { GatewayConfig } from "./config.ts";
 import * as C from "./engine/counters.ts";
 
@@ -116,14 +117,14 @@ export function snapshot(cfg: GatewayConfig, parts: readonly EngineCounters[]): 
   let base = 0;
   cfg.services.forEach((s, si) => {
     const svc: ServiceStats = {
-      service: `${s.protocol} ${s.vip.includes(":") ? `[${s.vip}]` : s.vip}:${s.port}`,
+      service: `${s.protocol} ${hostPort(s.vip, s.port)}`,
       ...traffic(new Float64Array(C.TRAFFIC_FIELDS), 0),
       realServers: [],
     };
     for (const e of parts) add(svc, traffic(e.services, si));
     s.realServers.forEach((r, ri) => {
       const rs: RealServerStats = {
-        server: `${r.address.includes(":") ? `[${r.address}]` : r.address}:${r.port}`,
+        server: hostPort(r.address, r.port),
         weight: parts[0].weights[si][ri],
         active: 0,
         inactive: 0,

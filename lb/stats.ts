@@ -137,7 +137,8 @@ export function snapshot(cfg: GatewayConfig, parts: readonly EngineCounters[]): 
     s.realServers.forEach((r, ri) => {
       const rs: RealServerStats = {
         server: hostPort(r.address, r.port),
-        weight: parts[0].weights[si][ri],
+        // No worker answered yet: the configured weight.
+        weight: parts[0]?.weights[si][ri] ?? r.weight,
         active: 0,
         inactive: 0,
         ...traffic(new Float64Array(C.TRAFFIC_FIELDS), 0),

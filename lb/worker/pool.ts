@@ -56,8 +56,6 @@ export class WorkerPool {
   readonly size: number;
   /** Resolves with the first failure of a worker (an error message, or an uncaught error); never rejects. */
   readonly failed: Promise<Error>;
-  /** The first failure, once there is one. */
-  failure: Error | undefined;
 
   private readonly c = libc();
   private readonly workers: Worker[] = [];
@@ -77,6 +75,7 @@ export class WorkerPool {
   private nextId = 1;
   private last: EngineCounters[] = [];
   private stopping: Promise<EngineCounters[]> | undefined;
+  private firstFailure: Error | undefined;
 
   /** Spawns the workers and hands each its init; throws (with nothing left running) if that fails. */
   constructor(opts: PoolOptions) {
@@ -124,6 +123,11 @@ export class WorkerPool {
       for (const fd of this.wakeFds) this.c.close(fd);
       throw e;
     }
+  }
+
+  /** The first failure of a worker, once there is one. */
+  get failure(): Error | undefined {
+    return this.firstFailure;
   }
 
   /**
@@ -196,8 +200,8 @@ export class WorkerPool {
   }
 
   private fail(worker: number, e: Error): void {
-    this.failure ??= e;
-    this.failedWith.resolve(this.failure);
+    this.firstFailure ??= e;
+    this.failedWith.resolve(this.firstFailure);
     this.end(worker);
   }
 

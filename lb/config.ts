@@ -8,10 +8,12 @@
  *       "realServers": [ { "address": "198.18.3.10", "port": 80, "weight": 1 } ] } ] }
  * ```
  *
+ * Addresses are parsed here, once: the validated configuration carries {@link IpAddress} values (family and
+ * words), plain data that survives `postMessage` to the workers.
+ *
  * @module
  */
-import { parseIpv4 } from "../base/packet/ipv4.ts";
-import { parseIpv6 } from "../base/packet/ipv6.ts";
+import { hostPort, type IpAddress, ipAddressEquals, parseIpAddress } from "../base/addr.ts";
 import { SCHEDULER_NAMES } from "./engine/scheduler/mod.ts";
 
 /** Per-state idle timeouts in seconds (defaults follow IPVS's TCP state timeouts). */
@@ -45,8 +47,8 @@ export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = {
 
 /** One real server behind a service. */
 export interface RealServerConfig {
-  /** Address text, same family as the service's VIP. */
-  address: string;
+  /** Address, same family as the service's VIP. */
+  address: IpAddress;
   /** TCP/UDP port. */
   port: number;
   /** Scheduling weight; 0 drains the server. */
@@ -55,8 +57,8 @@ export interface RealServerConfig {
 
 /** One virtual service: VIP, port and protocol, and the real servers it balances over. */
 export interface ServiceConfig {
-  /** Virtual IP address text. */
-  vip: string;
+  /** Virtual IP address. */
+  vip: IpAddress;
   /** Virtual port. */
   port: number;
   /** "tcp" or "udp". */
@@ -76,7 +78,7 @@ export interface GatewayConfig {
   /** Number of workers (one TUN queue each). */
   workers: number;
   /** Local (source) addresses for the real-server side. */
-  localAddresses: string[];
+  localAddresses: IpAddress[];
   /** First and last local port handed out, inclusive. */
   portRange: [number, number];
   /** Upper bound of connection entries per gateway. */
@@ -114,13 +116,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Address family (4 or 6) of address text, or 0 when it is neither. */
-export function addressFamily(text: string): 0 | 4 | 6 {
-  if (parseIpv4(text) >= 0) return 4;
-  if (text.includes(":") && parseIpv6(text) !== null) return 6;
-  return 0;
-}
-
 type Obj = Record<string, unknown>;
 
 function isObj(v: unknown): v is Obj {
@@ -139,11 +134,10 @@ function int(o: Obj, key: string, path: string, min: number, max: number, def?: 
   return v;
 }
 
-function address(v: unknown, field: string): string {
-  if (typeof v !== "string" || addressFamily(v) === 0) {
-    throw new ConfigError(field, `expected an IPv4 or IPv6 address, got ${JSON.stringify(v)}`);
-  }
-  return v;
+function address(v: unknown, field: string): IpAddress {
+  const a = typeof v === "string" ? parseIpAddress(v) : null;
+  if (a === null) throw new ConfigError(field, `expected an IPv4 or IPv6 address, got ${JSON.stringify(v)}`);
+  return a;
 }
 
 const KNOWN_TOP = new Set([
@@ -175,7 +169,8 @@ export function validateConfig(raw: unknown): GatewayConfig {
     throw new ConfigError("localAddresses", "expected a non-empty array of addresses");
   }
   const localAddresses = raw.localAddresses.map((a, i) => address(a, `localAddresses[${i}]`));
-  if (new Set(localAddresses).size !== localAddresses.length) {
+  // Compared as addresses, not text: "fd00::1" and "FD00:0::1" are the same local address.
+  if (localAddresses.some((a, i) => localAddresses.findIndex((b) => ipAddressEquals(a, b)) !== i)) {
     throw new ConfigError("localAddresses", "an address is listed twice");
   }
   let portRange: [number, number] = [1025, 65535];
@@ -215,14 +210,14 @@ export function validateConfig(raw: unknown): GatewayConfig {
     const p = `services[${i}].`;
     if (!isObj(s)) throw new ConfigError(`services[${i}]`, "expected an object");
     const vip = address(s.vip, `${p}vip`);
-    const fam = addressFamily(vip);
+    const fam = vip.family;
     const port = int(s, "port", p, 1, 65535);
     const protocol = s.protocol ?? "tcp";
     if (protocol !== "tcp" && protocol !== "udp") {
       throw new ConfigError(`${p}protocol`, `expected "tcp" or "udp", got ${JSON.stringify(protocol)}`);
     }
-    const key = `${vip}|${port}|${protocol}`;
-    if (seen.has(key)) throw new ConfigError(`${p}vip`, `${protocol} ${vip}:${port} is defined twice`);
+    const key = `${protocol} ${hostPort(vip, port)}`;
+    if (seen.has(key)) throw new ConfigError(`${p}vip`, `${key} is defined twice`);
     seen.add(key);
     const scheduler = s.scheduler ?? "wlc";
     if (typeof scheduler !== "string" || !(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) {
@@ -240,8 +235,8 @@ export function validateConfig(raw: unknown): GatewayConfig {
       const rp = `${p}realServers[${j}].`;
       if (!isObj(r)) throw new ConfigError(`${p}realServers[${j}]`, "expected an object");
       const a = address(r.address, `${rp}address`);
-      if (addressFamily(a) !== fam) {
-        throw new ConfigError(`${rp}address`, `must be IPv${fam} like the service's vip ${vip}`);
+      if (a.family !== fam) {
+        throw new ConfigError(`${rp}address`, `must be IPv${fam} like the service's vip ${vip.text}`);
       }
       return {
         address: a,
@@ -249,7 +244,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
         weight: int(r, "weight", rp, 0, 65535, 1),
       };
     });
-    if (!localAddresses.some((a) => addressFamily(a) === fam)) {
+    if (!localAddresses.some((a) => a.family === fam)) {
       throw new ConfigError(`${p}vip`, `no IPv${fam} address in localAddresses to reach its real servers`);
     }
     return { vip, port, protocol, scheduler, toa, realServers };

@@ -1,7 +1,11 @@
 /**
  * The gateway process: one TUN device with a queue per worker, VIPs and local addresses routed into it,
- * and one Deno Worker per queue running the engine (worker.ts). The kernel does the rest: packets the
- * workers write back are forwarded to the real servers or the clients by the namespace's routing table.
+ * and one Deno Worker per queue running the engine (worker/worker.ts, started and stopped together by
+ * worker/pool.ts). The kernel does the rest: packets the workers write back are forwarded to the real servers
+ * or the clients by the namespace's routing table.
+ *
+ * Start-up: device, steering, workers (until all are ready), MTU and link up, routes, control socket, the
+ * ready line. A stop (signal or `opts.stop`) at any point of it skips the rest and tears down.
  *
  * With several workers, a steering eBPF program (tun/steering_bpf.ts) sends each packet to the queue of
  * the worker that owns its connection; where it cannot load, the workers hand packets to each other
@@ -13,14 +17,10 @@
  *
  * @module
  */
+import { hostPrefix } from "../base/addr.ts";
 import type { GatewayConfig } from "./config.ts";
-import { addressFamily } from "./config.ts";
-import { handoffRingBytes } from "./worker/handoff_ring.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
-import { parseIpv4 } from "../base/packet/ipv4.ts";
-import { parseIpv6 } from "../base/packet/ipv6.ts";
-import { type EngineCounters, type GatewayStats, snapshot } from "./stats.ts";
-import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from "../base/sys/libc.ts";
+import { type EngineCounters, snapshot } from "./stats.ts";
 import {
   addRoute,
   linkUp,
@@ -34,39 +34,24 @@ import {
   TunDevice,
 } from "./tun/mod.ts";
 import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
-import type { ToWorker, WorkerInit } from "./worker/worker.ts";
-
-/** Data bytes of each hand-off ring (per ordered pair of workers). */
-const RING_BYTES = 1 << 20;
-/** Longest wait for workers to start or stop. */
-const WORKER_TIMEOUT_MS = 10_000;
+import { WorkerPool } from "./worker/pool.ts";
 
 /** Options of {@link runGateway}. */
 export interface GatewayOptions {
   /** Called with one line once the device, workers and routes are up. */
   onReady?: (line: string) => void;
-  /** Resolves when the gateway should stop (in addition to SIGINT/SIGTERM). */
+  /** Resolves when the gateway should stop (in addition to SIGINT/SIGTERM); also cuts start-up short. */
   stop?: Promise<void>;
   /** Install signal handlers (default true). */
   signals?: boolean;
 }
 
-type FromWorker =
-  | { type: "ready"; worker: number }
-  | { type: "stats"; id: number; counters: EngineCounters }
-  | { type: "stopped"; worker: number; counters: EngineCounters }
-  | { type: "error"; message: string };
-
 /** Loads and attaches the steering program; returns "bpf", or "handoff" with the reason it could not. */
 function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; reason?: string } {
   if (config.workers === 1) return { mode: "single" };
   if (config.steering === "handoff") return { mode: "handoff", reason: "configured" };
-  const v4 = config.localAddresses.filter((a) => addressFamily(a) === 4).map(parseIpv4);
-  const v6 = config.localAddresses.filter((a) => addressFamily(a) === 6).map((a) => {
-    const b = parseIpv6(a)!;
-    const dv = new DataView(b.buffer);
-    return [0, 4, 8, 12].map((o) => dv.getUint32(o));
-  });
+  const v4 = config.localAddresses.filter((a) => a.family === 4).map((a) => a.words[0]);
+  const v6 = config.localAddresses.filter((a) => a.family === 6).map((a) => [...a.words]);
   try {
     const fd = loadSocketFilter(buildSteeringProgram(config.workers, v4, v6));
     try {
@@ -81,176 +66,96 @@ function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; r
   }
 }
 
-/** Runs the gateway until stopped; throws (with a one-line reason) when the device, routes or workers fail. */
+/**
+ * Runs the gateway until stopped; throws (with a one-line reason) when the device, routes or workers fail.
+ * A stop during start-up cuts it short: no routes, no ready line, the same teardown.
+ */
 export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {}): Promise<void> {
-  const n = config.workers;
   const dev = TunDevice.open({
     name: config.tun,
-    queues: n,
+    queues: config.workers,
     // USO (Linux 6.2+) is dropped by TunDevice.open where the kernel refuses it; the ready line shows what is on.
     offloads: config.offload
       ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6
       : undefined,
   });
-  const c = libc();
-  const wakeFds: number[] = [];
-  const wakeOne = new BigUint64Array([1n]);
-  const controls: Int32Array[] = [];
-  const workers: Worker[] = [];
-  let last: EngineCounters[] = [];
-  let control: Deno.Listener | undefined;
+  const stop = Promise.withResolvers<void>();
   let stopRequested = false;
-  let wake!: () => void;
-  const stopped = new Promise<void>((r) => (wake = r));
-  const stop = () => {
+  const requestStop = () => {
     stopRequested = true;
-    wake();
+    stop.resolve();
   };
-  const pending = new Map<number, { parts: EngineCounters[]; done: (s: EngineCounters[]) => void }>();
-  let nextId = 1;
-  const gather = (): Promise<EngineCounters[]> => {
-    const id = nextId++;
-    return new Promise((resolve) => {
-      const entry = { parts: [] as EngineCounters[], done: resolve };
-      pending.set(id, entry);
-      controls.forEach((ctl, i) => {
-        Atomics.store(ctl, 1, id);
-        c.write(wakeFds[i], wakeOne, 8); // the worker blocks in poll(): wake it to look
-      });
-      setTimeout(() => {
-        if (pending.delete(id)) resolve(entry.parts.length ? entry.parts : last);
-      }, 2000);
+  let pool: WorkerPool | undefined;
+  let control: Deno.Listener | undefined;
+  const printStats = () => {
+    pool?.gather().then((parts) => {
+      if (parts.length > 0) console.error(`fnat-lb stats ${JSON.stringify(snapshot(config, parts))}`);
     });
   };
-  const stats = async (): Promise<GatewayStats> => snapshot(config, await gather());
-  const printStats = () => stats().then((s) => console.error(`fnat-lb stats ${JSON.stringify(s)}`));
   const signals = opts.signals ?? true;
   if (signals) {
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
+    Deno.addSignalListener("SIGINT", requestStop);
+    Deno.addSignalListener("SIGTERM", requestStop);
     Deno.addSignalListener("SIGUSR2", printStats);
   }
-  opts.stop?.then(stop);
-  const finals: EngineCounters[] = [];
-  let finished!: () => void;
-  const allStopped = new Promise<void>((r) => (finished = r));
-  let failure: Error | undefined;
-  try {
+  opts.stop?.then(requestStop);
+  // Between the steps of start-up: give up on a stop, or on a worker that failed, before doing more.
+  const cut = () => stopRequested || pool?.failure !== undefined;
+
+  /** Brings everything up; false when start-up was cut short. */
+  const startUp = async (): Promise<boolean> => {
     const steering = setUpSteering(config, dev);
     if (steering.reason && steering.mode === "handoff" && steering.reason !== "configured") {
       console.error(`fnat-lb steering=handoff reason=${JSON.stringify(steering.reason)}`);
     }
     const isnSecret = await loadIsnSecret(isnSecretPath(config.control, config.tun));
-    for (let i = 0; i < n; i++) {
-      const fd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-      if (fd < 0) throw new Error("eventfd failed");
-      wakeFds.push(fd);
-    }
-    const rings = Array.from(
-      { length: n },
-      (_, f) =>
-        Array.from(
-          { length: n },
-          (_, t) => (f === t ? null : new SharedArrayBuffer(handoffRingBytes(RING_BYTES))),
-        ),
-    );
-    let ready = 0;
-    let allReady!: () => void;
-    let failed!: (e: Error) => void;
-    const readyP = new Promise<void>((res, rej) => {
-      allReady = res;
-      failed = rej;
+    if (cut()) return false;
+    pool = new WorkerPool({
+      config,
+      tun: dev.name,
+      queueFds: dev.queues.map((q) => q.fd),
+      vnetHdr: dev.vnetHdr,
+      isnSecret,
     });
-    for (let i = 0; i < n; i++) {
-      controls.push(new Int32Array(new SharedArrayBuffer(8)));
-      const w = new Worker(new URL("./worker/worker.ts", import.meta.url), { type: "module" });
-      w.onmessage = (ev: MessageEvent<FromWorker>) => {
-        const m = ev.data;
-        if (m.type === "ready") {
-          if (++ready === n) allReady();
-        } else if (m.type === "stats") {
-          const p = pending.get(m.id);
-          if (p) {
-            p.parts.push(m.counters);
-            if (p.parts.length === n) {
-              pending.delete(m.id);
-              last = p.parts;
-              p.done(p.parts);
-            }
-          }
-        } else if (m.type === "stopped") {
-          finals.push(m.counters);
-          if (finals.length === n) finished();
-        } else if (m.type === "error") {
-          failure = new Error(`worker: ${m.message}`);
-          failed(failure);
-          stop();
-        }
-      };
-      w.onerror = (ev) => {
-        ev.preventDefault();
-        failure = new Error(`worker ${i}: ${ev.message}`);
-        failed(failure);
-        stop();
-      };
-      workers.push(w);
-      const init: WorkerInit = {
-        config,
-        worker: i,
-        tun: dev.name,
-        queueFd: dev.queues[i].fd,
-        vnetHdr: dev.vnetHdr,
-        isnSecret,
-        control: controls[i].buffer as SharedArrayBuffer,
-        wakeFds,
-        rings,
-      };
-      w.postMessage({ type: "init", init } satisfies ToWorker);
-    }
-    const timeout = setTimeout(() => failed(new Error("workers did not start in time")), WORKER_TIMEOUT_MS);
-    try {
-      await Promise.race([readyP, stopped.then(() => readyP)]);
-    } finally {
-      clearTimeout(timeout);
-    }
+    if (!(await pool.whenReady(stop.promise)) || cut()) return false;
     await setMtu(dev.name, config.mtu);
     await linkUp(dev.name);
-    const prefixes = new Set<string>();
-    for (const s of config.services) prefixes.add(s.vip.includes(":") ? `${s.vip}/128` : `${s.vip}/32`);
-    for (const a of config.localAddresses) prefixes.add(a.includes(":") ? `${a}/128` : `${a}/32`);
-    for (const p of prefixes) await addRoute(p, dev.name);
-    control = await listenControl(config.control, async () => JSON.stringify(await stats()) + "\n");
-    opts.onReady?.(
-      `fnat-lb ready tun=${dev.name} workers=${n} steering=${steering.mode} offloads=0x${
-        dev.offloads.toString(16)
-      } ` +
-        `services=${config.services.length} ` +
-        `control=${config.control}`,
+    const prefixes = new Set(
+      [...config.services.map((s) => s.vip), ...config.localAddresses].map(hostPrefix),
     );
-    await stopped;
-  } finally {
-    // Stop the workers first (they own the queues' fds while running), then close the device.
-    const one = new BigUint64Array([1n]);
-    for (const ctl of controls) Atomics.store(ctl, 0, 1);
-    for (const w of workers) w.postMessage({ type: "stop" } satisfies ToWorker);
-    for (const fd of wakeFds) c.write(fd, one, 8);
-    if (workers.length > 0) {
-      let t: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([allStopped, new Promise<void>((r) => (t = setTimeout(r, WORKER_TIMEOUT_MS)))]);
-      clearTimeout(t);
+    for (const p of prefixes) {
+      if (cut()) return false;
+      await addRoute(p, dev.name);
     }
-    for (const w of workers) w.terminate();
+    const workers = pool;
+    const body = async () => JSON.stringify(snapshot(config, await workers.gather())) + "\n";
+    control = await listenControl(config.control, body);
+    if (cut()) return false;
+    const offloads = `0x${dev.offloads.toString(16)}`;
+    opts.onReady?.(
+      `fnat-lb ready tun=${dev.name} workers=${config.workers} steering=${steering.mode} offloads=${offloads} ` +
+        `services=${config.services.length} control=${config.control}`,
+    );
+    return true;
+  };
+
+  let finals: EngineCounters[] = [];
+  try {
+    if (await startUp()) await Promise.race([stop.promise, pool!.failed]);
+  } finally {
+    // Stop the workers first (they own the queues' fds while running), then close the device: its routes go
+    // with it.
+    finals = (await pool?.stop()) ?? [];
     if (signals) {
-      Deno.removeSignalListener("SIGINT", stop);
-      Deno.removeSignalListener("SIGTERM", stop);
+      Deno.removeSignalListener("SIGINT", requestStop);
+      Deno.removeSignalListener("SIGTERM", requestStop);
       Deno.removeSignalListener("SIGUSR2", printStats);
     }
     control?.close();
     await Deno.remove(config.control).catch(() => {});
     await dev.close();
-    for (const fd of wakeFds) c.close(fd);
   }
-  if (failure) throw failure;
+  if (pool?.failure) throw pool.failure;
   if (stopRequested && finals.length > 0) {
     console.error(`fnat-lb stop tun=${config.tun} ${JSON.stringify(snapshot(config, finals))}`);
   }

@@ -2,8 +2,14 @@
  * Stats snapshots: the engine's counters as a plain JSON-able object (control path only), summed over
  * workers, and the one-line text form printed on SIGUSR2.
  *
+ * Two kinds of connection figures, named apart as ipvsadm does (ActiveConn/InActConn vs Conns):
+ * `activeConnections` (top level) and `workers` count live entries now; `connectionsTotal` (per service
+ * and real server) counts connections created since start; a real server's `active`/`inactive` are its
+ * live established and other entries now.
+ *
  * @module
  */
+import { hostPort } from "../base/addr.ts";
 import type { GatewayConfig } from "./config.ts";
 import * as C from "./engine/counters.ts";
 
@@ -29,10 +35,10 @@ export interface EngineCounters {
   runtime: Record<string, number>;
 }
 
-/** Traffic counters of a service or a real server. */
+/** Traffic counters of a service or a real server, since start. */
 export interface TrafficStats {
-  /** Connections created. */
-  connections: number;
+  /** Connections created (ipvsadm's Conns), not live ones. */
+  connectionsTotal: number;
   /** Packets client→server. */
   packetsIn: number;
   /** Packets server→client. */
@@ -65,8 +71,8 @@ export interface ServiceStats extends TrafficStats {
 
 /** Everything `lb --stats` prints. */
 export interface GatewayStats {
-  /** Live connection entries. */
-  connections: number;
+  /** Live connection entries now, over all workers (ipvsadm's ActiveConn + InActConn). */
+  activeConnections: number;
   /** Drops by reason (only reasons seen). */
   drops: Record<string, number>;
   /** Events by name (only those seen). */
@@ -82,7 +88,7 @@ export interface GatewayStats {
 function traffic(a: Float64Array, i: number): TrafficStats {
   const o = i * C.TRAFFIC_FIELDS;
   return {
-    connections: a[o + C.T_CONNS],
+    connectionsTotal: a[o + C.T_CONNS],
     packetsIn: a[o + C.T_PKTS_IN],
     packetsOut: a[o + C.T_PKTS_OUT],
     bytesIn: a[o + C.T_BYTES_IN],
@@ -98,16 +104,23 @@ function named(names: readonly string[], values: Float64Array, into: Record<stri
 
 /** Sums the counters of one or more workers into a snapshot. */
 export function snapshot(cfg: GatewayConfig, parts: readonly EngineCounters[]): GatewayStats {
-  const out: GatewayStats = { connections: 0, drops: {}, events: {}, services: [], runtime: {}, workers: [] };
+  const out: GatewayStats = {
+    activeConnections: 0,
+    drops: {},
+    events: {},
+    services: [],
+    runtime: {},
+    workers: [],
+  };
   for (const e of parts) {
-    out.connections += e.size;
+    out.activeConnections += e.size;
     out.workers.push(e.size);
     named(C.DROP_NAMES, e.drops, out.drops);
     named(C.EVENT_NAMES, e.events, out.events);
     for (const [k, v] of Object.entries(e.runtime)) out.runtime[k] = (out.runtime[k] ?? 0) + v;
   }
   const add = (a: TrafficStats, b: TrafficStats) => {
-    a.connections += b.connections;
+    a.connectionsTotal += b.connectionsTotal;
     a.packetsIn += b.packetsIn;
     a.packetsOut += b.packetsOut;
     a.bytesIn += b.bytesIn;
@@ -116,15 +129,16 @@ export function snapshot(cfg: GatewayConfig, parts: readonly EngineCounters[]): 
   let base = 0;
   cfg.services.forEach((s, si) => {
     const svc: ServiceStats = {
-      service: `${s.protocol} ${s.vip.includes(":") ? `[${s.vip}]` : s.vip}:${s.port}`,
+      service: `${s.protocol} ${hostPort(s.vip, s.port)}`,
       ...traffic(new Float64Array(C.TRAFFIC_FIELDS), 0),
       realServers: [],
     };
     for (const e of parts) add(svc, traffic(e.services, si));
     s.realServers.forEach((r, ri) => {
       const rs: RealServerStats = {
-        server: `${r.address.includes(":") ? `[${r.address}]` : r.address}:${r.port}`,
-        weight: parts[0].weights[si][ri],
+        server: hostPort(r.address, r.port),
+        // No worker answered yet: the configured weight.
+        weight: parts[0]?.weights[si][ri] ?? r.weight,
         active: 0,
         inactive: 0,
         ...traffic(new Float64Array(C.TRAFFIC_FIELDS), 0),

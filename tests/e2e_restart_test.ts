@@ -57,6 +57,6 @@ Deno.test("a restarted gateway's connections are accepted by real servers holdin
     assert.equal(delta("TcpOutRsts"), 0, "no client reset a stale ACK");
     assert.equal(delta("TcpExtTCPTimeouts"), 0, "no SYN waited for a retransmission");
     const s = await second.stats();
-    assert.equal(s.services[0].connections, 400);
+    assert.equal(s.services[0].connectionsTotal, 400);
   });
 });

@@ -21,8 +21,7 @@
  *
  * @module
  */
-import { formatIpv4, parseIpv4 } from "../base/packet/ipv4.ts";
-import { formatIpv6, parseIpv6 } from "../base/packet/ipv6.ts";
+import { type IpAddress, ipAddressBytes, ipAddressFromBytes, parseIpAddress } from "../base/addr.ts";
 
 /** The 12-byte v2 signature. */
 export const PROXY_V2_SIGNATURE: Uint8Array = new Uint8Array([
@@ -246,10 +245,7 @@ export function decodeProxyV2(b: Uint8Array): ProxyDecodeResult {
     return { status: "ok", header: { command: "unknown", tlvs }, length, version: 2 };
   }
   const n = fam === 1 ? 4 : 16;
-  const fmt = (o: number) =>
-    n === 4
-      ? formatIpv4(((block[o] << 24) | (block[o + 1] << 16) | (block[o + 2] << 8) | block[o + 3]) >>> 0)
-      : formatIpv6(block, o);
+  const fmt = (o: number) => ipAddressFromBytes(block, o, n).text;
   return {
     status: "ok",
     header: {
@@ -281,35 +277,28 @@ function checkPort(port: number): void {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`);
 }
 
+function addressOf(text: string, family: 4 | 6): IpAddress {
+  const a = parseIpAddress(text);
+  if (a?.family !== family) throw new Error(`not an IPv${family} address: ${JSON.stringify(text)}`);
+  return a;
+}
+
 function addressBytesOf(text: string, family: 4 | 6): Uint8Array {
-  if (family === 4) {
-    const v = parseIpv4(text);
-    if (v < 0) throw new Error(`not an IPv4 address: ${JSON.stringify(text)}`);
-    return Uint8Array.of(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
-  }
-  const v6 = text.includes(":") ? parseIpv6(text) : null;
-  if (v6 === null) throw new Error(`not an IPv6 address: ${JSON.stringify(text)}`);
-  return v6;
+  return ipAddressBytes(addressOf(text, family));
 }
 
 /** The canonical text the v1 line requires (no leading zeros in IPv4; compressed lowercase IPv6). */
 function canonicalAddress(text: string, family: 4 | 6): string {
-  const b = addressBytesOf(text, family);
-  return family === 4
-    ? formatIpv4(((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0)
-    : formatIpv6(b, 0);
+  return addressOf(text, family).text;
 }
 
 function parseV1Address(text: string, family: 4 | 6): string | null {
   if (family === 4) {
     // "Heading zeroes are not permitted in front of numbers" (octal confusion).
     if (!/^(0|[1-9]\d{0,2})(\.(0|[1-9]\d{0,2})){3}$/.test(text)) return null;
-    const v = parseIpv4(text);
-    return v < 0 ? null : formatIpv4(v);
-  }
-  if (!/^[0-9a-fA-F:]+$/.test(text)) return null; // hex groups and colons only: no dotted tail, no zone
-  const b = parseIpv6(text);
-  return b === null ? null : formatIpv6(b, 0);
+  } else if (!/^[0-9a-fA-F:]+$/.test(text)) return null; // hex groups and colons only: no dotted tail, no zone
+  const a = parseIpAddress(text);
+  return a?.family === family ? a.text : null;
 }
 
 function parseV1Port(text: string): number {

@@ -13,8 +13,9 @@
  *
  * @module
  */
-import { formatIpv4, parseIpv4 } from "../base/packet/ipv4.ts";
-import { formatIpv6, parseIpv6 } from "../base/packet/ipv6.ts";
+import { ipAddressBytes, parseIpAddress } from "../base/addr.ts";
+import { formatIpv4 } from "../base/packet/ipv4.ts";
+import { formatIpv6 } from "../base/packet/ipv6.ts";
 import { AF_INET, AF_INET6 } from "../base/sys/libc.ts";
 
 /** An address and port, in the form logs and PROXY headers use (same shape as `ToaAddress`). */
@@ -32,9 +33,8 @@ export const SOCKADDR_MAX = 28;
 
 /** Address bytes of `text` (4 or 16), or null when it is no IPv4/IPv6 address. */
 export function addressBytes(text: string): Uint8Array | null {
-  const v4 = parseIpv4(text);
-  if (v4 >= 0) return new Uint8Array([v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255]);
-  return text.includes(":") ? parseIpv6(text) : null;
+  const a = parseIpAddress(text);
+  return a === null ? null : ipAddressBytes(a);
 }
 
 /** True when 16 address bytes are an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */

@@ -256,8 +256,8 @@ async function gateway(env: PathEnv, spec: PathSpec): Promise<PathHandle> {
         const s = await gw.stats();
         const drops = Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
         out.push(`drops: ${drops.length ? drops.join(", ") : "none"}`);
-        const conns = s.services.map((v) => `${v.service} ${v.connections}`).join(", ");
-        out.push(`connections: ${conns}`);
+        const conns = s.services.map((v) => `${v.service} ${v.connectionsTotal}`).join(", ");
+        out.push(`connections created: ${conns}`);
       } catch (e) {
         out.push(`stats unavailable: ${(e as Error).message}`);
       }

@@ -11,6 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { hostPrefix, type IpAddress, parseIpAddress } from "../../base/addr.ts";
 import { addRoute, linkUp, TunDevice, TunError } from "../tun/mod.ts";
 import { type EchoCounters, echoReply, newEchoCounters } from "./echo.ts";
 
@@ -24,8 +25,8 @@ const USAGE = "usage: main.ts --tun NAME [--addr IPV4]... [--addr6 IPV6]... [--q
 /** Parsed command line. */
 interface EchoOptions {
   tun: string;
-  addrs: string[];
-  addrs6: string[];
+  addrs: IpAddress[];
+  addrs6: IpAddress[];
   queues: number;
 }
 
@@ -47,16 +48,16 @@ function parseOptions(argv: string[]): EchoOptions {
   }
   const queues = Number(values.queues);
   if (!Number.isInteger(queues) || queues < 1) throw new Error(`--queues: expected a positive integer`);
-  for (const a of values.addr) {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(a)) throw new Error(`--addr ${a}: expected an IPv4 address`);
-  }
-  for (const a of values.addr6) {
-    if (!/^[0-9a-fA-F:]+$/.test(a) || !a.includes(":")) {
-      throw new Error(`--addr6 ${a}: expected an IPv6 address`);
-    }
-  }
-  if (values.addr.length + values.addr6.length === 0) throw new Error(`give at least one --addr or --addr6`);
-  return { tun: values.tun, addrs: values.addr, addrs6: values.addr6, queues };
+  const addresses = (flag: string, list: string[], family: 4 | 6): IpAddress[] =>
+    list.map((text) => {
+      const a = parseIpAddress(text);
+      if (a?.family !== family) throw new Error(`${flag} ${text}: expected an IPv${family} address`);
+      return a;
+    });
+  const addrs = addresses("--addr", values.addr, 4);
+  const addrs6 = addresses("--addr6", values.addr6, 6);
+  if (addrs.length + addrs6.length === 0) throw new Error(`give at least one --addr or --addr6`);
+  return { tun: values.tun, addrs, addrs6, queues };
 }
 
 /** Serves one queue until it is closed: wait, drain until EAGAIN, answer each packet in place. */
@@ -104,13 +105,12 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     await linkUp(dev.name);
-    for (const a of opts.addrs) await addRoute(`${a}/32`, dev.name);
-    for (const a of opts.addrs6) await addRoute(`${a}/128`, dev.name);
+    for (const a of [...opts.addrs, ...opts.addrs6]) await addRoute(hostPrefix(a), dev.name);
     const loops = dev.queues.map((_, i) => serveQueue(dev, i, counters));
     console.log("ready");
     console.error(
       `echo start tun=${dev.name} queues=${dev.queues.length} addrs=${
-        [...opts.addrs, ...opts.addrs6].join(",")
+        [...opts.addrs, ...opts.addrs6].map((a) => a.text).join(",")
       }`,
     );
     await Promise.race([stopped, Promise.all(loops)]);

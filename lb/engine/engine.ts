@@ -16,12 +16,11 @@
  */
 import type { GatewayConfig } from "../config.ts";
 import type { EngineCounters } from "../stats.ts";
-import { addressFamily } from "../config.ts";
+import type { IpAddress } from "../../base/addr.ts";
 import { read16, read32, write16 } from "../../base/packet/checksum.ts";
 import { ICMP_ECHO_REQUEST, icmpIsError } from "../../base/packet/icmp.ts";
 import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpv4 } from "../../base/packet/ipv4.ts";
-import { parseIpv6 } from "../../base/packet/ipv6.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../../base/packet/ipv4.ts";
 import { PacketInfo } from "../../base/packet/packet_info.ts";
 import {
   TCP_ACK,
@@ -99,13 +98,6 @@ export interface EngineOptions {
   replyRate?: number;
 }
 
-/** Words of an address as four unsigned 32-bit numbers. */
-function addressWords(text: string): [number, number, number, number] {
-  if (addressFamily(text) === 4) return [parseIpv4(text), 0, 0, 0];
-  const b = parseIpv6(text)!;
-  return [read32(b, 0), read32(b, 4), read32(b, 8), read32(b, 12)];
-}
-
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
 export class Engine {
   /** The connection table. */
@@ -179,7 +171,7 @@ export class Engine {
     this.conns = new ConnTable(capacity, locals.length);
     this.wheel = new TimerWheel(capacity, this.now);
     this.pool = new LocalPool(
-      locals.map(addressFamily),
+      locals.map((a) => a.family),
       config.portRange[0],
       config.portRange[1],
       worker,
@@ -209,8 +201,8 @@ export class Engine {
     this.schedulers = [];
     let base = 0;
     services.forEach((s, i) => {
-      const fam = addressFamily(s.vip);
-      const w = addressWords(s.vip);
+      const fam = s.vip.family;
+      const w = s.vip.words;
       const proto = s.protocol === "udp" ? IPPROTO_UDP : IPPROTO_TCP;
       this.svcFamily[i] = fam;
       this.svcAddr.set(w, i * 4);
@@ -221,21 +213,21 @@ export class Engine {
       this.svcMap.set(fam, w[0], w[1], w[2], w[3], s.port, proto, i);
       this.vipMap.set(fam, w[0], w[1], w[2], w[3], 0, 0, i);
       const set = new ServerSet(
-        s.realServers.map((r) => `${r.address}:${r.port}`),
+        s.realServers.map((r) => `${r.address.text}:${r.port}`),
         s.realServers.map((r) => r.weight),
       );
       this.sets.push(set);
       this.schedulers.push(createScheduler(s.scheduler, set));
       s.realServers.forEach((r, j) => {
-        this.rsAddr.set(addressWords(r.address), (base + j) * 4);
+        this.rsAddr.set(r.address.words, (base + j) * 4);
         this.rsPort[base + j] = r.port;
       });
       base += s.realServers.length;
     });
     locals.forEach((a, i) => {
-      const w = addressWords(a);
+      const w = a.words;
       this.localAddr.set(w, i * 4);
-      this.localMap.set(addressFamily(a), w[0], w[1], w[2], w[3], 0, 0, i);
+      this.localMap.set(a.family, w[0], w[1], w[2], w[3], 0, 0, i);
     });
     this.expireFn = (id) => {
       this.counters.events[C.EV_EXPIRED]++;
@@ -244,9 +236,9 @@ export class Engine {
   }
 
   /** Index of the service `vip:port/protocol`, or -1 (control path). */
-  serviceIndex(vip: string, port: number, protocol: "tcp" | "udp"): number {
-    const w = addressWords(vip);
-    const v = this.svcMap.get(addressFamily(vip), w[0], w[1], w[2], w[3], port, protocol === "udp" ? 17 : 6);
+  serviceIndex(vip: IpAddress, port: number, protocol: "tcp" | "udp"): number {
+    const w = vip.words;
+    const v = this.svcMap.get(vip.family, w[0], w[1], w[2], w[3], port, protocol === "udp" ? 17 : 6);
     return v === ADDR_MAP_MISS ? -1 : v;
   }
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseIpAddress } from "../../base/addr.ts";
 
 /** A failed `ip` invocation; the message is one line: the command and ip's own complaint. */
 export class IpCommandError extends Error {
@@ -38,6 +39,13 @@ export async function ip(args: readonly string[], timeoutMs = 10_000): Promise<s
   return dec.decode(out.stdout);
 }
 
+/** `-4` or `-6` for `ip`, from the address of `cidr` (parsed, not guessed from its text); throws if it is none. */
+function familyFlag(cidr: string): "-4" | "-6" {
+  const a = parseIpAddress(cidr.split("/")[0]);
+  if (a === null) throw new TypeError(`not an address prefix: ${JSON.stringify(cidr)}`);
+  return a.family === 6 ? "-6" : "-4";
+}
+
 /** Sets the interface administratively up. */
 export async function linkUp(dev: string): Promise<void> {
   await ip(["link", "set", "dev", dev, "up"]);
@@ -53,18 +61,18 @@ export async function setMtu(dev: string, mtu: number): Promise<void> {
  * neighbours to collide with, and DAD would keep the address unusable ("tentative") for about a second.
  */
 export async function addAddress(dev: string, cidr: string): Promise<void> {
-  const v6 = cidr.includes(":");
+  const v6 = familyFlag(cidr) === "-6";
   await ip([v6 ? "-6" : "-4", "addr", "add", cidr, "dev", dev, ...(v6 ? ["nodad"] : [])]);
 }
 
 /** Routes `prefix` (e.g. `198.18.0.0/24`) into `dev`; `replace` makes a restart idempotent. */
 export async function addRoute(prefix: string, dev: string): Promise<void> {
-  await ip([prefix.includes(":") ? "-6" : "-4", "route", "replace", prefix, "dev", dev]);
+  await ip([familyFlag(prefix), "route", "replace", prefix, "dev", dev]);
 }
 
 /** Removes the route `prefix` via `dev`. */
 export async function deleteRoute(prefix: string, dev: string): Promise<void> {
-  await ip([prefix.includes(":") ? "-6" : "-4", "route", "del", prefix, "dev", dev]);
+  await ip([familyFlag(prefix), "route", "del", prefix, "dev", dev]);
 }
 
 /** True if an interface named `dev` exists in the current network namespace. */

@@ -6,8 +6,8 @@
  * @module
  */
 import { write16, write32 } from "../../../base/packet/checksum.ts";
+import { type IpAddress, parseIpAddress } from "../../../base/addr.ts";
 import { ipv4FillChecksum, parseIpv4 } from "../../../base/packet/ipv4.ts";
-import { parseIpv6 } from "../../../base/packet/ipv6.ts";
 import { PacketInfo } from "../../../base/packet/packet_info.ts";
 import { fillTransportChecksum } from "../../../base/packet/transport_checksum.ts";
 import { classifyPacket, PACKET_OK } from "../../../base/packet/validate.ts";
@@ -30,8 +30,15 @@ export interface TcpSpec {
   payload?: Uint8Array;
 }
 
-function isV6(a: string): boolean {
-  return a.includes(":");
+/** The address of `text`; a test that writes a bad one fails here, not with a garbled packet. */
+function addr(text: string): IpAddress {
+  const a = parseIpAddress(text);
+  if (a === null) throw new Error(`not an IP address: ${JSON.stringify(text)}`);
+  return a;
+}
+
+function isV6(text: string): boolean {
+  return addr(text).family === 6;
 }
 
 function writeIp(b: Uint8Array, src: string, dst: string, proto: number, l4Len: number): number {
@@ -40,8 +47,8 @@ function writeIp(b: Uint8Array, src: string, dst: string, proto: number, l4Len: 
     write16(b, 4, l4Len);
     b[6] = proto;
     b[7] = 64;
-    b.set(parseIpv6(src)!, 8);
-    b.set(parseIpv6(dst)!, 24);
+    addr(src).words.forEach((w, i) => write32(b, 8 + i * 4, w));
+    addr(dst).words.forEach((w, i) => write32(b, 24 + i * 4, w));
     return 40;
   }
   b[0] = 0x45;

@@ -15,6 +15,6 @@ export { type GatewayStats, snapshot } from "./lb/stats.ts";
 export { TunDevice, TunError } from "./lb/tun/mod.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./lb/cli.ts");
+  const { main } = await import("./cli.ts");
   Deno.exit(await main(Deno.args));
 }

@@ -1,5 +1,5 @@
 /**
- * The command line: `mod.ts lb …` runs the gateway, `mod.ts lb --stats …` reads a running one's counters.
+ * The `lb` subcommand: `mod.ts lb …` runs the gateway, `mod.ts lb --stats …` reads a running one's counters.
  * Errors at this edge are one line with the reason, and a non-zero exit status.
  *
  * @module
@@ -9,10 +9,10 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { readStats, runGateway } from "./gateway.ts";
 import { TunError } from "./tun/mod.ts";
 
-const USAGE = `usage:
+/** Usage of `mod.ts lb`. */
+export const LB_USAGE = `usage:
   mod.ts lb --config FILE            run the FULLNAT gateway (until SIGINT/SIGTERM; SIGUSR2 prints stats)
-  mod.ts lb --config FILE --stats    print a running gateway's stats as JSON (from its control socket)
-  mod.ts toa-proxy …                 the TOA-decoding proxy (see README)`;
+  mod.ts lb --config FILE --stats    print a running gateway's stats as JSON (from its control socket)`;
 
 /** Runs the `lb` subcommand; returns the exit status. */
 export async function lbMain(args: string[]): Promise<number> {
@@ -28,15 +28,15 @@ export async function lbMain(args: string[]): Promise<number> {
       strict: true,
     }));
   } catch (e) {
-    console.error(`fnat-lb: ${(e as Error).message}\n${USAGE}`);
+    console.error(`fnat-lb: ${(e as Error).message}\n${LB_USAGE}`);
     return 2;
   }
   if (values.help) {
-    console.log(USAGE);
+    console.log(LB_USAGE);
     return 0;
   }
   if (!values.config) {
-    console.error(`fnat-lb: --config FILE is required\n${USAGE}`);
+    console.error(`fnat-lb: --config FILE is required\n${LB_USAGE}`);
     return 2;
   }
   try {
@@ -53,27 +53,5 @@ export async function lbMain(args: string[]): Promise<number> {
       console.error(`fnat-lb: no gateway is running for ${values.config} (no control socket)`);
     } else console.error(`fnat-lb: ${(e as Error).message}`);
     return 1;
-  }
-}
-
-/** Dispatches the subcommands; returns the exit status. */
-export async function main(args: string[]): Promise<number> {
-  const [cmd, ...rest] = args;
-  switch (cmd) {
-    case "lb":
-      return await lbMain(rest);
-    case "toa-proxy": {
-      const { toaProxyMain } = await import("../toa/cli.ts");
-      return await toaProxyMain(rest);
-    }
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      console.log(USAGE);
-      return cmd === undefined ? 2 : 0;
-    default:
-      console.error(`fnat-lb: unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
-      return 2;
   }
 }

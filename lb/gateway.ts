@@ -17,7 +17,6 @@
  *
  * @module
  */
-import { hostPrefix } from "../base/addr.ts";
 import type { GatewayConfig } from "./config.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
 import { type EngineCounters, snapshot } from "./stats.ts";
@@ -120,12 +119,12 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
     if (!(await pool.whenReady(stop.promise)) || cut()) return false;
     await setMtu(dev.name, config.mtu);
     await linkUp(dev.name);
-    const prefixes = new Set(
-      [...config.services.map((s) => s.vip), ...config.localAddresses].map(hostPrefix),
+    const routed = new Map(
+      [...config.services.map((s) => s.vip), ...config.localAddresses].map((a) => [a.text, a]),
     );
-    for (const p of prefixes) {
+    for (const a of routed.values()) {
       if (cut()) return false;
-      await addRoute(p, dev.name);
+      await addRoute(a, dev.name);
     }
     const workers = pool;
     const body = async () => JSON.stringify(snapshot(config, await workers.gather())) + "\n";

@@ -11,7 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { hostPrefix, type IpAddress, parseIpAddress } from "../../base/addr.ts";
+import { type IpAddress, parseIpAddress } from "../../base/addr.ts";
 import { addRoute, linkUp, TunDevice, TunError } from "../tun/mod.ts";
 import { type EchoCounters, echoReply, newEchoCounters } from "./echo.ts";
 
@@ -105,7 +105,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     await linkUp(dev.name);
-    for (const a of [...opts.addrs, ...opts.addrs6]) await addRoute(hostPrefix(a), dev.name);
+    for (const a of [...opts.addrs, ...opts.addrs6]) await addRoute(a, dev.name);
     const loops = dev.queues.map((_, i) => serveQueue(dev, i, counters));
     console.log("ready");
     console.error(

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseIpAddress } from "../../base/addr.ts";
+import { hostPrefix, type IpAddress, parseIpAddress } from "../../base/addr.ts";
 
 /** A failed `ip` invocation; the message is one line: the command and ip's own complaint. */
 export class IpCommandError extends Error {
@@ -65,14 +65,14 @@ export async function addAddress(dev: string, cidr: string): Promise<void> {
   await ip([v6 ? "-6" : "-4", "addr", "add", cidr, "dev", dev, ...(v6 ? ["nodad"] : [])]);
 }
 
-/** Routes `prefix` (e.g. `198.18.0.0/24`) into `dev`; `replace` makes a restart idempotent. */
-export async function addRoute(prefix: string, dev: string): Promise<void> {
-  await ip([familyFlag(prefix), "route", "replace", prefix, "dev", dev]);
+/** Routes `addr` (a host route, /32 or /128) into `dev`; `replace` makes a restart idempotent. */
+export async function addRoute(addr: IpAddress, dev: string): Promise<void> {
+  await ip([addr.family === 6 ? "-6" : "-4", "route", "replace", hostPrefix(addr), "dev", dev]);
 }
 
-/** Removes the route `prefix` via `dev`. */
-export async function deleteRoute(prefix: string, dev: string): Promise<void> {
-  await ip([familyFlag(prefix), "route", "del", prefix, "dev", dev]);
+/** Removes the host route of `addr` via `dev`. */
+export async function deleteRoute(addr: IpAddress, dev: string): Promise<void> {
+  await ip([addr.family === 6 ? "-6" : "-4", "route", "del", hostPrefix(addr), "dev", dev]);
 }
 
 /** True if an interface named `dev` exists in the current network namespace. */

@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { namespacesWithPrefix, nsExec, run, withTopology } from "../netns-scripts/topology.ts";
+import { parseIpAddress } from "../base/addr.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const PYTHON = "/usr/bin/python3";
@@ -101,7 +102,7 @@ function randomHex(len: number): string {
 async function assertPing(ns: string, addr: string): Promise<void> {
   const r = await nsExec(ns, [
     "ping",
-    ...(addr.includes(":") ? ["-6"] : []),
+    ...(parseIpAddress(addr)?.family === 6 ? ["-6"] : []),
     "-c",
     "3",
     "-i",

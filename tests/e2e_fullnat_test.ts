@@ -20,6 +20,7 @@ import { nsExec, type Topology } from "../netns-scripts/topology.ts";
 import {
   type AccessEntry,
   checksumErrors,
+  httpUrl,
   kernelCounters,
   type Lab,
   randomBytes,
@@ -67,10 +68,6 @@ function big(): Uint8Array<ArrayBuffer> {
   return bigFile ??= randomBytes(BIG);
 }
 
-function url(vip: string, port = 80, path = "/"): string {
-  return `http://${vip.includes(":") ? `[${vip}]` : vip}${port === 80 ? "" : `:${port}`}${path}`;
-}
-
 /** curl in the client namespace, bounded by `timeoutMs` (curl's own --max-time a second less). */
 async function curl(lab: Lab, args: string[], timeoutMs = 30_000) {
   return await nsExec(
@@ -90,7 +87,7 @@ async function assertDownload(lab: Lab, vip: string, name: string): Promise<numb
     out,
     "-w",
     "%{http_code} %{size_download}",
-    url(vip, 80, "/big.bin"),
+    httpUrl(vip, 80, "/big.bin"),
   ], 31_000);
   const secs = (performance.now() - t0) / 1000;
   assert.ok(r.success, `curl ${name}: ${r.stderr.trim()} ${r.stdout}`);
@@ -122,14 +119,14 @@ const TOA = 254;
 Deno.test("e2e fullnat: curl and ab reach both real servers via rr, which see only local addresses", async () => {
   await withLab({ gateway: gatewayConfig }, async (lab) => {
     const opensBefore = (await kernelCounters(lab.t.nsCli)).get("TcpActiveOpens")!;
-    const first = await curl(lab, ["--fail", url(VIP4)]);
+    const first = await curl(lab, ["--fail", httpUrl(VIP4)]);
     assert.ok(first.success, `curl ${VIP4}: ${first.stderr}`);
     assert.match(first.stdout, /^rs[12]\n$/);
-    const v6 = await curl(lab, ["--fail", url(VIP6)]);
+    const v6 = await curl(lab, ["--fail", httpUrl(VIP6)]);
     assert.ok(v6.success, `curl ${VIP6}: ${v6.stderr}`);
     assert.match(v6.stdout, /^rs[12]\n$/);
 
-    const ab = await nsExec(lab.t.nsCli, ["ab", "-n", "200", "-c", "10", "-s", "10", url(VIP4)], 60_000);
+    const ab = await nsExec(lab.t.nsCli, ["ab", "-n", "200", "-c", "10", "-s", "10", httpUrl(VIP4)], 60_000);
     assert.ok(ab.success, `ab: ${ab.stderr}\n${ab.stdout}`);
     assert.match(ab.stdout, /Complete requests:\s+200\n/);
     assert.match(ab.stdout, /Failed requests:\s+0\n/);
@@ -259,7 +256,7 @@ Deno.test("e2e fullnat: SYN and handshake ACK reach the real server with TOA = c
       },
     ];
     for (const c of cases) {
-      const r = await curl(lab, ["--fail", "--local-port", String(c.cport), url(c.vip)]);
+      const r = await curl(lab, ["--fail", "--local-port", String(c.cport), httpUrl(c.vip)]);
       assert.ok(r.success, `curl ${c.vip}: ${r.stderr}`);
       assert.equal(r.stdout, "rs1\n");
     }
@@ -346,9 +343,9 @@ Deno.test("e2e fullnat: a VIP port without a service is refused at once with a R
   await withLab({ gateway: gatewayConfig }, async (lab) => {
     for (const vip of [VIP4, VIP6]) {
       const t0 = performance.now();
-      const r = await curl(lab, ["-v", url(vip, 81)], 10_000);
+      const r = await curl(lab, ["-v", httpUrl(vip, 81)], 10_000);
       const ms = performance.now() - t0;
-      assert.equal(r.code, 7, `curl ${url(vip, 81)} exit ${r.code}: ${r.stderr}`);
+      assert.equal(r.code, 7, `curl ${httpUrl(vip, 81)} exit ${r.code}: ${r.stderr}`);
       assert.match(r.stderr, /Connection refused/);
       assert.ok(ms < 2_000, `refusal took ${ms.toFixed(0)} ms (SYN retried, no RST?)`);
     }
@@ -389,7 +386,7 @@ async function assertUpload(lab: Lab, vip: string, rs: number, name: string): Pr
     "/dev/null",
     "-w",
     "%{http_code}",
-    url(vip, 80, `/upload/${name}`),
+    httpUrl(vip, 80, `/upload/${name}`),
   ], 31_000);
   const secs = (performance.now() - t0) / 1000;
   assert.ok(r.success, `upload ${name}: ${r.stderr.trim()}`);

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { nsExec, type Topology } from "../netns-scripts/topology.ts";
-import { checksumErrors, type Lab, randomBytes, sha256Hex, withLab } from "./helpers/mod.ts";
+import { checksumErrors, httpUrl, type Lab, randomBytes, sha256Hex, withLab } from "./helpers/mod.ts";
 
 const VIP4 = "198.18.0.20";
 const VIP6 = "fd00::20";
@@ -47,9 +47,8 @@ function config(steering: string, offload: boolean) {
 
 async function requests(lab: Lab, vip: string, n: number): Promise<number> {
   let ok = 0;
-  const host = vip.includes(":") ? `[${vip}]` : vip;
   for (let i = 0; i < n; i++) {
-    const r = await nsExec(lab.t.nsCli, ["curl", "-sS", "-g", "--max-time", "5", `http://${host}/`], 10_000);
+    const r = await nsExec(lab.t.nsCli, ["curl", "-sS", "-g", "--max-time", "5", httpUrl(vip)], 10_000);
     if (r.success && /^rs[12]$/.test(r.stdout.trim())) ok++;
   }
   return ok;
@@ -57,10 +56,9 @@ async function requests(lab: Lab, vip: string, n: number): Promise<number> {
 
 async function download(lab: Lab, vip: string): Promise<void> {
   const out = `${lab.dir}/dl.bin`;
-  const host = vip.includes(":") ? `[${vip}]` : vip;
   const r = await nsExec(
     lab.t.nsCli,
-    ["curl", "-sS", "-g", "--fail", "--max-time", "20", "-o", out, `http://${host}/big.bin`],
+    ["curl", "-sS", "-g", "--fail", "--max-time", "20", "-o", out, httpUrl(vip, 80, "/big.bin")],
     25_000,
   );
   assert.ok(r.success, `download from ${vip}: ${r.stderr}`);

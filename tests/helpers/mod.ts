@@ -10,3 +10,4 @@ export * from "./gateway.ts";
 export * from "./lab.ts";
 export * from "./nginx.ts";
 export * from "./process.ts";
+export * from "./url.ts";

@@ -65,6 +65,38 @@ export function checksumReplaceSum(csum: number, oldSum: number, newSum: number)
   return ~s & 0xffff;
 }
 
+/**
+ * The unfolded delta one 16-bit word changing from `oldW` to `newW` adds to any checksum covering it
+ * (RFC 1624 eqn. 3: ~old + new). Deltas of several fields add up and are applied once.
+ */
+export function checksumDelta16(oldW: number, newW: number): number {
+  return (~oldW & 0xffff) + (newW & 0xffff);
+}
+
+/** The unfolded delta of one 32-bit field (an IPv4 address, a sequence number) changing. */
+export function checksumDelta32(oldV: number, newV: number): number {
+  return (~(oldV >>> 16) & 0xffff) + (~oldV & 0xffff) + ((newV >>> 16) & 0xffff) + (newV & 0xffff);
+}
+
+/**
+ * Applies an unfolded delta to a *full* checksum — the complemented sum a header stores (RFC 1624).
+ * Complement, add, fold, complement back.
+ */
+export function applySumDelta(csum: number, delta: number): number {
+  let s = (~csum & 0xffff) + delta;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  return ~s & 0xffff;
+}
+
+/**
+ * Applies an unfolded delta to a *partial* checksum — the uncomplemented pseudo-header sum the kernel leaves
+ * in the field for checksum offload to complete (virtio_net_hdr NEEDS_CSUM). Only pseudo-header changes
+ * (addresses, length) belong in `delta`: the offload sums the segment's own bytes, ports included.
+ */
+export function applyPartialSumDelta(partial: number, delta: number): number {
+  return ~applySumDelta(~partial & 0xffff, delta) & 0xffff;
+}
+
 /** Reads a big-endian 16-bit value. */
 export function read16(b: Uint8Array, off: number): number {
   return (b[off] << 8) | b[off + 1];

@@ -14,6 +14,8 @@
  */
 import { checksumAdjust16, read16, write16 } from "./checksum.ts";
 
+/** Offset of the checksum (ICMPv6 has it at the same place). */
+export const ICMP_CHECKSUM = 2;
 /** ICMP header length (type, code, checksum, 4 bytes of rest-of-header). */
 export const ICMP_HEADER_LEN = 8;
 /** Echo reply type. */

@@ -42,11 +42,34 @@ export interface ToaAddress {
   port: number;
 }
 
+/** Writes the option's kind, length and client port: the part both forms share. */
+function writeToaHead(b: Uint8Array, off: number, len: number, port: number): void {
+  b[off] = TCPOPT_TOA;
+  b[off + 1] = len;
+  write16(b, off + 2, port);
+}
+
+/**
+ * Writes the TOA option of `family` (4: 8 bytes, 6: 20 bytes) at `b[off]` with the address held as words
+ * `words[wOff…]` (IPv4: one word), as the gateway's connection table keeps it; returns the option length.
+ */
+export function writeToaWords(
+  b: Uint8Array,
+  off: number,
+  family: number,
+  port: number,
+  words: Uint32Array,
+  wOff: number,
+): number {
+  const len = family === 4 ? TOA_V4_LEN : TOA_V6_LEN;
+  writeToaHead(b, off, len, port);
+  for (let k = 0; k < (len - 4) >>> 2; k++) write32(b, off + 4 + k * 4, words[wOff + k]);
+  return len;
+}
+
 /** Writes an IPv4 TOA option (8 bytes) at `b[off]`; `addr` is an unsigned 32-bit address. */
 export function writeToaV4(b: Uint8Array, off: number, port: number, addr: number): void {
-  b[off] = TCPOPT_TOA;
-  b[off + 1] = TOA_V4_LEN;
-  write16(b, off + 2, port);
+  writeToaHead(b, off, TOA_V4_LEN, port);
   write32(b, off + 4, addr);
 }
 
@@ -58,10 +81,8 @@ export function writeToaV6(
   addr: Uint8Array,
   addrOff: number,
 ): void {
-  b[off] = TCPOPT_TOA;
-  b[off + 1] = TOA_V6_LEN;
-  write16(b, off + 2, port);
-  for (let i = 0; i < 16; i++) b[off + 4 + i] = addr[addrOff + i];
+  writeToaHead(b, off, TOA_V6_LEN, port);
+  b.set(addr.subarray(addrOff, addrOff + 16), off + 4);
 }
 
 /** The TOA family of the option at `optOff` by its length: 4, 6, or 0 when it is no valid TOA. */

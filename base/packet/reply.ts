@@ -45,6 +45,7 @@ import {
   TCP_SEQ,
   TCP_SRC_PORT,
   TCP_SYN,
+  TCP_URGENT,
   TCP_WINDOW,
   tcpHeaderLength,
 } from "./tcp.ts";
@@ -143,7 +144,7 @@ export function buildTcpRst(b: Uint8Array, info: PacketInfo): number {
   b[hl + TCP_DATA_OFFSET] = (TCP_MIN_HEADER_LEN >>> 2) << 4;
   write16(b, hl + TCP_WINDOW, 0);
   write16(b, hl + TCP_CHECKSUM, 0);
-  write16(b, hl + TCP_CHECKSUM + 2, 0); // urgent pointer
+  write16(b, hl + TCP_URGENT, 0);
   fillBuiltChecksum(b, fam, hl, IPPROTO_TCP, TCP_MIN_HEADER_LEN, TCP_MIN_HEADER_LEN);
   return hl + TCP_MIN_HEADER_LEN;
 }
@@ -170,7 +171,7 @@ export function buildPortUnreachable(b: Uint8Array, info: PacketInfo, len: numbe
   b[ipLen] = fam === 4 ? ICMP_DEST_UNREACH : ICMPV6_DEST_UNREACH;
   b[ipLen + 1] = fam === 4 ? ICMP_CODE_PORT_UNREACH : ICMPV6_CODE_PORT_UNREACH;
   write16(b, ipLen + ICMP_CHECKSUM, 0);
-  write32(b, ipLen + 4, 0);
+  write32(b, ipLen + ICMP_CHECKSUM + 2, 0); // unused (or the next-hop MTU) word
   fillBuiltChecksum(b, fam, ipLen, proto, 8 + quote, 8);
   return hdr + quote;
 }

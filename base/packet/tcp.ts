@@ -49,6 +49,8 @@ export const TCP_FLAGS = 13;
 export const TCP_WINDOW = 14;
 /** Offset of the checksum. */
 export const TCP_CHECKSUM = 16;
+/** Offset of the urgent pointer. */
+export const TCP_URGENT = 18;
 /** FIN flag bit. */
 export const TCP_FIN = 0x01;
 /** SYN flag bit. */

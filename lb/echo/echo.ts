@@ -18,12 +18,26 @@ import {
   IPPROTO_ICMP as PROTO_ICMP,
   IPPROTO_ICMPV6 as PROTO_ICMPV6,
   IPPROTO_UDP as PROTO_UDP,
+  IPV4_DST,
+  IPV4_PROTOCOL,
+  IPV4_TOTAL_LENGTH,
+  ipv4IsFragment,
   ipv4PseudoHeaderSum,
+  IPV6_DST,
+  IPV6_EXT_AH,
+  IPV6_EXT_DEST_OPTS,
+  IPV6_EXT_FRAGMENT,
+  IPV6_EXT_HOP_BY_HOP,
+  IPV6_EXT_ROUTING,
+  IPV6_NEXT_HEADER,
+  IPV6_PAYLOAD_LENGTH,
   ipv6PseudoHeaderSum,
   onesComplementSum,
   PacketInfo,
   read16,
+  UDP_CHECKSUM,
   UDP_HEADER_LEN,
+  UDP_LENGTH,
 } from "../../base/packet/mod.ts";
 
 export { REPLY_TTL } from "../../base/packet/mod.ts";
@@ -99,12 +113,12 @@ export function echoReply(b: Uint8Array, len: number, c: EchoCounters): number {
 function echo4(b: Uint8Array, len: number, c: EchoCounters): number {
   if (len < 20) return drop(c, "dropMalformed");
   const ihl = (b[0] & 0x0f) * 4;
-  const total = read16(b, 2);
+  const total = read16(b, IPV4_TOTAL_LENGTH);
   if (ihl < 20 || total < ihl || total > len) return drop(c, "dropMalformed");
   if (finishChecksum(onesComplementSum(b, 0, ihl)) !== 0) return drop(c, "dropChecksum");
-  if ((read16(b, 6) & 0x3fff) !== 0) return drop(c, "dropFragment"); // MF set or offset > 0
-  if (b[16] >= 224 || (b[16] === 255 && b[19] === 255)) return drop(c, "dropMulticast");
-  const proto = b[9];
+  if (ipv4IsFragment(b, 0)) return drop(c, "dropFragment");
+  if (b[IPV4_DST] >= 224) return drop(c, "dropMulticast"); // multicast, reserved, broadcast
+  const proto = b[IPV4_PROTOCOL];
   const l4 = ihl;
   const l4Len = total - ihl;
   if (proto === PROTO_ICMP) {
@@ -113,9 +127,9 @@ function echo4(b: Uint8Array, len: number, c: EchoCounters): number {
     if (b[l4] !== ICMP_ECHO_REQUEST || b[l4 + 1] !== 0) return drop(c, "dropUnsupported");
     c.icmp4++;
   } else if (proto === PROTO_UDP) {
-    if (l4Len < 8 || read16(b, l4 + 4) !== l4Len) return drop(c, "dropMalformed");
+    if (l4Len < 8 || read16(b, l4 + UDP_LENGTH) !== l4Len) return drop(c, "dropMalformed");
     // A zero UDP checksum over IPv4 means "not computed" (RFC 768) and stays zero in the reply.
-    if (read16(b, l4 + 6) !== 0) {
+    if (read16(b, l4 + UDP_CHECKSUM) !== 0) {
       const sum = onesComplementSum(b, l4, l4Len, ipv4PseudoHeaderSum(b, 0, PROTO_UDP, l4Len));
       if (finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
     }
@@ -128,11 +142,11 @@ function echo4(b: Uint8Array, len: number, c: EchoCounters): number {
 
 function echo6(b: Uint8Array, len: number, c: EchoCounters): number {
   if (len < 40) return drop(c, "dropMalformed");
-  const l4Len = read16(b, 4);
+  const l4Len = read16(b, IPV6_PAYLOAD_LENGTH);
   const total = 40 + l4Len;
   if (total > len) return drop(c, "dropMalformed");
-  if (b[24] === 0xff) return drop(c, "dropMulticast");
-  const next = b[6];
+  if (b[IPV6_DST] === 0xff) return drop(c, "dropMulticast");
+  const next = b[IPV6_NEXT_HEADER];
   const l4 = 40;
   if (next === PROTO_ICMPV6) {
     if (l4Len < 8) return drop(c, "dropMalformed");
@@ -141,12 +155,15 @@ function echo6(b: Uint8Array, len: number, c: EchoCounters): number {
     if (b[l4] !== ICMPV6_ECHO_REQUEST || b[l4 + 1] !== 0) return drop(c, "dropUnsupported");
     c.icmp6++;
   } else if (next === PROTO_UDP) {
-    if (l4Len < 8 || read16(b, l4 + 4) !== l4Len) return drop(c, "dropMalformed");
+    if (l4Len < 8 || read16(b, l4 + UDP_LENGTH) !== l4Len) return drop(c, "dropMalformed");
     // The UDP checksum is mandatory over IPv6 (RFC 8200 §8.1), so zero is an error, not "absent".
     const sum = onesComplementSum(b, l4, l4Len, ipv6PseudoHeaderSum(b, 0, PROTO_UDP, l4Len));
-    if (read16(b, l4 + 6) === 0 || finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
+    if (read16(b, l4 + UDP_CHECKSUM) === 0 || finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
     c.udp6++;
-  } else if (next === 0 || next === 43 || next === 44 || next === 60 || next === 51) {
+  } else if (
+    next === IPV6_EXT_HOP_BY_HOP || next === IPV6_EXT_ROUTING || next === IPV6_EXT_FRAGMENT ||
+    next === IPV6_EXT_DEST_OPTS || next === IPV6_EXT_AH
+  ) {
     return drop(c, "dropFragment");
   } else {
     return drop(c, "dropUnsupported");

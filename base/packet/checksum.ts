@@ -89,6 +89,16 @@ export function applySumDelta(csum: number, delta: number): number {
 }
 
 /**
+ * {@link applySumDelta} for a UDP checksum (RFC 768): 0 means none was sent and stays 0 (IPv4 only; over
+ * IPv6 a zero checksum is invalid anyway), and a computed 0 is sent as 0xffff.
+ */
+export function applyUdpSumDelta(csum: number, delta: number): number {
+  if (csum === 0) return 0;
+  const n = applySumDelta(csum, delta);
+  return n === 0 ? 0xffff : n;
+}
+
+/**
  * Applies an unfolded delta to a *partial* checksum — the uncomplemented pseudo-header sum the kernel leaves
  * in the field for checksum offload to complete (virtio_net_hdr NEEDS_CSUM). Only pseudo-header changes
  * (addresses, length) belong in `delta`: the offload sums the segment's own bytes, ports included.

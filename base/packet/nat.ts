@@ -21,6 +21,7 @@
 import {
   applyPartialSumDelta,
   applySumDelta,
+  applyUdpSumDelta,
   checksumDelta16,
   checksumDelta32,
   read16,
@@ -105,13 +106,7 @@ export function natApplyDelta(
 ): void {
   if (csumAt + 2 > limit) return;
   const c = read16(b, csumAt);
-  if (proto === IPPROTO_UDP) {
-    if (c === 0) return;
-    const n = applySumDelta(c, delta);
-    write16(b, csumAt, n === 0 ? 0xffff : n);
-    return;
-  }
-  write16(b, csumAt, applySumDelta(c, delta));
+  write16(b, csumAt, proto === IPPROTO_UDP ? applyUdpSumDelta(c, delta) : applySumDelta(c, delta));
 }
 
 /**

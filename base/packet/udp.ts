@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { checksumAdjust16, checksumAdjust32, read16, write16 } from "./checksum.ts";
+import { applyUdpSumDelta, checksumDelta16, checksumDelta32, read16, write16 } from "./checksum.ts";
 
 /** Length of the UDP header. */
 export const UDP_HEADER_LEN = 8;
@@ -45,27 +45,24 @@ export function udpChecksum(b: Uint8Array, o: number): number {
   return read16(b, o + UDP_CHECKSUM);
 }
 
-/** Stores an updated checksum unless the datagram carries none; a result of 0 is sent as 0xffff. */
-function storeAdjusted(b: Uint8Array, o: number, csum: number): void {
-  write16(b, o + UDP_CHECKSUM, csum === 0 ? 0xffff : csum);
-}
-
 /** Sets the source port, updating a present checksum. */
 export function udpSetSrcPort(b: Uint8Array, o: number, port: number): void {
-  const c = read16(b, o + UDP_CHECKSUM);
-  if (c !== 0) storeAdjusted(b, o, checksumAdjust16(c, read16(b, o + UDP_SRC_PORT), port));
+  udpApplyDelta(b, o, checksumDelta16(read16(b, o + UDP_SRC_PORT), port));
   write16(b, o + UDP_SRC_PORT, port);
 }
 
 /** Sets the destination port, updating a present checksum. */
 export function udpSetDstPort(b: Uint8Array, o: number, port: number): void {
-  const c = read16(b, o + UDP_CHECKSUM);
-  if (c !== 0) storeAdjusted(b, o, checksumAdjust16(c, read16(b, o + UDP_DST_PORT), port));
+  udpApplyDelta(b, o, checksumDelta16(read16(b, o + UDP_DST_PORT), port));
   write16(b, o + UDP_DST_PORT, port);
 }
 
 /** Carries a 32-bit pseudo-header change (an IPv4 address) into a present checksum. */
 export function udpAdjustChecksum32(b: Uint8Array, o: number, oldVal: number, newVal: number): void {
-  const c = read16(b, o + UDP_CHECKSUM);
-  if (c !== 0) storeAdjusted(b, o, checksumAdjust32(c, oldVal, newVal));
+  udpApplyDelta(b, o, checksumDelta32(oldVal, newVal));
+}
+
+/** Applies a delta under the UDP zero rules ({@link applyUdpSumDelta}). */
+function udpApplyDelta(b: Uint8Array, o: number, delta: number): void {
+  write16(b, o + UDP_CHECKSUM, applyUdpSumDelta(read16(b, o + UDP_CHECKSUM), delta));
 }

@@ -32,6 +32,7 @@ import {
 import { IPPROTO_UDP, IPV4_DST, IPV4_SRC, ipv4SetDst, ipv4SetSrc } from "./ipv4.ts";
 import { IPV6_DST, IPV6_SRC } from "./ipv6.ts";
 import type { PacketInfo } from "./packet_info.ts";
+import { TCP_DST_PORT, TCP_SRC_PORT } from "./tcp.ts";
 import { transportChecksumFieldOffset } from "./transport_checksum.ts";
 
 /** Offset of the source address within the IP header of `family` (4 or 6). */
@@ -137,14 +138,23 @@ export class NatRewrite {
     this.rest = 0;
   }
 
-  /** Sets the source (`dst` false) or destination address to `words[wOff…]`. */
-  address(b: Uint8Array, info: PacketInfo, dst: boolean, words: Uint32Array, wOff: number): void {
-    this.pseudo += natSetAddress(b, info.family, info.ipOff, dst, words, wOff);
+  /** Sets the source address to `src[sa…]` and the destination address to `dst[da…]`. */
+  addresses(
+    b: Uint8Array,
+    info: PacketInfo,
+    src: Uint32Array,
+    sa: number,
+    dst: Uint32Array,
+    da: number,
+  ): void {
+    this.pseudo += natSetAddress(b, info.family, info.ipOff, false, src, sa) +
+      natSetAddress(b, info.family, info.ipOff, true, dst, da);
   }
 
-  /** Sets the port at `field` of the transport header (TCP_SRC_PORT/UDP_SRC_PORT or …_DST_PORT). */
-  port(b: Uint8Array, info: PacketInfo, field: number, port: number): void {
-    this.rest += natSetPort(b, info.l4Off + field, port);
+  /** Sets the source and destination ports (TCP and UDP keep them at the same offsets). */
+  ports(b: Uint8Array, info: PacketInfo, sport: number, dport: number): void {
+    this.rest += natSetPort(b, info.l4Off + TCP_SRC_PORT, sport) +
+      natSetPort(b, info.l4Off + TCP_DST_PORT, dport);
   }
 
   /** Writes the transport checksum for the policy given to {@link begin}. */

@@ -71,16 +71,17 @@ Deno.test("NatRewrite: full and partial checksums after addresses, ports, seq an
         tcpInsertOption(b, info, len, OPT8, 0, 8);
       }
       for (let k = 0; k < 8; k++) words[k] = rnd();
-      rw.address(b, info, false, words, 0);
-      rw.address(b, info, true, words, 4);
-      rw.port(b, info, TCP_SRC_PORT, rnd() & 0xffff);
-      rw.port(b, info, TCP_DST_PORT, rnd() & 0xffff);
+      const sport = rnd() & 0xffff, dport = rnd() & 0xffff;
+      rw.addresses(b, info, words, 0, words, 4);
+      rw.ports(b, info, sport, dport);
       rw.finish(b, info);
       const check = new Uint32Array(4);
       readAddressWords(b, info.family, info.ipOff + ipDstOffset(info.family), check);
       assert.equal(check[0], words[4], `${f.name}: destination written`);
       readAddressWords(b, info.family, info.ipOff + ipSrcOffset(info.family), check);
       assert.equal(check[0], words[0], `${f.name}: source written`);
+      assert.equal(read16(b, info.l4Off + TCP_SRC_PORT), sport);
+      assert.equal(read16(b, info.l4Off + TCP_DST_PORT), dport);
       if (info.family === 4) assert.ok(ipv4ChecksumOk(b, info.ipOff), `${f.name}: IPv4 header checksum`);
       if (full && noUdpSum) {
         assert.equal(read16(b, csumAt), 0, `${f.name}: a missing UDP checksum stays missing`);

@@ -508,8 +508,9 @@ export class Engine {
     const server = conns.server[id];
     if (isTcp) {
       const state = conns.state[id];
-      const t = tcpTransition(state, conns.flags[id], flags, true);
-      conns.flags[id] = t >>> 8;
+      const cf = conns.flags[id];
+      const t = tcpTransition(state, cf, flags, true);
+      if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
       if (flags & TCP_SYN) {
         if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
@@ -584,19 +585,14 @@ export class Engine {
     const info = this.info;
     const rw = this.rw;
     const conns = this.conns;
-    // UDP's ports sit at the same offsets as TCP's.
     if (toServer) {
       const server = conns.server[id];
-      rw.address(b, info, false, this.localAddr, conns.localIndex[id] * 4);
-      rw.address(b, info, true, this.rsAddr, server * 4);
-      rw.port(b, info, TCP_SRC_PORT, conns.localPort[id]);
-      rw.port(b, info, TCP_DST_PORT, this.rsPort[server]);
+      rw.addresses(b, info, this.localAddr, conns.localIndex[id] * 4, this.rsAddr, server * 4);
+      rw.ports(b, info, conns.localPort[id], this.rsPort[server]);
     } else {
       const svc = conns.service[id];
-      rw.address(b, info, false, this.svcAddr, svc * 4);
-      rw.address(b, info, true, conns.clientAddr, id * 4);
-      rw.port(b, info, TCP_SRC_PORT, this.svcPort[svc]);
-      rw.port(b, info, TCP_DST_PORT, conns.clientPort[id]);
+      rw.addresses(b, info, this.svcAddr, svc * 4, conns.clientAddr, id * 4);
+      rw.ports(b, info, this.svcPort[svc], conns.clientPort[id]);
     }
     rw.finish(b, info);
     this.headerDelta = info.l4HeaderLen - rw.headerLen0;
@@ -635,8 +631,9 @@ export class Engine {
       ) {
         return this.drop(C.DROP_BAD_STATE);
       }
-      const t = tcpTransition(state, conns.flags[id], flags, false);
-      conns.flags[id] = t >>> 8;
+      const cf = conns.flags[id];
+      const t = tcpTransition(state, cf, flags, false);
+      if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const delta = conns.seqDelta[id];
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {

@@ -75,6 +75,8 @@ export function nextStateFromServer(state: number, tcpFlags: number): number {
   return state;
 }
 
+const BOTH_FIN = CONN_CLIENT_FIN | CONN_SERVER_FIN;
+
 /** Bits of a {@link tcpTransition} result holding the next state; the connection flags sit above them. */
 export const TRANSITION_STATE_MASK = 0xff;
 
@@ -90,15 +92,10 @@ export function tcpTransition(
   tcpFlags: number,
   fromClient: boolean,
 ): number {
-  let next = fromClient ? nextStateFromClient(state, tcpFlags) : nextStateFromServer(state, tcpFlags);
-  let flags = connFlags;
-  if (tcpFlags & TCP_FIN) {
-    flags |= fromClient ? CONN_CLIENT_FIN : CONN_SERVER_FIN;
-    if ((flags & (CONN_CLIENT_FIN | CONN_SERVER_FIN)) === (CONN_CLIENT_FIN | CONN_SERVER_FIN)) {
-      next = STATE_TIME_WAIT;
-    }
-  }
-  return next | (flags << 8);
+  const next = fromClient ? nextStateFromClient(state, tcpFlags) : nextStateFromServer(state, tcpFlags);
+  if (!(tcpFlags & TCP_FIN)) return next | (connFlags << 8);
+  const flags = connFlags | (fromClient ? CONN_CLIENT_FIN : CONN_SERVER_FIN);
+  return ((flags & BOTH_FIN) === BOTH_FIN ? STATE_TIME_WAIT : next) | (flags << 8);
 }
 
 /** Builds the per-state timeout table (seconds, indexed by state) from the configured timeouts. */

@@ -538,22 +538,23 @@ export class Engine {
   }
 
   /**
-   * Rewrites the packet an ICMP error quotes (classified into `this.inner`) to src:sport → dst:dport, the
-   * addresses read as four words at `src[sa]` and `dst[da]`, and addresses the error itself from `dst` to
-   * `src` — the host that sent the quoted packet. `extraDelta` is the checksum delta of changes the caller
-   * already made to the quote (the sequence number). The quote's own checksum is fixed incrementally where
-   * its bytes are present; the caller re-sums the ICMP message.
+   * Rewrites the packet an ICMP error quotes (classified into `this.inner`) to what connection `id`'s peer
+   * on the other side sent — `toServer`: the real server's RS:port → local:lport; else the client's
+   * client:cport → VIP:vport — and addresses the error itself to that sender. `extraDelta` is the checksum
+   * delta of changes the caller already made to the quote (the sequence number). The quote's own checksum
+   * is fixed incrementally where its bytes are present; the caller re-sums the ICMP message.
    */
-  private translateQuoted(
-    b: Uint8Array,
-    src: Uint32Array,
-    sa: number,
-    sport: number,
-    dst: Uint32Array,
-    da: number,
-    dport: number,
-    extraDelta: number,
-  ): void {
+  private translateQuoted(b: Uint8Array, id: number, toServer: boolean, extraDelta: number): void {
+    const conns = this.conns;
+    const server = conns.server[id];
+    const svc = conns.service[id];
+    // The quote's source is the sender the error goes to; its destination, what that sender talked to.
+    const src = toServer ? this.rsAddr : conns.clientAddr;
+    const sa = toServer ? server * 4 : id * 4;
+    const sport = toServer ? this.rsPort[server] : conns.clientPort[id];
+    const dst = toServer ? this.localAddr : this.svcAddr;
+    const da = toServer ? conns.localIndex[id] * 4 : svc * 4;
+    const dport = toServer ? conns.localPort[id] : this.svcPort[svc];
     const q = this.inner;
     const fam = q.family;
     const qo = q.l4Off;
@@ -694,17 +695,7 @@ export class Engine {
       }
       id = conns.findClient(svc, w[0], w[1], w[2], w[3], read16(b, qo + TCP_DST_PORT));
       if (id === NO_CONN) return this.drop(C.DROP_ICMP_NO_CONNECTION);
-      const server = conns.server[id];
-      this.translateQuoted(
-        b,
-        this.rsAddr,
-        server * 4,
-        this.rsPort[server],
-        this.localAddr,
-        conns.localIndex[id] * 4,
-        conns.localPort[id],
-        0,
-      );
+      this.translateQuoted(b, id, true, 0);
     } else {
       // From the real-server side, about a packet we sent local:lport → RS:port. Hand it to the client as an
       // error about its own packet client:cport → VIP:vport, with the client's sequence number back.
@@ -714,22 +705,12 @@ export class Engine {
       }
       id = conns.findLocal(li, read16(b, qo + TCP_SRC_PORT));
       if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
-      const svc = conns.service[id];
       let d = 0;
       if (qp === IPPROTO_TCP) {
         const seq = (read32(b, qo + TCP_SEQ) - conns.seqDelta[id]) >>> 0;
         d = natSetPort(b, qo + TCP_SEQ, seq >>> 16) + natSetPort(b, qo + TCP_SEQ + 2, seq & 0xffff);
       }
-      this.translateQuoted(
-        b,
-        conns.clientAddr,
-        id * 4,
-        conns.clientPort[id],
-        this.svcAddr,
-        svc * 4,
-        this.svcPort[svc],
-        d,
-      );
+      this.translateQuoted(b, id, false, d);
     }
     // ICMP errors are rare: re-sum the whole message rather than track every inner change.
     fillTransportChecksum(b, info);

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type Fixture, fixture, FIXTURES, fromHex, toHex } from "../../tests/fixtures/fixtures.ts";
 import { prng } from "../../tests/helpers/prng.ts";
-import { checksumAdjust16, read16, write16 } from "./checksum.ts";
+import { checksumAdjust16, read16, read32, write16 } from "./checksum.ts";
 import { ICMP_CHECKSUM, icmpSetTypeCode } from "./icmp.ts";
 import {
   IPPROTO_ICMPV6,
@@ -22,7 +22,7 @@ import {
   ipv4Src,
 } from "./ipv4.ts";
 import { ipv6AddressSumDelta, ipv6CopyAddress, ipv6DstOffset, ipv6SrcOffset } from "./ipv6.ts";
-import { natApplyDelta } from "./nat.ts";
+import { natApplyDelta, NatRewrite } from "./nat.ts";
 import { PacketInfo } from "./packet_info.ts";
 import {
   TCP_CHECKSUM,
@@ -329,6 +329,45 @@ for (const f of tcpGood) {
   l.len = total;
   l.trailing = 0;
   emit("ipv4 total length", l, { payload: "000000000000", seq: f.tcp!.seq });
+}
+
+// --- nat.ts NatRewrite (full checksum), the engine's own path: addresses as words, ports, one delta --------
+{
+  const rw = new NatRewrite();
+  const w = new Uint32Array(8);
+  const natFixtures = [
+    ...tcpGood.slice(0, 40),
+    ...valid.filter((x) => x.udp && (x.udp.checksum === x.udp.checksumComputed || !x.udp.checksum)),
+  ];
+  for (const f of natFixtures) {
+    const l = load(f);
+    const expect: Expect = {};
+    if (f.family === 4) {
+      w[0] = rnd();
+      w[4] = u32(rnd() | 0x01000000);
+      expect.src = w[0];
+      expect.dst = w[4];
+    } else {
+      const s = addr6(), d = addr6();
+      for (let k = 0; k < 4; k++) w[k] = read32(s, k * 4), w[4 + k] = read32(d, k * 4);
+      expect.src = toHex(s);
+      expect.dst = toHex(d);
+    }
+    const sport = rnd() & 0xffff, dport = rnd() & 0xffff;
+    rw.begin(l.b, l.info, true);
+    rw.addresses(l.b, l.info, w, 0, w, 4);
+    rw.ports(l.b, l.info, sport, dport);
+    rw.finish(l.b, l.info);
+    const none = !!f.udp && f.family === 4 && f.udp.checksum === 0;
+    const payload = f.tcp ? f.tcp.payload : f.udp!.payload;
+    emit(`NatRewrite ${f.name}`, l, {
+      ...expect,
+      sport,
+      dport,
+      payload,
+      ...(f.udp ? { udpChecksumZero: none } : {}),
+    });
+  }
 }
 
 // --- Negative controls: the checker must notice a missing pseudo-header update and a wrong field. ----------

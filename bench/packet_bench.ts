@@ -8,6 +8,7 @@
 import { fixture, fromHex } from "../tests/fixtures/fixtures.ts";
 import {
   classifyPacket,
+  IPPROTO_TCP,
   ipv4Dst,
   ipv4SetDst,
   ipv4SetSrc,
@@ -16,12 +17,13 @@ import {
   ipv6CopyAddress,
   ipv6DstOffset,
   ipv6SrcOffset,
+  natApplyDelta,
   PACKET_OK,
   PacketInfo,
+  TCP_CHECKSUM,
   tcpAck,
   tcpAdjustChecksum32,
   tcpAdjustSack,
-  tcpApplySumDelta,
   tcpClampMss,
   tcpInsertOption,
   tcpNopAllOptions,
@@ -85,9 +87,11 @@ Deno.bench(
     mustClassify(v6, v6.length);
     const o = info.l4Off;
     LADDR6[15] = n++ & 0xff;
-    tcpApplySumDelta(
+    natApplyDelta(
       v6,
-      o,
+      IPPROTO_TCP,
+      o + TCP_CHECKSUM,
+      v6.length,
       ipv6AddressSumDelta(v6, ipv6SrcOffset(0), LADDR6, 0) +
         ipv6AddressSumDelta(v6, ipv6DstOffset(0), RADDR6, 0),
     );

@@ -65,6 +65,48 @@ export function checksumReplaceSum(csum: number, oldSum: number, newSum: number)
   return ~s & 0xffff;
 }
 
+/**
+ * The unfolded delta one 16-bit word changing from `oldW` to `newW` adds to any checksum covering it
+ * (RFC 1624 eqn. 3: ~old + new). Deltas of several fields add up and are applied once.
+ */
+export function checksumDelta16(oldW: number, newW: number): number {
+  return (~oldW & 0xffff) + (newW & 0xffff);
+}
+
+/** The unfolded delta of one 32-bit field (an IPv4 address, a sequence number) changing. */
+export function checksumDelta32(oldV: number, newV: number): number {
+  return (~(oldV >>> 16) & 0xffff) + (~oldV & 0xffff) + ((newV >>> 16) & 0xffff) + (newV & 0xffff);
+}
+
+/**
+ * Applies an unfolded delta to a *full* checksum — the complemented sum a header stores (RFC 1624).
+ * Complement, add, fold, complement back.
+ */
+export function applySumDelta(csum: number, delta: number): number {
+  let s = (~csum & 0xffff) + delta;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  return ~s & 0xffff;
+}
+
+/**
+ * {@link applySumDelta} for a UDP checksum (RFC 768): 0 means none was sent and stays 0 (IPv4 only; over
+ * IPv6 a zero checksum is invalid anyway), and a computed 0 is sent as 0xffff.
+ */
+export function applyUdpSumDelta(csum: number, delta: number): number {
+  if (csum === 0) return 0;
+  const n = applySumDelta(csum, delta);
+  return n === 0 ? 0xffff : n;
+}
+
+/**
+ * Applies an unfolded delta to a *partial* checksum — the uncomplemented pseudo-header sum the kernel leaves
+ * in the field for checksum offload to complete (virtio_net_hdr NEEDS_CSUM). Only pseudo-header changes
+ * (addresses, length) belong in `delta`: the offload sums the segment's own bytes, ports included.
+ */
+export function applyPartialSumDelta(partial: number, delta: number): number {
+  return ~applySumDelta(~partial & 0xffff, delta) & 0xffff;
+}
+
 /** Reads a big-endian 16-bit value. */
 export function read16(b: Uint8Array, off: number): number {
   return (b[off] << 8) | b[off + 1];

@@ -18,8 +18,9 @@ import {
   write16,
   write32,
 } from "./checksum.ts";
+import { applySumDelta } from "./checksum.ts";
+import { natApplyDelta } from "./nat.ts";
 import { icmpSetTypeCode } from "./icmp.ts";
-import { icmpv6ApplySumDelta } from "./icmpv6.ts";
 import {
   ipv4ChecksumOk,
   ipv4ComputeChecksum,
@@ -30,12 +31,11 @@ import {
   ipv4SetTtl,
   ipv4Src,
 } from "./ipv4.ts";
-import { applySumDelta, ipv6AddressSumDelta, ipv6CopyAddress, ipv6DstOffset, ipv6SrcOffset } from "./ipv6.ts";
+import { ipv6AddressSumDelta, ipv6CopyAddress, ipv6DstOffset, ipv6SrcOffset } from "./ipv6.ts";
 import { PacketInfo } from "./packet_info.ts";
 import {
   tcpAdjustChecksum32,
   tcpAdjustSack,
-  tcpApplySumDelta,
   tcpClampMss,
   tcpCompactOptions,
   tcpInsertOption,
@@ -46,8 +46,12 @@ import {
   tcpSetSeq,
   tcpSetSrcPort,
 } from "./tcp.ts";
-import { computeTransportChecksum, transportChecksumOk } from "./transport_checksum.ts";
-import { udpAdjustChecksum32, udpApplySumDelta, udpSetDstPort, udpSetSrcPort } from "./udp.ts";
+import {
+  computeTransportChecksum,
+  transportChecksumFieldOffset,
+  transportChecksumOk,
+} from "./transport_checksum.ts";
+import { udpAdjustChecksum32, udpSetDstPort, udpSetSrcPort } from "./udp.ts";
 import { classifyPacket, PACKET_OK } from "./validate.ts";
 
 /** Reference RFC 1071 checksum, written independently: 32-bit accumulate, fold with a loop, complement. */
@@ -214,9 +218,9 @@ const natOp: Op = (b, info, rnd) => {
   const a = addr6(rnd);
   const at = isSrc ? ipv6SrcOffset(info.ipOff) : ipv6DstOffset(info.ipOff);
   const d = ipv6AddressSumDelta(b, at, a, 0);
-  if (p === 6) tcpApplySumDelta(b, o, d);
-  if (p === 17) udpApplySumDelta(b, o, d);
-  if (p === 58) icmpv6ApplySumDelta(b, o, d);
+  if (p === 6 || p === 17 || p === 58) {
+    natApplyDelta(b, p, o + transportChecksumFieldOffset(p), b.length, d);
+  }
   ipv6CopyAddress(b, at, a, 0);
 };
 

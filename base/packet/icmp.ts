@@ -14,6 +14,8 @@
  */
 import { checksumAdjust16, read16, write16 } from "./checksum.ts";
 
+/** Offset of the checksum (ICMPv6 has it at the same place). */
+export const ICMP_CHECKSUM = 2;
 /** ICMP header length (type, code, checksum, 4 bytes of rest-of-header). */
 export const ICMP_HEADER_LEN = 8;
 /** Echo reply type. */
@@ -45,7 +47,7 @@ export function icmpCode(b: Uint8Array, o: number): number {
 
 /** Stored checksum. */
 export function icmpChecksum(b: Uint8Array, o: number): number {
-  return read16(b, o + 2);
+  return read16(b, o + ICMP_CHECKSUM);
 }
 
 /** Echo identifier. */
@@ -77,6 +79,6 @@ export function icmpQuotedOffset(o: number): number {
 /** Sets type and code together (one checksum word), updating the checksum. */
 export function icmpSetTypeCode(b: Uint8Array, o: number, type: number, code: number): void {
   const nw = (type << 8) | code;
-  write16(b, o + 2, checksumAdjust16(read16(b, o + 2), read16(b, o), nw));
+  write16(b, o + ICMP_CHECKSUM, checksumAdjust16(read16(b, o + ICMP_CHECKSUM), read16(b, o), nw));
   write16(b, o, nw);
 }

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { read16, write16 } from "./checksum.ts";
-import { applySumDelta } from "./ipv6.ts";
+import { read16 } from "./checksum.ts";
 
 /** Destination unreachable type. */
 export const ICMPV6_DEST_UNREACH = 1;
@@ -31,9 +30,4 @@ export function icmpv6IsError(type: number): boolean {
 /** The MTU field of a Packet Too Big message. */
 export function icmpv6Mtu(b: Uint8Array, o: number): number {
   return (read16(b, o + 4) * 0x10000) + read16(b, o + 6);
-}
-
-/** Carries an unfolded sum delta (an address change in the pseudo-header or quoted packet) into the checksum. */
-export function icmpv6ApplySumDelta(b: Uint8Array, o: number, delta: number): void {
-  write16(b, o + 2, applySumDelta(read16(b, o + 2), delta));
 }

@@ -30,6 +30,22 @@ import {
 
 /** Length of an IPv4 header without options. */
 export const IPV4_MIN_HEADER_LEN = 20;
+/** Offset of the Total Length field. */
+export const IPV4_TOTAL_LENGTH = 2;
+/** Offset of the Identification field. */
+export const IPV4_ID = 4;
+/** Offset of the flags and fragment offset word. */
+export const IPV4_FRAGMENT = 6;
+/** Offset of the TTL field (shares a checksum word with Protocol). */
+export const IPV4_TTL = 8;
+/** Offset of the Protocol field. */
+export const IPV4_PROTOCOL = 9;
+/** Offset of the header checksum. */
+export const IPV4_CHECKSUM = 10;
+/** Offset of the source address. */
+export const IPV4_SRC = 12;
+/** Offset of the destination address. */
+export const IPV4_DST = 16;
 /** IP protocol number of ICMP. */
 export const IPPROTO_ICMP = 1;
 /** IP protocol number of TCP. */
@@ -51,84 +67,96 @@ export function ipv4HeaderLength(b: Uint8Array, o: number): number {
 
 /** The Total Length field: header plus payload, in bytes. */
 export function ipv4TotalLength(b: Uint8Array, o: number): number {
-  return read16(b, o + 2);
+  return read16(b, o + IPV4_TOTAL_LENGTH);
 }
 
 /** The Identification field. */
 export function ipv4Id(b: Uint8Array, o: number): number {
-  return read16(b, o + 4);
+  return read16(b, o + IPV4_ID);
 }
 
 /** True when the Don't Fragment flag is set. */
 export function ipv4DontFragment(b: Uint8Array, o: number): boolean {
-  return (b[o + 6] & 0x40) !== 0;
+  return (b[o + IPV4_FRAGMENT] & 0x40) !== 0;
 }
 
 /** True when the packet is a fragment (More Fragments set or a non-zero fragment offset). */
 export function ipv4IsFragment(b: Uint8Array, o: number): boolean {
-  return (read16(b, o + 6) & 0x3fff) !== 0;
+  return (read16(b, o + IPV4_FRAGMENT) & 0x3fff) !== 0;
 }
 
 /** The Time To Live field. */
 export function ipv4Ttl(b: Uint8Array, o: number): number {
-  return b[o + 8];
+  return b[o + IPV4_TTL];
 }
 
 /** The Protocol field. */
 export function ipv4Protocol(b: Uint8Array, o: number): number {
-  return b[o + 9];
+  return b[o + IPV4_PROTOCOL];
 }
 
 /** The stored header checksum. */
 export function ipv4Checksum(b: Uint8Array, o: number): number {
-  return read16(b, o + 10);
+  return read16(b, o + IPV4_CHECKSUM);
 }
 
 /** Source address as an unsigned 32-bit number. */
 export function ipv4Src(b: Uint8Array, o: number): number {
-  return read32(b, o + 12);
+  return read32(b, o + IPV4_SRC);
 }
 
 /** Destination address as an unsigned 32-bit number. */
 export function ipv4Dst(b: Uint8Array, o: number): number {
-  return read32(b, o + 16);
+  return read32(b, o + IPV4_DST);
 }
 
 /** Sets the source address and updates the header checksum. */
 export function ipv4SetSrc(b: Uint8Array, o: number, addr: number): void {
-  write16(b, o + 10, checksumAdjust32(read16(b, o + 10), read32(b, o + 12), addr));
-  write32(b, o + 12, addr);
+  write16(
+    b,
+    o + IPV4_CHECKSUM,
+    checksumAdjust32(read16(b, o + IPV4_CHECKSUM), read32(b, o + IPV4_SRC), addr),
+  );
+  write32(b, o + IPV4_SRC, addr);
 }
 
 /** Sets the destination address and updates the header checksum. */
 export function ipv4SetDst(b: Uint8Array, o: number, addr: number): void {
-  write16(b, o + 10, checksumAdjust32(read16(b, o + 10), read32(b, o + 16), addr));
-  write32(b, o + 16, addr);
+  write16(
+    b,
+    o + IPV4_CHECKSUM,
+    checksumAdjust32(read16(b, o + IPV4_CHECKSUM), read32(b, o + IPV4_DST), addr),
+  );
+  write32(b, o + IPV4_DST, addr);
 }
 
 /** Sets the Total Length field and updates the header checksum. */
 export function ipv4SetTotalLength(b: Uint8Array, o: number, len: number): void {
-  write16(b, o + 10, checksumAdjust16(read16(b, o + 10), read16(b, o + 2), len));
-  write16(b, o + 2, len);
+  write16(
+    b,
+    o + IPV4_CHECKSUM,
+    checksumAdjust16(read16(b, o + IPV4_CHECKSUM), read16(b, o + IPV4_TOTAL_LENGTH), len),
+  );
+  write16(b, o + IPV4_TOTAL_LENGTH, len);
 }
 
 /** Sets the TTL field and updates the header checksum (TTL shares its 16-bit word with Protocol). */
 export function ipv4SetTtl(b: Uint8Array, o: number, ttl: number): void {
-  const old = read16(b, o + 8);
-  b[o + 8] = ttl;
-  write16(b, o + 10, checksumAdjust16(read16(b, o + 10), old, read16(b, o + 8)));
+  const old = read16(b, o + IPV4_TTL);
+  b[o + IPV4_TTL] = ttl;
+  write16(b, o + IPV4_CHECKSUM, checksumAdjust16(read16(b, o + IPV4_CHECKSUM), old, read16(b, o + IPV4_TTL)));
 }
 
 /** Computes the header checksum from scratch (the stored checksum field counted as zero). */
 export function ipv4ComputeChecksum(b: Uint8Array, o: number): number {
   const hl = ipv4HeaderLength(b, o);
-  const sum = onesComplementSum(b, o, 10) + onesComplementSum(b, o + 12, hl - 12);
+  const sum = onesComplementSum(b, o, IPV4_CHECKSUM) + onesComplementSum(b, o + IPV4_SRC, hl - IPV4_SRC);
   return finishChecksum(sum);
 }
 
 /** Computes and stores the header checksum. */
 export function ipv4FillChecksum(b: Uint8Array, o: number): void {
-  write16(b, o + 10, ipv4ComputeChecksum(b, o));
+  write16(b, o + IPV4_CHECKSUM, ipv4ComputeChecksum(b, o));
 }
 
 /** True when the stored header checksum verifies. */

@@ -29,35 +29,45 @@ export const IPV6_EXT_AH = 51;
 export const IPV6_EXT_DEST_OPTS = 60;
 /** Next-header value meaning no next header. */
 export const IPV6_NO_NEXT_HEADER = 59;
+/** Offset of the Payload Length field. */
+export const IPV6_PAYLOAD_LENGTH = 4;
+/** Offset of the Next Header field. */
+export const IPV6_NEXT_HEADER = 6;
+/** Offset of the Hop Limit field (no checksum covers it). */
+export const IPV6_HOP_LIMIT = 7;
+/** Offset of the source address (16 bytes). */
+export const IPV6_SRC = 8;
+/** Offset of the destination address (16 bytes). */
+export const IPV6_DST = 24;
 
 /** The Payload Length field: everything after the fixed 40-byte header. */
 export function ipv6PayloadLength(b: Uint8Array, o: number): number {
-  return read16(b, o + 4);
+  return read16(b, o + IPV6_PAYLOAD_LENGTH);
 }
 
 /** Sets the Payload Length field (IPv6 has no header checksum to fix). */
 export function ipv6SetPayloadLength(b: Uint8Array, o: number, len: number): void {
-  write16(b, o + 4, len);
+  write16(b, o + IPV6_PAYLOAD_LENGTH, len);
 }
 
 /** The Next Header field of the fixed header. */
 export function ipv6NextHeader(b: Uint8Array, o: number): number {
-  return b[o + 6];
+  return b[o + IPV6_NEXT_HEADER];
 }
 
 /** The Hop Limit field. */
 export function ipv6HopLimit(b: Uint8Array, o: number): number {
-  return b[o + 7];
+  return b[o + IPV6_HOP_LIMIT];
 }
 
 /** Offset of the source address. */
 export function ipv6SrcOffset(o: number): number {
-  return o + 8;
+  return o + IPV6_SRC;
 }
 
 /** Offset of the destination address. */
 export function ipv6DstOffset(o: number): number {
-  return o + 24;
+  return o + IPV6_DST;
 }
 
 /** True when the 16 bytes at `aOff` in `a` equal the 16 bytes at `bOff` in `b`. */
@@ -69,7 +79,7 @@ export function ipv6AddressEquals(a: Uint8Array, aOff: number, b: Uint8Array, bO
 /**
  * The unfolded sum to add to a transport checksum when the 16-byte address at `oldOff` in `b` is replaced by
  * the one at `newOff` in `src` (ones-complement: add the new words and the complements of the old ones).
- * Feed it to `checksumReplaceSum`-style updates via {@link applySumDelta}.
+ * Apply it to a checksum with `applySumDelta` (checksum.ts).
  */
 export function ipv6AddressSumDelta(b: Uint8Array, oldOff: number, src: Uint8Array, newOff: number): number {
   let s = 0;
@@ -78,13 +88,6 @@ export function ipv6AddressSumDelta(b: Uint8Array, oldOff: number, src: Uint8Arr
       ((src[newOff + i] << 8) | src[newOff + i + 1]);
   }
   return s;
-}
-
-/** Applies an unfolded sum delta (from {@link ipv6AddressSumDelta}) to a stored checksum value. */
-export function applySumDelta(csum: number, delta: number): number {
-  let s = (~csum & 0xffff) + delta;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
-  return ~s & 0xffff;
 }
 
 /** Copies a 16-byte address from `src[srcOff]` into `b[dstOff]`. */

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { FIXTURES, fromHex } from "../../tests/fixtures/fixtures.ts";
 import { prng } from "../../tests/helpers/prng.ts";
 import { read16, read32 } from "./checksum.ts";
+import { natApplyDelta } from "./nat.ts";
 import {
   icmpChecksum,
   icmpCode,
@@ -20,7 +21,7 @@ import {
   icmpSetTypeCode,
   icmpType,
 } from "./icmp.ts";
-import { icmpv6ApplySumDelta, icmpv6IsError, icmpv6Mtu } from "./icmpv6.ts";
+import { icmpv6IsError, icmpv6Mtu } from "./icmpv6.ts";
 import {
   ipv4Checksum,
   ipv4ChecksumOk,
@@ -53,7 +54,6 @@ import {
   tcpAck,
   tcpAdjustChecksum32,
   tcpAdjustSack,
-  tcpApplySumDelta,
   tcpChecksum,
   tcpClampMss,
   tcpCompactOptions,
@@ -82,11 +82,11 @@ import {
 import {
   computeTransportChecksum,
   fillTransportChecksum,
+  transportChecksumFieldOffset,
   transportChecksumOk,
 } from "./transport_checksum.ts";
 import {
   udpAdjustChecksum32,
-  udpApplySumDelta,
   udpChecksum,
   udpDstPort,
   udpLength,
@@ -173,9 +173,9 @@ function rewriteAll(buf: Uint8Array, info: PacketInfo, used: number): number {
   } else {
     const a = new Uint8Array(16).map(() => rnd() & 0xff);
     const delta = ipv6AddressSumDelta(buf, ipv6SrcOffset(ip), a, 0);
-    if (p === 6) tcpApplySumDelta(buf, o, delta);
-    if (p === 17) udpApplySumDelta(buf, o, delta);
-    if (p === 58) icmpv6ApplySumDelta(buf, o, delta);
+    if (p === 6 || p === 17 || p === 58) {
+      natApplyDelta(buf, p, o + transportChecksumFieldOffset(p), buf.length, delta);
+    }
     ipv6CopyAddress(buf, ipv6SrcOffset(ip), a, 0);
   }
   let len = used;

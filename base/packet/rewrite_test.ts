@@ -8,16 +8,26 @@
 import assert from "node:assert/strict";
 import { type Fixture, fixture, FIXTURES, fromHex, toHex } from "../../tests/fixtures/fixtures.ts";
 import { prng } from "../../tests/helpers/prng.ts";
-import { checksumAdjust16, read16, write16 } from "./checksum.ts";
-import { icmpSetTypeCode } from "./icmp.ts";
-import { icmpv6ApplySumDelta } from "./icmpv6.ts";
-import { ipv4Dst, ipv4SetDst, ipv4SetSrc, ipv4SetTotalLength, ipv4SetTtl, ipv4Src } from "./ipv4.ts";
+import { checksumAdjust16, read16, read32, write16 } from "./checksum.ts";
+import { ICMP_CHECKSUM, icmpSetTypeCode } from "./icmp.ts";
+import {
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ipv4Dst,
+  ipv4SetDst,
+  ipv4SetSrc,
+  ipv4SetTotalLength,
+  ipv4SetTtl,
+  ipv4Src,
+} from "./ipv4.ts";
 import { ipv6AddressSumDelta, ipv6CopyAddress, ipv6DstOffset, ipv6SrcOffset } from "./ipv6.ts";
+import { natApplyDelta, NatRewrite } from "./nat.ts";
 import { PacketInfo } from "./packet_info.ts";
 import {
+  TCP_CHECKSUM,
   tcpAdjustChecksum32,
   tcpAdjustSack,
-  tcpApplySumDelta,
   tcpClampMss,
   tcpCompactOptions,
   tcpFindOption,
@@ -31,7 +41,7 @@ import {
   tcpSetSeq,
   tcpSetSrcPort,
 } from "./tcp.ts";
-import { udpAdjustChecksum32, udpApplySumDelta, udpSetDstPort, udpSetSrcPort } from "./udp.ts";
+import { UDP_CHECKSUM, udpAdjustChecksum32, udpSetDstPort, udpSetSrcPort } from "./udp.ts";
 import { classifyPacket, PACKET_OK } from "./validate.ts";
 
 const CHECKER = new URL("../../tests/fixtures/check_rewrites.py", import.meta.url).pathname;
@@ -110,7 +120,7 @@ tcpGood.forEach((f, i) => {
   const expect = natAddresses(
     l,
     (oo, a, c) => tcpAdjustChecksum32(l.b, oo, a, c),
-    (oo, d) => tcpApplySumDelta(l.b, oo, d),
+    (oo, d) => natApplyDelta(l.b, IPPROTO_TCP, oo + TCP_CHECKSUM, l.b.length, d),
   );
   const sport = 1024 + (rnd() % 64000), dport = rnd() & 0xffff;
   tcpSetSrcPort(l.b, o, sport);
@@ -165,7 +175,7 @@ for (
   const expect = natAddresses(
     l,
     (oo, a, c) => udpAdjustChecksum32(l.b, oo, a, c),
-    (oo, d) => udpApplySumDelta(l.b, oo, d),
+    (oo, d) => natApplyDelta(l.b, IPPROTO_UDP, oo + UDP_CHECKSUM, l.b.length, d),
   );
   const sport = rnd() & 0xffff, dport = rnd() & 0xffff;
   udpSetSrcPort(l.b, o, sport);
@@ -191,7 +201,11 @@ for (const f of valid.filter((x) => x.icmp && x.icmp.id !== undefined)) {
   const c = f.icmp!;
   const l = load(f);
   const o = l.info.l4Off;
-  const expect = natAddresses(l, () => {}, (oo, d) => icmpv6ApplySumDelta(l.b, oo, d));
+  const expect = natAddresses(
+    l,
+    () => {},
+    (oo, d) => natApplyDelta(l.b, IPPROTO_ICMPV6, oo + ICMP_CHECKSUM, l.b.length, d),
+  );
   const reply = f.family === 4 ? (c.type === 8 ? 0 : 8) : (c.type === 128 ? 129 : 128);
   icmpSetTypeCode(l.b, o, reply, 0);
   if (f.family === 4) {
@@ -204,7 +218,11 @@ for (const f of valid.filter((x) => x.icmp && x.icmp.id !== undefined)) {
 // --- ICMP errors: type/code change over a quoted packet (the checksum covers the quote) ---------------------
 for (const f of valid.filter((x) => x.icmp?.quoted)) {
   const l = load(f);
-  const expect = natAddresses(l, () => {}, (oo, d) => icmpv6ApplySumDelta(l.b, oo, d));
+  const expect = natAddresses(
+    l,
+    () => {},
+    (oo, d) => natApplyDelta(l.b, IPPROTO_ICMPV6, oo + ICMP_CHECKSUM, l.b.length, d),
+  );
   const type = f.icmp!.type, code = (f.icmp!.code + 1) & 0xff;
   icmpSetTypeCode(l.b, l.info.l4Off, type, code);
   emit(`icmp error ${f.name}`, l, { ...expect, type, code });
@@ -311,6 +329,45 @@ for (const f of tcpGood) {
   l.len = total;
   l.trailing = 0;
   emit("ipv4 total length", l, { payload: "000000000000", seq: f.tcp!.seq });
+}
+
+// --- nat.ts NatRewrite (full checksum), the engine's own path: addresses as words, ports, one delta --------
+{
+  const rw = new NatRewrite();
+  const w = new Uint32Array(8);
+  const natFixtures = [
+    ...tcpGood.slice(0, 40),
+    ...valid.filter((x) => x.udp && (x.udp.checksum === x.udp.checksumComputed || !x.udp.checksum)),
+  ];
+  for (const f of natFixtures) {
+    const l = load(f);
+    const expect: Expect = {};
+    if (f.family === 4) {
+      w[0] = rnd();
+      w[4] = u32(rnd() | 0x01000000);
+      expect.src = w[0];
+      expect.dst = w[4];
+    } else {
+      const s = addr6(), d = addr6();
+      for (let k = 0; k < 4; k++) w[k] = read32(s, k * 4), w[4 + k] = read32(d, k * 4);
+      expect.src = toHex(s);
+      expect.dst = toHex(d);
+    }
+    const sport = rnd() & 0xffff, dport = rnd() & 0xffff;
+    rw.begin(l.b, l.info, true);
+    rw.addresses(l.b, l.info, w, 0, w, 4);
+    rw.ports(l.b, l.info, sport, dport);
+    rw.finish(l.b, l.info);
+    const none = !!f.udp && f.family === 4 && f.udp.checksum === 0;
+    const payload = f.tcp ? f.tcp.payload : f.udp!.payload;
+    emit(`NatRewrite ${f.name}`, l, {
+      ...expect,
+      sport,
+      dport,
+      payload,
+      ...(f.udp ? { udpChecksumZero: none } : {}),
+    });
+  }
 }
 
 // --- Negative controls: the checker must notice a missing pseudo-header update and a wrong field. ----------

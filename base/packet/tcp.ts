@@ -26,13 +26,31 @@ import {
   write32,
 } from "./checksum.ts";
 import { ipv4SetTotalLength } from "./ipv4.ts";
-import { applySumDelta, ipv6PayloadLength, ipv6SetPayloadLength } from "./ipv6.ts";
+import { ipv6PayloadLength, ipv6SetPayloadLength } from "./ipv6.ts";
 import type { PacketInfo } from "./packet_info.ts";
 
 /** Length of the TCP header without options. */
 export const TCP_MIN_HEADER_LEN = 20;
 /** Largest TCP header: data offset 15 words. */
 export const TCP_MAX_HEADER_LEN = 60;
+/** Offset of the source port. */
+export const TCP_SRC_PORT = 0;
+/** Offset of the destination port. */
+export const TCP_DST_PORT = 2;
+/** Offset of the sequence number. */
+export const TCP_SEQ = 4;
+/** Offset of the acknowledgment number. */
+export const TCP_ACK_NUM = 8;
+/** Offset of the data offset (high nibble) byte. */
+export const TCP_DATA_OFFSET = 12;
+/** Offset of the flags byte. */
+export const TCP_FLAGS = 13;
+/** Offset of the receive window. */
+export const TCP_WINDOW = 14;
+/** Offset of the checksum. */
+export const TCP_CHECKSUM = 16;
+/** Offset of the urgent pointer. */
+export const TCP_URGENT = 18;
 /** FIN flag bit. */
 export const TCP_FIN = 0x01;
 /** SYN flag bit. */
@@ -66,76 +84,87 @@ export const TCPOPT_END = -1;
 
 /** Source port. */
 export function tcpSrcPort(b: Uint8Array, o: number): number {
-  return read16(b, o);
+  return read16(b, o + TCP_SRC_PORT);
 }
 
 /** Destination port. */
 export function tcpDstPort(b: Uint8Array, o: number): number {
-  return read16(b, o + 2);
+  return read16(b, o + TCP_DST_PORT);
 }
 
 /** Sequence number (unsigned 32-bit). */
 export function tcpSeq(b: Uint8Array, o: number): number {
-  return read32(b, o + 4);
+  return read32(b, o + TCP_SEQ);
 }
 
 /** Acknowledgment number (unsigned 32-bit). */
 export function tcpAck(b: Uint8Array, o: number): number {
-  return read32(b, o + 8);
+  return read32(b, o + TCP_ACK_NUM);
 }
 
 /** Header length in bytes (data offset × 4). */
 export function tcpHeaderLength(b: Uint8Array, o: number): number {
-  return (b[o + 12] >>> 4) << 2;
+  return (b[o + TCP_DATA_OFFSET] >>> 4) << 2;
 }
 
 /** The eight flag bits (CWR … FIN). */
 export function tcpFlags(b: Uint8Array, o: number): number {
-  return b[o + 13];
+  return b[o + TCP_FLAGS];
 }
 
 /** Receive window (unscaled). */
 export function tcpWindow(b: Uint8Array, o: number): number {
-  return read16(b, o + 14);
+  return read16(b, o + TCP_WINDOW);
 }
 
 /** Stored checksum. */
 export function tcpChecksum(b: Uint8Array, o: number): number {
-  return read16(b, o + 16);
+  return read16(b, o + TCP_CHECKSUM);
 }
 
 /** Sets the source port, updating the checksum. */
 export function tcpSetSrcPort(b: Uint8Array, o: number, port: number): void {
-  write16(b, o + 16, checksumAdjust16(read16(b, o + 16), read16(b, o), port));
-  write16(b, o, port);
+  write16(
+    b,
+    o + TCP_CHECKSUM,
+    checksumAdjust16(read16(b, o + TCP_CHECKSUM), read16(b, o + TCP_SRC_PORT), port),
+  );
+  write16(b, o + TCP_SRC_PORT, port);
 }
 
 /** Sets the destination port, updating the checksum. */
 export function tcpSetDstPort(b: Uint8Array, o: number, port: number): void {
-  write16(b, o + 16, checksumAdjust16(read16(b, o + 16), read16(b, o + 2), port));
-  write16(b, o + 2, port);
+  write16(
+    b,
+    o + TCP_CHECKSUM,
+    checksumAdjust16(read16(b, o + TCP_CHECKSUM), read16(b, o + TCP_DST_PORT), port),
+  );
+  write16(b, o + TCP_DST_PORT, port);
 }
 
 /** Sets the sequence number, updating the checksum. */
 export function tcpSetSeq(b: Uint8Array, o: number, seq: number): void {
-  write16(b, o + 16, checksumAdjust32(read16(b, o + 16), read32(b, o + 4), seq >>> 0));
-  write32(b, o + 4, seq);
+  write16(
+    b,
+    o + TCP_CHECKSUM,
+    checksumAdjust32(read16(b, o + TCP_CHECKSUM), read32(b, o + TCP_SEQ), seq >>> 0),
+  );
+  write32(b, o + TCP_SEQ, seq);
 }
 
 /** Sets the acknowledgment number, updating the checksum. */
 export function tcpSetAck(b: Uint8Array, o: number, ack: number): void {
-  write16(b, o + 16, checksumAdjust32(read16(b, o + 16), read32(b, o + 8), ack >>> 0));
-  write32(b, o + 8, ack);
+  write16(
+    b,
+    o + TCP_CHECKSUM,
+    checksumAdjust32(read16(b, o + TCP_CHECKSUM), read32(b, o + TCP_ACK_NUM), ack >>> 0),
+  );
+  write32(b, o + TCP_ACK_NUM, ack);
 }
 
 /** Carries a 32-bit pseudo-header change (an IPv4 address) into the TCP checksum. */
 export function tcpAdjustChecksum32(b: Uint8Array, o: number, oldVal: number, newVal: number): void {
-  write16(b, o + 16, checksumAdjust32(read16(b, o + 16), oldVal, newVal));
-}
-
-/** Carries an unfolded sum delta (an IPv6 address change, see `ipv6AddressSumDelta`) into the checksum. */
-export function tcpApplySumDelta(b: Uint8Array, o: number, delta: number): void {
-  write16(b, o + 16, applySumDelta(read16(b, o + 16), delta));
+  write16(b, o + TCP_CHECKSUM, checksumAdjust32(read16(b, o + TCP_CHECKSUM), oldVal, newVal));
 }
 
 /**
@@ -182,7 +211,11 @@ export function tcpNopOption(b: Uint8Array, o: number, optOff: number): void {
   const hl = tcpHeaderLength(b, o);
   const before = onesComplementSum(b, o, hl);
   b.fill(TCPOPT_NOP, optOff, optOff + len);
-  write16(b, o + 16, checksumReplaceSum(read16(b, o + 16), before, onesComplementSum(b, o, hl)));
+  write16(
+    b,
+    o + TCP_CHECKSUM,
+    checksumReplaceSum(read16(b, o + TCP_CHECKSUM), before, onesComplementSum(b, o, hl)),
+  );
 }
 
 /** NOPs out every option of `kind`; returns how many were removed. */
@@ -196,6 +229,9 @@ export function tcpNopAllOptions(b: Uint8Array, o: number, kind: number): number
   }
   return n;
 }
+
+/** Largest value of the IPv4 Total Length and the IPv6 Payload Length fields (no jumbograms). */
+const IP_MAX_LENGTH = 0xffff;
 
 /** Sets both IP length fields and the packet's recorded lengths after the TCP segment grew by `delta`. */
 function growSegment(b: Uint8Array, info: PacketInfo, delta: number): void {
@@ -213,7 +249,7 @@ function growSegment(b: Uint8Array, info: PacketInfo, delta: number): void {
  * Inserts `optLen` bytes of option (a multiple of 4, already padded) from `opt[optOff…]` right after the fixed
  * header, moving the rest of the segment up; fixes data offset, IP lengths and checksums. `pktLen` is the
  * used length of `b`. Returns the new packet length, or -1 when the 40-byte option space or the buffer is
- * too small (nothing is changed then).
+ * too small, or the IP length would pass 65535 (nothing is changed then).
  */
 export function tcpInsertOption(
   b: Uint8Array,
@@ -226,14 +262,17 @@ export function tcpInsertOption(
   const o = info.l4Off;
   const hl = tcpHeaderLength(b, o);
   if ((optLen & 3) !== 0 || hl + optLen > TCP_MAX_HEADER_LEN || pktLen + optLen > b.length) return -1;
+  // The 16-bit IP length must still hold the grown packet (a near-64 KiB GSO segment would wrap it).
+  const ipLen = info.family === 4 ? info.end - info.ipOff : ipv6PayloadLength(b, info.ipOff);
+  if (ipLen + optLen > IP_MAX_LENGTH) return -1;
   // The payload moves by a multiple of 4, so its 16-bit words keep their alignment and its sum is unchanged:
   // only the header and the pseudo-header length enter the update.
   const before = onesComplementSum(b, o, hl) + info.l4Len;
   b.copyWithin(o + TCP_MIN_HEADER_LEN + optLen, o + TCP_MIN_HEADER_LEN, pktLen);
   for (let i = 0; i < optLen; i++) b[o + TCP_MIN_HEADER_LEN + i] = opt[optOff + i];
-  b[o + 12] = (((hl + optLen) >>> 2) << 4) | (b[o + 12] & 0x0f);
+  b[o + TCP_DATA_OFFSET] = (((hl + optLen) >>> 2) << 4) | (b[o + TCP_DATA_OFFSET] & 0x0f);
   const after = onesComplementSum(b, o, hl + optLen) + info.l4Len + optLen;
-  write16(b, o + 16, checksumReplaceSum(read16(b, o + 16), before, after));
+  write16(b, o + TCP_CHECKSUM, checksumReplaceSum(read16(b, o + TCP_CHECKSUM), before, after));
   growSegment(b, info, optLen);
   return pktLen + optLen;
 }
@@ -264,10 +303,10 @@ export function tcpCompactOptions(b: Uint8Array, info: PacketInfo, pktLen: numbe
   const shrink = hl - newHl;
   if (shrink > 0) {
     b.copyWithin(o + newHl, o + hl, pktLen);
-    b[o + 12] = ((newHl >>> 2) << 4) | (b[o + 12] & 0x0f);
+    b[o + TCP_DATA_OFFSET] = ((newHl >>> 2) << 4) | (b[o + TCP_DATA_OFFSET] & 0x0f);
   }
   const after = onesComplementSum(b, o, newHl) + info.l4Len - shrink;
-  write16(b, o + 16, checksumReplaceSum(read16(b, o + 16), before, after));
+  write16(b, o + TCP_CHECKSUM, checksumReplaceSum(read16(b, o + TCP_CHECKSUM), before, after));
   if (shrink > 0) growSegment(b, info, -shrink);
   return pktLen - shrink;
 }
@@ -282,10 +321,14 @@ export function tcpAdjustSack(b: Uint8Array, o: number, delta: number): number {
     const hl = tcpHeaderLength(b, o);
     const before = onesComplementSum(b, o, hl);
     for (let i = 0; i < blocks * 2; i++) write32(b, p + 2 + i * 4, read32(b, p + 2 + i * 4) + delta);
-    write16(b, o + 16, checksumReplaceSum(read16(b, o + 16), before, onesComplementSum(b, o, hl)));
+    write16(
+      b,
+      o + TCP_CHECKSUM,
+      checksumReplaceSum(read16(b, o + TCP_CHECKSUM), before, onesComplementSum(b, o, hl)),
+    );
     return blocks;
   }
-  let csum = read16(b, o + 16);
+  let csum = read16(b, o + TCP_CHECKSUM);
   for (let i = 0; i < blocks * 2; i++) {
     const at = p + 2 + i * 4;
     const old = read32(b, at);
@@ -293,7 +336,7 @@ export function tcpAdjustSack(b: Uint8Array, o: number, delta: number): number {
     csum = checksumAdjust32(csum, old, v);
     write32(b, at, v);
   }
-  write16(b, o + 16, csum);
+  write16(b, o + TCP_CHECKSUM, csum);
   return blocks;
 }
 
@@ -307,7 +350,11 @@ export function tcpClampMss(b: Uint8Array, o: number, max: number): boolean {
   const hl = tcpHeaderLength(b, o);
   const before = onesComplementSum(b, o, hl);
   write16(b, p + 2, max);
-  write16(b, o + 16, checksumReplaceSum(read16(b, o + 16), before, onesComplementSum(b, o, hl)));
+  write16(
+    b,
+    o + TCP_CHECKSUM,
+    checksumReplaceSum(read16(b, o + TCP_CHECKSUM), before, onesComplementSum(b, o, hl)),
+  );
   return true;
 }
 

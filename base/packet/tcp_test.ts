@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { fixture, FIXTURES, fromHex } from "../../tests/fixtures/fixtures.ts";
 import { read16, read32 } from "./checksum.ts";
-import { ipv4TotalLength } from "./ipv4.ts";
+import { ipv4FillChecksum, ipv4TotalLength } from "./ipv4.ts";
 import { ipv6PayloadLength } from "./ipv6.ts";
 import { PacketInfo } from "./packet_info.ts";
 import {
@@ -27,7 +27,7 @@ import {
   TCPOPT_TIMESTAMP,
   tcpOptionsWellFormed,
 } from "./tcp.ts";
-import { computeTransportChecksum } from "./transport_checksum.ts";
+import { computeTransportChecksum, fillTransportChecksum } from "./transport_checksum.ts";
 import { classifyPacket, PACKET_OK } from "./validate.ts";
 
 function load(name: string, spare = 0) {
@@ -213,4 +213,48 @@ Deno.test("tcp: tcpNopOption on a single NOP and on the last option", () => {
   for (let i = 0; i < len; i++) assert.equal(b[last + i], TCPOPT_NOP);
   assert(tcpOptionsWellFormed(b, o));
   checksumRight(b, info, "nop the last");
+});
+
+/** A TCP segment whose IP length field holds `ipLen` (IPv4 Total Length or IPv6 Payload Length). */
+function bigSegment(family: 4 | 6, ipLen: number, spare: number) {
+  const ipHl = family === 4 ? 20 : 40;
+  const len = family === 4 ? ipLen : 40 + ipLen;
+  const b = new Uint8Array(len + spare);
+  if (family === 4) {
+    b[0] = 0x45;
+    b[2] = ipLen >>> 8;
+    b[3] = ipLen & 0xff;
+    b[8] = 64;
+    b[9] = 6;
+  } else {
+    b[0] = 0x60;
+    b[4] = ipLen >>> 8;
+    b[5] = ipLen & 0xff;
+    b[6] = 6;
+    b[7] = 64;
+  }
+  b[ipHl + 12] = 5 << 4;
+  b[ipHl + 13] = 0x10;
+  if (family === 4) ipv4FillChecksum(b, 0);
+  const info = new PacketInfo();
+  assert.equal(classifyPacket(b, 0, len, info), PACKET_OK);
+  fillTransportChecksum(b, info);
+  return { b, info, len };
+}
+
+Deno.test("tcpInsertOption refuses to grow the IP length past 65535 (near-64 KiB GSO segment)", () => {
+  for (const family of [4, 6] as const) {
+    // 65532 + 8 would wrap the 16-bit length to 4: refused, packet and info untouched.
+    const { b, info, len } = bigSegment(family, 65532, 64);
+    const before = b.slice();
+    const infoBefore = { ...info };
+    assert.equal(tcpInsertOption(b, info, len, OPT8, 0, 8), -1, `IPv${family}`);
+    assert.deepEqual(b, before);
+    assert.deepEqual({ ...info }, infoBefore);
+    // Exactly 65535 still fits.
+    const ok = bigSegment(family, 65527, 64);
+    assert.equal(tcpInsertOption(ok.b, ok.info, ok.len, OPT8, 0, 8), ok.len + 8);
+    assert.equal(family === 4 ? ipv4TotalLength(ok.b, 0) : ipv6PayloadLength(ok.b, 0), 65535);
+    assert.equal(read16(ok.b, ok.info.l4Off + 16), computeTransportChecksum(ok.b, ok.info));
+  }
 });

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { read16, write16, write32 } from "./checksum.ts";
+import { read16, read32, write16, write32 } from "./checksum.ts";
 import { formatIpv4 } from "./ipv4.ts";
 import { formatIpv6 } from "./ipv6.ts";
 import { PacketInfo } from "./packet_info.ts";
@@ -42,12 +42,33 @@ export interface ToaAddress {
   port: number;
 }
 
+/**
+ * Writes the TOA option of `family` (4: 8 bytes, 6: 20 bytes) at `b[off]` with the address held as words
+ * `words[wOff…]` (IPv4: one word), as the gateway's connection table keeps it; returns the option length.
+ */
+export function writeToaWords(
+  b: Uint8Array,
+  off: number,
+  family: number,
+  port: number,
+  words: Uint32Array,
+  wOff: number,
+): number {
+  const len = family === 4 ? TOA_V4_LEN : TOA_V6_LEN;
+  b[off] = TCPOPT_TOA;
+  b[off + 1] = len;
+  write16(b, off + 2, port);
+  for (let k = 0; k < (len - 4) >>> 2; k++) write32(b, off + 4 + k * 4, words[wOff + k]);
+  return len;
+}
+
+/** Scratch words for the byte- and number-taking writers below, which go through {@link writeToaWords}. */
+const scratchWords = new Uint32Array(4);
+
 /** Writes an IPv4 TOA option (8 bytes) at `b[off]`; `addr` is an unsigned 32-bit address. */
 export function writeToaV4(b: Uint8Array, off: number, port: number, addr: number): void {
-  b[off] = TCPOPT_TOA;
-  b[off + 1] = TOA_V4_LEN;
-  write16(b, off + 2, port);
-  write32(b, off + 4, addr);
+  scratchWords[0] = addr;
+  writeToaWords(b, off, 4, port, scratchWords, 0);
 }
 
 /** Writes an IPv6 TOA option (20 bytes) at `b[off]`, the address taken from `addr[addrOff…addrOff+16]`. */
@@ -58,10 +79,8 @@ export function writeToaV6(
   addr: Uint8Array,
   addrOff: number,
 ): void {
-  b[off] = TCPOPT_TOA;
-  b[off + 1] = TOA_V6_LEN;
-  write16(b, off + 2, port);
-  for (let i = 0; i < 16; i++) b[off + 4 + i] = addr[addrOff + i];
+  for (let k = 0; k < 4; k++) scratchWords[k] = read32(addr, addrOff + k * 4);
+  writeToaWords(b, off, 6, port, scratchWords, 0);
 }
 
 /** The TOA family of the option at `optOff` by its length: 4, 6, or 0 when it is no valid TOA. */

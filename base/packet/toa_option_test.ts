@@ -9,7 +9,9 @@ import {
   TOA_V6_LEN,
   writeToaV4,
   writeToaV6,
+  writeToaWords,
 } from "./toa_option.ts";
+import { read32 } from "./checksum.ts";
 import { parseIpv4 } from "./ipv4.ts";
 import { parseIpv6 } from "./ipv6.ts";
 
@@ -68,4 +70,20 @@ Deno.test("writeToaV4 and writeToaV6 produce scapy's bytes", () => {
   assert.deepEqual(b6, SYN_V6.subarray(60, 80));
   assert.equal(b6[0], TCPOPT_TOA);
   assert.deepEqual(readToaOption(b6, 0), { family: 6, address: "fd00:1::2", port: 40001 });
+});
+
+Deno.test("writeToaWords writes the same scapy bytes from address words (v4 and v6)", () => {
+  const b = new Uint8Array(TOA_V4_LEN + 2).fill(0xee);
+  const w = Uint32Array.of(7, parseIpv4("198.18.1.2"), 9, 9, 9);
+  assert.equal(writeToaWords(b, 1, 4, 40000, w, 1), TOA_V4_LEN);
+  assert.deepEqual(b.subarray(1, 1 + TOA_V4_LEN), SYN_V4.subarray(44, 52));
+  assert.equal(b[0], 0xee, "nothing before the option");
+  assert.equal(b[1 + TOA_V4_LEN], 0xee, "nothing after the option");
+  const a = parseIpv6("fd00:1::2")!;
+  const w6 = new Uint32Array(5);
+  for (let k = 0; k < 4; k++) w6[1 + k] = read32(a, k * 4);
+  const b6 = new Uint8Array(TOA_V6_LEN + 1).fill(0xee);
+  assert.equal(writeToaWords(b6, 0, 6, 40001, w6, 1), TOA_V6_LEN);
+  assert.deepEqual(b6.subarray(0, TOA_V6_LEN), SYN_V6.subarray(60, 80));
+  assert.equal(b6[TOA_V6_LEN], 0xee);
 });

@@ -14,17 +14,20 @@ import {
 } from "./checksum.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "./ipv4.ts";
 import type { PacketInfo } from "./packet_info.ts";
+import { ICMP_CHECKSUM } from "./icmp.ts";
+import { TCP_CHECKSUM } from "./tcp.ts";
+import { UDP_CHECKSUM } from "./udp.ts";
 
 /** Offset of the checksum field within the transport header, or -1 for a protocol without one we know. */
 export function transportChecksumFieldOffset(proto: number): number {
   switch (proto) {
     case IPPROTO_TCP:
-      return 16;
+      return TCP_CHECKSUM;
     case IPPROTO_UDP:
-      return 6;
+      return UDP_CHECKSUM;
     case IPPROTO_ICMP:
     case IPPROTO_ICMPV6:
-      return 2;
+      return ICMP_CHECKSUM;
   }
   return -1;
 }

@@ -7,7 +7,16 @@
  * @module
  */
 import { read16 } from "./checksum.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HEADER_LEN } from "./ipv4.ts";
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV4_FRAGMENT,
+  IPV4_MIN_HEADER_LEN,
+  IPV4_PROTOCOL,
+  IPV4_TOTAL_LENGTH,
+} from "./ipv4.ts";
 import {
   IPV6_EXT_AH,
   IPV6_EXT_DEST_OPTS,
@@ -15,6 +24,8 @@ import {
   IPV6_EXT_HOP_BY_HOP,
   IPV6_EXT_ROUTING,
   IPV6_HEADER_LEN,
+  IPV6_NEXT_HEADER,
+  IPV6_PAYLOAD_LENGTH,
 } from "./ipv6.ts";
 import type { PacketInfo } from "./packet_info.ts";
 import { TCP_MIN_HEADER_LEN, tcpOptionsWellFormed } from "./tcp.ts";
@@ -89,7 +100,7 @@ export function classifyPacket(
     const ihl = (b[off] & 0x0f) << 2;
     if (ihl < IPV4_MIN_HEADER_LEN) return PACKET_BAD_IHL;
     if (ihl > len) return PACKET_TRUNCATED;
-    const total = read16(b, off + 2);
+    const total = read16(b, off + IPV4_TOTAL_LENGTH);
     if (total < ihl) return PACKET_LENGTH_MISMATCH;
     if (total > len) {
       if (!quoted) return PACKET_LENGTH_MISMATCH;
@@ -97,16 +108,18 @@ export function classifyPacket(
     } else {
       end = off + total;
     }
-    const frag = read16(b, off + 6);
+    const frag = read16(b, off + IPV4_FRAGMENT);
     if ((frag & 0x1fff) !== 0 || (!quoted && (frag & 0x2000) !== 0)) return PACKET_FRAGMENT;
     info.family = 4;
     p = off + ihl;
-    proto = b[off + 9];
+    proto = b[off + IPV4_PROTOCOL];
     info.l4Len = total - ihl;
   } else if (version === 6) {
     if (len < IPV6_HEADER_LEN) return PACKET_TRUNCATED;
-    const total = IPV6_HEADER_LEN + read16(b, off + 4);
-    if (total === IPV6_HEADER_LEN && b[off + 6] === IPV6_EXT_HOP_BY_HOP) return PACKET_UNSUPPORTED; // jumbogram
+    const total = IPV6_HEADER_LEN + read16(b, off + IPV6_PAYLOAD_LENGTH);
+    if (total === IPV6_HEADER_LEN && b[off + IPV6_NEXT_HEADER] === IPV6_EXT_HOP_BY_HOP) {
+      return PACKET_UNSUPPORTED; // jumbogram
+    }
     if (total > len) {
       if (!quoted) return PACKET_LENGTH_MISMATCH;
       end = off + len;
@@ -114,7 +127,7 @@ export function classifyPacket(
       end = off + total;
     }
     info.family = 6;
-    proto = b[off + 6];
+    proto = b[off + IPV6_NEXT_HEADER];
     p = off + IPV6_HEADER_LEN;
     let n = 0;
     for (;;) {

@@ -2,29 +2,48 @@
  * Turns an echo request into its reply in place: ICMP echo (RFC 792), ICMPv6 echo (RFC 4443 §4) and UDP
  * echo on any port (RFC 862 names port 7; a TUN only sees what we route into it, so every port is ours).
  *
- * The reply reuses the request's bytes: addresses swapped, ports swapped (UDP), type changed (ICMP), TTL /
- * hop limit reset. Checksums follow incrementally (RFC 1624): swapping two fields of a ones-complement sum
- * leaves it unchanged, so only the ICMP type word and the IPv4 TTL word need an adjustment.
- *
- * Input is verified first (lengths, header and transport checksums); anything else is a counted drop.
+ * Input is verified here (lengths, header and transport checksums, no fragments, no multicast); anything
+ * else is a counted drop. The reply itself is the engine's: `buildEchoReply` (base/packet/reply.ts) reuses
+ * the request's bytes with addresses and ports swapped, the type changed and the TTL reset, checksums
+ * updated incrementally (RFC 1624).
  *
  * @module
  */
 
 import {
-  checksumAdjust16,
+  buildEchoReply,
   finishChecksum,
+  ICMP_ECHO_REQUEST,
+  ICMPV6_ECHO_REQUEST,
+  IPPROTO_ICMP as PROTO_ICMP,
+  IPPROTO_ICMPV6 as PROTO_ICMPV6,
+  IPPROTO_UDP as PROTO_UDP,
+  IPV4_DST,
+  IPV4_PROTOCOL,
+  IPV4_TOTAL_LENGTH,
+  ipv4IsFragment,
   ipv4PseudoHeaderSum,
+  IPV6_DST,
+  IPV6_EXT_AH,
+  IPV6_EXT_DEST_OPTS,
+  IPV6_EXT_FRAGMENT,
+  IPV6_EXT_HOP_BY_HOP,
+  IPV6_EXT_ROUTING,
+  IPV6_NEXT_HEADER,
+  IPV6_PAYLOAD_LENGTH,
   ipv6PseudoHeaderSum,
   onesComplementSum,
+  PacketInfo,
+  read16,
+  UDP_CHECKSUM,
+  UDP_HEADER_LEN,
+  UDP_LENGTH,
 } from "../../base/packet/mod.ts";
 
-/** TTL / hop limit of replies, as a fresh host-originated packet would have. */
-export const REPLY_TTL = 64;
+export { REPLY_TTL } from "../../base/packet/mod.ts";
 
-const PROTO_ICMP = 1;
-const PROTO_UDP = 17;
-const PROTO_ICMPV6 = 58;
+/** Where the validated request's layers are, for the shared reply builder; reused for every packet. */
+const info = new PacketInfo();
 
 /** What the echo did with each packet; plain numbers updated in place. */
 export interface EchoCounters {
@@ -63,22 +82,16 @@ export function newEchoCounters(): EchoCounters {
   };
 }
 
-function rd16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-
-function wr16(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 8;
-  b[o + 1] = v;
-}
-
-/** Swaps `b[x, x+n)` and `b[y, y+n)` without a temporary buffer. */
-function swapBytes(b: Uint8Array, x: number, y: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const t = b[x + i];
-    b[x + i] = b[y + i];
-    b[y + i] = t;
-  }
+/** Hands the validated request (IP at 0, transport at `l4`) to the shared echo reply builder. */
+function reply(b: Uint8Array, family: number, proto: number, l4: number, l4Len: number): number {
+  info.family = family;
+  info.ipOff = 0;
+  info.l4Off = l4;
+  info.l4Proto = proto;
+  info.l4Len = l4Len;
+  info.l4HeaderLen = UDP_HEADER_LEN; // ICMP and ICMPv6 headers are 8 bytes too
+  info.end = l4 + l4Len;
+  return buildEchoReply(b, info);
 }
 
 /**
@@ -100,73 +113,62 @@ export function echoReply(b: Uint8Array, len: number, c: EchoCounters): number {
 function echo4(b: Uint8Array, len: number, c: EchoCounters): number {
   if (len < 20) return drop(c, "dropMalformed");
   const ihl = (b[0] & 0x0f) * 4;
-  const total = rd16(b, 2);
+  const total = read16(b, IPV4_TOTAL_LENGTH);
   if (ihl < 20 || total < ihl || total > len) return drop(c, "dropMalformed");
   if (finishChecksum(onesComplementSum(b, 0, ihl)) !== 0) return drop(c, "dropChecksum");
-  if ((rd16(b, 6) & 0x3fff) !== 0) return drop(c, "dropFragment"); // MF set or offset > 0
-  if (b[16] >= 224 || (b[16] === 255 && b[19] === 255)) return drop(c, "dropMulticast");
-  const proto = b[9];
+  if (ipv4IsFragment(b, 0)) return drop(c, "dropFragment");
+  if (b[IPV4_DST] >= 224) return drop(c, "dropMulticast"); // multicast, reserved, broadcast
+  const proto = b[IPV4_PROTOCOL];
   const l4 = ihl;
   const l4Len = total - ihl;
   if (proto === PROTO_ICMP) {
     if (l4Len < 8) return drop(c, "dropMalformed");
     if (finishChecksum(onesComplementSum(b, l4, l4Len)) !== 0) return drop(c, "dropChecksum");
-    if (b[l4] !== 8 || b[l4 + 1] !== 0) return drop(c, "dropUnsupported");
-    const oldWord = rd16(b, l4);
-    b[l4] = 0; // echo reply
-    wr16(b, l4 + 2, checksumAdjust16(rd16(b, l4 + 2), oldWord, rd16(b, l4)));
+    if (b[l4] !== ICMP_ECHO_REQUEST || b[l4 + 1] !== 0) return drop(c, "dropUnsupported");
     c.icmp4++;
   } else if (proto === PROTO_UDP) {
-    if (l4Len < 8 || rd16(b, l4 + 4) !== l4Len) return drop(c, "dropMalformed");
+    if (l4Len < 8 || read16(b, l4 + UDP_LENGTH) !== l4Len) return drop(c, "dropMalformed");
     // A zero UDP checksum over IPv4 means "not computed" (RFC 768) and stays zero in the reply.
-    if (rd16(b, l4 + 6) !== 0) {
+    if (read16(b, l4 + UDP_CHECKSUM) !== 0) {
       const sum = onesComplementSum(b, l4, l4Len, ipv4PseudoHeaderSum(b, 0, PROTO_UDP, l4Len));
       if (finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
     }
-    swapBytes(b, l4, l4 + 2, 2); // ports; the UDP sum is unchanged by a swap
     c.udp4++;
   } else {
     return drop(c, "dropUnsupported");
   }
-  swapBytes(b, 12, 16, 4); // addresses; header and pseudo-header sums are unchanged by a swap
-  const oldTtlWord = rd16(b, 8);
-  b[8] = REPLY_TTL;
-  wr16(b, 10, checksumAdjust16(rd16(b, 10), oldTtlWord, rd16(b, 8)));
-  return total;
+  return reply(b, 4, proto, l4, l4Len);
 }
 
 function echo6(b: Uint8Array, len: number, c: EchoCounters): number {
   if (len < 40) return drop(c, "dropMalformed");
-  const l4Len = rd16(b, 4);
+  const l4Len = read16(b, IPV6_PAYLOAD_LENGTH);
   const total = 40 + l4Len;
   if (total > len) return drop(c, "dropMalformed");
-  if (b[24] === 0xff) return drop(c, "dropMulticast");
-  const next = b[6];
+  if (b[IPV6_DST] === 0xff) return drop(c, "dropMulticast");
+  const next = b[IPV6_NEXT_HEADER];
   const l4 = 40;
   if (next === PROTO_ICMPV6) {
     if (l4Len < 8) return drop(c, "dropMalformed");
     const sum = onesComplementSum(b, l4, l4Len, ipv6PseudoHeaderSum(b, 0, PROTO_ICMPV6, l4Len));
     if (finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
-    if (b[l4] !== 128 || b[l4 + 1] !== 0) return drop(c, "dropUnsupported");
-    const oldWord = rd16(b, l4);
-    b[l4] = 129; // echo reply
-    wr16(b, l4 + 2, checksumAdjust16(rd16(b, l4 + 2), oldWord, rd16(b, l4)));
+    if (b[l4] !== ICMPV6_ECHO_REQUEST || b[l4 + 1] !== 0) return drop(c, "dropUnsupported");
     c.icmp6++;
   } else if (next === PROTO_UDP) {
-    if (l4Len < 8 || rd16(b, l4 + 4) !== l4Len) return drop(c, "dropMalformed");
+    if (l4Len < 8 || read16(b, l4 + UDP_LENGTH) !== l4Len) return drop(c, "dropMalformed");
     // The UDP checksum is mandatory over IPv6 (RFC 8200 §8.1), so zero is an error, not "absent".
     const sum = onesComplementSum(b, l4, l4Len, ipv6PseudoHeaderSum(b, 0, PROTO_UDP, l4Len));
-    if (rd16(b, l4 + 6) === 0 || finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
-    swapBytes(b, l4, l4 + 2, 2);
+    if (read16(b, l4 + UDP_CHECKSUM) === 0 || finishChecksum(sum) !== 0) return drop(c, "dropChecksum");
     c.udp6++;
-  } else if (next === 0 || next === 43 || next === 44 || next === 60 || next === 51) {
+  } else if (
+    next === IPV6_EXT_HOP_BY_HOP || next === IPV6_EXT_ROUTING || next === IPV6_EXT_FRAGMENT ||
+    next === IPV6_EXT_DEST_OPTS || next === IPV6_EXT_AH
+  ) {
     return drop(c, "dropFragment");
   } else {
     return drop(c, "dropUnsupported");
   }
-  swapBytes(b, 8, 24, 16);
-  b[7] = REPLY_TTL; // hop limit: not covered by any checksum
-  return total;
+  return reply(b, 6, next, l4, l4Len);
 }
 
 type DropKey = "dropMalformed" | "dropChecksum" | "dropFragment" | "dropMulticast" | "dropUnsupported";

@@ -17,15 +17,32 @@
 import type { GatewayConfig } from "../config.ts";
 import type { EngineCounters } from "../stats.ts";
 import type { IpAddress } from "../../base/addr.ts";
-import { read16, read32, write16 } from "../../base/packet/checksum.ts";
-import { ICMP_ECHO_REQUEST, icmpIsError } from "../../base/packet/icmp.ts";
+import { read16, read32 } from "../../base/packet/checksum.ts";
+import { ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, icmpIsError } from "../../base/packet/icmp.ts";
 import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../../base/packet/ipv4.ts";
+import {
+  ipDstOffset,
+  ipSrcOffset,
+  natApplyDelta,
+  NatRewrite,
+  natSetAddress,
+  natSetPort,
+  readAddressWords,
+} from "../../base/packet/nat.ts";
 import { PacketInfo } from "../../base/packet/packet_info.ts";
+import { buildEchoReply, buildPortUnreachable, buildTcpRst } from "../../base/packet/reply.ts";
 import {
   TCP_ACK,
+  TCP_ACK_NUM,
+  TCP_DST_PORT,
   TCP_FIN,
+  TCP_FLAGS,
+  TCP_MAX_HEADER_LEN,
+  TCP_MIN_HEADER_LEN,
   TCP_RST,
+  TCP_SEQ,
+  TCP_SRC_PORT,
   TCP_SYN,
   tcpAdjustSack,
   tcpClampMss,
@@ -39,36 +56,26 @@ import {
 } from "../../base/packet/tcp.ts";
 import { fillTransportChecksum } from "../../base/packet/transport_checksum.ts";
 import { classifyPacket, PACKET_OK } from "../../base/packet/validate.ts";
-import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaV4 } from "../../base/packet/toa_option.ts";
+import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
+import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
 import { ConnTable, NO_CONN } from "./conn_table.ts";
 import * as C from "./counters.ts";
 import { LocalPool } from "./local_pool.ts";
-import {
-  natApplyDelta,
-  natSetAddress,
-  natSetPort,
-  partialChecksumAdd,
-  readAddressWords,
-  wordDelta,
-} from "./nat_rewrite.ts";
-import { buildEchoReply, buildPortUnreachable, buildTcpRst } from "./reply.ts";
 import { createScheduler } from "./scheduler/mod.ts";
 import { type Scheduler, ServerSet } from "./scheduler/scheduler.ts";
 import {
-  CONN_CLIENT_FIN,
-  CONN_SERVER_FIN,
   CONN_TOA,
   CONN_TOA_ACK_DONE,
-  nextStateFromClient,
-  nextStateFromServer,
   STATE_CLOSE,
   STATE_ESTABLISHED,
   STATE_SYN_RECV,
   STATE_SYN_SENT,
   STATE_TIME_WAIT,
   STATE_UDP,
+  tcpTransition,
   timeoutTable,
+  TRANSITION_STATE_MASK,
 } from "./tcp_state.ts";
 import { TimerWheel } from "./timer_wheel.ts";
 import { IsnGenerator } from "./isn.ts";
@@ -117,6 +124,8 @@ export class Engine {
   private readonly inner = new PacketInfo();
   private readonly words = new Uint32Array(4);
   private readonly toaBuf = new Uint8Array(TOA_V6_LEN);
+  /** The tuple rewrite of the packet in hand, with its checksum policy (full, or partial for offload). */
+  private readonly rw = new NatRewrite();
   private readonly timeouts: Float64Array;
   private readonly svcMap: AddrMap;
   private readonly vipMap: AddrMap;
@@ -295,9 +304,9 @@ export class Engine {
     const fam = info.family;
     const proto = info.l4Proto;
     const w = this.words;
-    readAddressWords(b, fam, fam === 4 ? 16 : 24, w);
+    readAddressWords(b, fam, info.ipOff + ipDstOffset(fam), w);
     if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
-      const dport = read16(b, info.l4Off + 2);
+      const dport = read16(b, info.l4Off + TCP_DST_PORT); // UDP's ports sit at the same offsets
       const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], dport, proto);
       if (svc !== ADDR_MAP_MISS) return this.fromClient(b, len, svc);
       const li = this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0);
@@ -434,27 +443,9 @@ export class Engine {
     const conns = this.conns;
     const info = this.info;
     const t = this.toaBuf;
-    const cw = id * 4;
-    let n: number;
-    if (conns.family[id] === 4) {
-      writeToaV4(t, 0, conns.clientPort[id], conns.clientAddr[cw]);
-      n = TOA_V4_LEN;
-    } else {
-      t[0] = TCPOPT_TOA;
-      t[1] = TOA_V6_LEN;
-      t[2] = conns.clientPort[id] >>> 8;
-      t[3] = conns.clientPort[id] & 0xff;
-      for (let k = 0; k < 4; k++) {
-        const v = conns.clientAddr[cw + k];
-        t[4 + k * 4] = v >>> 24;
-        t[5 + k * 4] = v >>> 16;
-        t[6 + k * 4] = v >>> 8;
-        t[7 + k * 4] = v;
-      }
-      n = TOA_V6_LEN;
-    }
+    const n = writeToaWords(t, 0, conns.family[id], conns.clientPort[id], conns.clientAddr, id * 4);
     let r = tcpInsertOption(b, info, len, t, 0, n);
-    if (r < 0 && tcpHeaderLength(b, info.l4Off) + n > 60) {
+    if (r < 0 && tcpHeaderLength(b, info.l4Off) + n > TCP_MAX_HEADER_LEN) {
       // NOPs (alignment, removed options) may be what takes the room: pack the options and try again.
       len = tcpCompactOptions(b, info, len);
       r = tcpInsertOption(b, info, len, t, 0, n);
@@ -474,15 +465,17 @@ export class Engine {
     const o = info.l4Off;
     const isTcp = info.l4Proto === IPPROTO_TCP;
     const w = this.words;
-    readAddressWords(b, fam, fam === 4 ? 12 : 8, w);
-    const sport = read16(b, o);
+    readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
+    const sport = read16(b, o + TCP_SRC_PORT);
     if (this.workers > 1) {
       const owner = steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], sport, this.workers);
       if (owner !== this.worker) return -owner - 1;
     }
-    const flags = isTcp ? b[o + 13] : 0;
+    const flags = isTcp ? b[o + TCP_FLAGS] : 0;
     const conns = this.conns;
-    if (isTcp && info.l4HeaderLen > 20) {
+    // Before any header edit: a partial checksum is restored from its value here (see NatRewrite).
+    this.rw.begin(b, info, !this.partial);
+    if (isTcp && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
       // Nobody may choose the address a real server sees: any client-sent TOA becomes NOPs.
       const n = tcpNopAllOptions(b, o, TCPOPT_TOA);
       if (n > 0) this.counters.events[C.EV_TOA_STRIPPED] += n;
@@ -505,20 +498,14 @@ export class Engine {
       if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);
     }
     const server = conns.server[id];
-    const csumAt = o + (isTcp ? 16 : 6);
-    const partial0 = read16(b, csumAt);
-    const l4Len0 = info.l4Len;
-    const hdr0 = info.l4HeaderLen;
     if (isTcp) {
       const state = conns.state[id];
-      let next = nextStateFromClient(state, flags);
-      if (flags & TCP_FIN) {
-        conns.flags[id] |= CONN_CLIENT_FIN;
-        if (conns.flags[id] & CONN_SERVER_FIN) next = STATE_TIME_WAIT;
-      }
-      tcpSetSeq(b, o, read32(b, o + 4) + conns.seqDelta[id]);
+      const cf = conns.flags[id];
+      const t = tcpTransition(state, cf, flags, true);
+      if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
+      tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
       if (flags & TCP_SYN) {
-        if (info.l4HeaderLen > 20) {
+        if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
           // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
           const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
           if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
@@ -533,55 +520,43 @@ export class Engine {
         conns.flags[id] |= CONN_TOA_ACK_DONE;
         len = this.insertToa(b, len, id);
       }
-      this.setState(id, next);
+      this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
-    this.rewriteTuple(
-      b,
-      this.localAddr,
-      conns.localIndex[id] * 4,
-      conns.localPort[id],
-      this.rsAddr,
-      server * 4,
-      this.rsPort[server],
-      csumAt,
-      partial0,
-      l4Len0,
-      hdr0,
-    );
+    this.rewriteTuple(b, id, true);
     this.countTraffic(svc, server, C.T_PKTS_IN, len);
     return len;
   }
 
   /**
-   * Rewrites the packet an ICMP error quotes (classified into `this.inner`) to src:sport → dst:dport, the
-   * addresses read as four words at `src[sa]` and `dst[da]`, and addresses the error itself from `dst` to
-   * `src` — the host that sent the quoted packet. `extraDelta` is the checksum delta of changes the caller
-   * already made to the quote (the sequence number). The quote's own checksum is fixed incrementally where
-   * its bytes are present; the caller re-sums the ICMP message.
+   * Rewrites the packet an ICMP error quotes (classified into `this.inner`) to what connection `id`'s peer
+   * on the other side sent — `toServer`: the real server's RS:port → local:lport; else the client's
+   * client:cport → VIP:vport — and addresses the error itself to that sender. `extraDelta` is the checksum
+   * delta of changes the caller already made to the quote (the sequence number). The quote's own checksum
+   * is fixed incrementally where its bytes are present; the caller re-sums the ICMP message.
    */
-  private translateQuoted(
-    b: Uint8Array,
-    src: Uint32Array,
-    sa: number,
-    sport: number,
-    dst: Uint32Array,
-    da: number,
-    dport: number,
-    extraDelta: number,
-  ): void {
+  private translateQuoted(b: Uint8Array, id: number, toServer: boolean, extraDelta: number): void {
+    const conns = this.conns;
+    const server = conns.server[id];
+    const svc = conns.service[id];
+    // The quote's source is the sender the error goes to; its destination, what that sender talked to.
+    const src = toServer ? this.rsAddr : conns.clientAddr;
+    const sa = toServer ? server * 4 : id * 4;
+    const sport = toServer ? this.rsPort[server] : conns.clientPort[id];
+    const dst = toServer ? this.localAddr : this.svcAddr;
+    const da = toServer ? conns.localIndex[id] * 4 : svc * 4;
+    const dport = toServer ? conns.localPort[id] : this.svcPort[svc];
     const q = this.inner;
     const fam = q.family;
     const qo = q.l4Off;
-    const d = extraDelta +
-      natSetAddress(b, fam, q.ipOff, false, src[sa], src[sa + 1], src[sa + 2], src[sa + 3]) +
-      natSetAddress(b, fam, q.ipOff, true, dst[da], dst[da + 1], dst[da + 2], dst[da + 3]) +
-      natSetPort(b, qo, sport) + natSetPort(b, qo + 2, dport);
-    natApplyDelta(b, q.l4Proto, qo + (q.l4Proto === IPPROTO_TCP ? 16 : 6), q.end, d);
+    const d = extraDelta + natSetAddress(b, fam, q.ipOff, false, src, sa) +
+      natSetAddress(b, fam, q.ipOff, true, dst, da) + natSetPort(b, qo + TCP_SRC_PORT, sport) +
+      natSetPort(b, qo + TCP_DST_PORT, dport);
+    natApplyDelta(b, q.l4Proto, qo + transportChecksumFieldOffset(q.l4Proto), q.end, d);
     const ip = this.info.ipOff;
-    natSetAddress(b, fam, ip, false, dst[da], dst[da + 1], dst[da + 2], dst[da + 3]);
-    natSetAddress(b, fam, ip, true, src[sa], src[sa + 1], src[sa + 2], src[sa + 3]);
+    natSetAddress(b, fam, ip, false, dst, da);
+    natSetAddress(b, fam, ip, true, src, sa);
   }
 
   /** Adds one packet of `len` bytes to a service's and a server's counters (`pkts`: T_PKTS_IN or _OUT). */
@@ -595,38 +570,25 @@ export class Engine {
   }
 
   /**
-   * Rewrites the packet's tuple to src:sport → dst:dport, the addresses read as four words at `src[sa]`
-   * and `dst[da]`, then fixes the transport checksum. A complete checksum takes the address
-   * (pseudo-header) and port deltas (the header edits before kept it right themselves). A partial one
-   * (offload still to sum the segment) is restored from `partial0` plus the pseudo-header changes only:
-   * addresses and, when the header grew since `l4Len0`/`hdr0`, the length.
+   * Rewrites connection `id`'s packet in hand to its other side: toward the real server
+   * (local address:port → RS:port) or back toward the client (VIP:vport → client:port), then has
+   * {@link NatRewrite} fix the transport checksum under the packet's policy (begun before the header edits).
    */
-  private rewriteTuple(
-    b: Uint8Array,
-    src: Uint32Array,
-    sa: number,
-    sport: number,
-    dst: Uint32Array,
-    da: number,
-    dport: number,
-    csumAt: number,
-    partial0: number,
-    l4Len0: number,
-    hdr0: number,
-  ): void {
+  private rewriteTuple(b: Uint8Array, id: number, toServer: boolean): void {
     const info = this.info;
-    const fam = info.family;
-    const ip = info.ipOff;
-    const o = info.l4Off;
-    const dA = natSetAddress(b, fam, ip, false, src[sa], src[sa + 1], src[sa + 2], src[sa + 3]) +
-      natSetAddress(b, fam, ip, true, dst[da], dst[da + 1], dst[da + 2], dst[da + 3]);
-    const dP = natSetPort(b, o, sport) + natSetPort(b, o + 2, dport);
-    this.headerDelta = info.l4HeaderLen - hdr0;
-    if (this.partial) {
-      write16(b, csumAt, partialChecksumAdd(partial0, dA + wordDelta(l4Len0, info.l4Len)));
+    const rw = this.rw;
+    const conns = this.conns;
+    if (toServer) {
+      const server = conns.server[id];
+      rw.addresses(b, info, this.localAddr, conns.localIndex[id] * 4, this.rsAddr, server * 4);
+      rw.ports(b, info, conns.localPort[id], this.rsPort[server]);
     } else {
-      natApplyDelta(b, info.l4Proto, csumAt, info.end, dA + dP);
+      const svc = conns.service[id];
+      rw.addresses(b, info, this.svcAddr, svc * 4, conns.clientAddr, id * 4);
+      rw.ports(b, info, this.svcPort[svc], conns.clientPort[id]);
     }
+    rw.finish(b, info);
+    this.headerDelta = info.l4HeaderLen - rw.headerLen0;
   }
 
   /** RS → local address: find the connection, rewrite back toward the client. */
@@ -636,7 +598,7 @@ export class Engine {
     const o = info.l4Off;
     const isTcp = info.l4Proto === IPPROTO_TCP;
     const conns = this.conns;
-    const lport = read16(b, o + 2);
+    const lport = read16(b, o + TCP_DST_PORT);
     if (this.workers > 1) {
       const owner = steerLocalPort(lport, this.workers);
       if (owner !== this.worker) return -owner - 1;
@@ -645,54 +607,40 @@ export class Engine {
     if (id === NO_CONN || conns.proto[id] !== info.l4Proto) return this.drop(C.DROP_NO_CONNECTION_REPLY);
     const server = conns.server[id];
     const w = this.words;
-    readAddressWords(b, fam, fam === 4 ? 12 : 8, w);
+    readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
     const ra = server * 4;
     if (
-      read16(b, o) !== this.rsPort[server] || w[0] !== this.rsAddr[ra] || w[1] !== this.rsAddr[ra + 1] ||
+      read16(b, o + TCP_SRC_PORT) !== this.rsPort[server] || w[0] !== this.rsAddr[ra] ||
+      w[1] !== this.rsAddr[ra + 1] ||
       w[2] !== this.rsAddr[ra + 2] || w[3] !== this.rsAddr[ra + 3]
     ) return this.drop(C.DROP_NO_CONNECTION_REPLY);
     const svc = conns.service[id];
-    const csumAt = o + (isTcp ? 16 : 6);
-    const partial0 = read16(b, csumAt);
+    this.rw.begin(b, info, !this.partial);
     if (isTcp) {
-      const flags = b[o + 13];
+      const flags = b[o + TCP_FLAGS];
       const state = conns.state[id];
       if (
         (flags & TCP_SYN) && (!(flags & TCP_ACK) || (state !== STATE_SYN_SENT && state !== STATE_SYN_RECV))
       ) {
         return this.drop(C.DROP_BAD_STATE);
       }
-      let next = nextStateFromServer(state, flags);
-      if (flags & TCP_FIN) {
-        conns.flags[id] |= CONN_SERVER_FIN;
-        if (conns.flags[id] & CONN_CLIENT_FIN) next = STATE_TIME_WAIT;
-      }
+      const cf = conns.flags[id];
+      const t = tcpTransition(state, cf, flags, false);
+      if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const delta = conns.seqDelta[id];
-      if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + 8) - delta);
-      if (info.l4HeaderLen > 20) {
+      if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
+      if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         tcpAdjustSack(b, o, -delta);
         // The SYN+ACK's MSS bounds what the client sends; leave room for the TOA the gateway may add.
         if ((flags & TCP_SYN) && tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) {
           this.counters.events[C.EV_MSS_CLAMPED]++;
         }
       }
-      this.setState(id, next);
+      this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
-    this.rewriteTuple(
-      b,
-      this.svcAddr,
-      svc * 4,
-      this.svcPort[svc],
-      conns.clientAddr,
-      id * 4,
-      conns.clientPort[id],
-      csumAt,
-      partial0,
-      info.l4Len,
-      info.l4HeaderLen,
-    );
+    this.rewriteTuple(b, id, false);
     this.countTraffic(svc, server, C.T_PKTS_OUT, len);
     return len;
   }
@@ -715,7 +663,7 @@ export class Engine {
     }
     if (!(fam === 4 ? icmpIsError(type) : icmpv6IsError(type))) return this.drop(C.DROP_ICMP_UNSUPPORTED);
     const q = this.inner;
-    const qOff = o + 8;
+    const qOff = o + ICMP_HEADER_LEN; // ICMPv6 errors quote from the same offset
     if (classifyPacket(b, qOff, info.end - qOff, q, true) !== PACKET_OK || q.family !== fam) {
       return this.drop(C.DROP_ICMP_NO_CONNECTION);
     }
@@ -723,58 +671,38 @@ export class Engine {
     if (qp !== IPPROTO_TCP && qp !== IPPROTO_UDP) return this.drop(C.DROP_ICMP_NO_CONNECTION);
     const conns = this.conns;
     const qo = q.l4Off;
-    const qsrc = fam === 4 ? qOff + 12 : qOff + 8;
-    const qdst = fam === 4 ? qOff + 16 : qOff + 24;
+    const qsrc = q.ipOff + ipSrcOffset(fam);
+    const qdst = q.ipOff + ipDstOffset(fam);
     let id: number;
     if (isVip) {
       // From the client side, about a packet we sent VIP:vport → client:cport. Hand it to the real server as
       // an error about its own packet RS:port → local:lport, sent from the local address.
       readAddressWords(b, fam, qsrc, w);
-      const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], read16(b, qo), qp);
+      const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], read16(b, qo + TCP_SRC_PORT), qp);
       if (svc === ADDR_MAP_MISS) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       readAddressWords(b, fam, qdst, w);
       if (this.workers > 1) {
-        const owner = steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], read16(b, qo + 2), this.workers);
+        const owner = steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], read16(b, qo + TCP_DST_PORT), this.workers);
         if (owner !== this.worker) return -owner - 1;
       }
-      id = conns.findClient(svc, w[0], w[1], w[2], w[3], read16(b, qo + 2));
+      id = conns.findClient(svc, w[0], w[1], w[2], w[3], read16(b, qo + TCP_DST_PORT));
       if (id === NO_CONN) return this.drop(C.DROP_ICMP_NO_CONNECTION);
-      const server = conns.server[id];
-      this.translateQuoted(
-        b,
-        this.rsAddr,
-        server * 4,
-        this.rsPort[server],
-        this.localAddr,
-        conns.localIndex[id] * 4,
-        conns.localPort[id],
-        0,
-      );
+      this.translateQuoted(b, id, true, 0);
     } else {
       // From the real-server side, about a packet we sent local:lport → RS:port. Hand it to the client as an
       // error about its own packet client:cport → VIP:vport, with the client's sequence number back.
       if (this.workers > 1) {
-        const owner = steerLocalPort(read16(b, qo), this.workers);
+        const owner = steerLocalPort(read16(b, qo + TCP_SRC_PORT), this.workers);
         if (owner !== this.worker) return -owner - 1;
       }
-      id = conns.findLocal(li, read16(b, qo));
+      id = conns.findLocal(li, read16(b, qo + TCP_SRC_PORT));
       if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
-      const svc = conns.service[id];
       let d = 0;
       if (qp === IPPROTO_TCP) {
-        const seq = (read32(b, qo + 4) - conns.seqDelta[id]) >>> 0;
-        d = natSetPort(b, qo + 4, seq >>> 16) + natSetPort(b, qo + 6, seq & 0xffff);
+        const seq = (read32(b, qo + TCP_SEQ) - conns.seqDelta[id]) >>> 0;
+        d = natSetPort(b, qo + TCP_SEQ, seq >>> 16) + natSetPort(b, qo + TCP_SEQ + 2, seq & 0xffff);
       }
-      this.translateQuoted(
-        b,
-        conns.clientAddr,
-        id * 4,
-        conns.clientPort[id],
-        this.svcAddr,
-        svc * 4,
-        this.svcPort[svc],
-        d,
-      );
+      this.translateQuoted(b, id, false, d);
     }
     // ICMP errors are rare: re-sum the whole message rather than track every inner change.
     fillTransportChecksum(b, info);

@@ -52,7 +52,7 @@ export const CONN_TOA = 0x04;
 /** Flag: TOA went into the handshake-completing ACK (or could not, and was counted). */
 export const CONN_TOA_ACK_DONE = 0x08;
 
-/** The state after a client→server segment with `tcpFlags` (the engine moves to TIME_WAIT once both FIN flags are set). */
+/** The state after a client→server segment with `tcpFlags` ({@link tcpTransition} adds the both-FINs rule). */
 export function nextStateFromClient(state: number, tcpFlags: number): number {
   if (tcpFlags & TCP_RST) return STATE_CLOSE;
   if (tcpFlags & TCP_SYN) return state;
@@ -73,6 +73,29 @@ export function nextStateFromServer(state: number, tcpFlags: number): number {
     return state === STATE_FIN_WAIT || state === STATE_TIME_WAIT ? state : STATE_FIN_WAIT;
   }
   return state;
+}
+
+const BOTH_FIN = CONN_CLIENT_FIN | CONN_SERVER_FIN;
+
+/** Bits of a {@link tcpTransition} result holding the next state; the connection flags sit above them. */
+export const TRANSITION_STATE_MASK = 0xff;
+
+/**
+ * The state and connection flags after one segment, in either direction, packed as
+ * `state | flags << 8` so the fast path allocates nothing (read them with {@link TRANSITION_STATE_MASK} and
+ * `>>> 8`). A FIN records which side closed; once both sides have, the connection is in TIME_WAIT whatever
+ * the per-direction transition said.
+ */
+export function tcpTransition(
+  state: number,
+  connFlags: number,
+  tcpFlags: number,
+  fromClient: boolean,
+): number {
+  const next = fromClient ? nextStateFromClient(state, tcpFlags) : nextStateFromServer(state, tcpFlags);
+  if (!(tcpFlags & TCP_FIN)) return next | (connFlags << 8);
+  const flags = connFlags | (fromClient ? CONN_CLIENT_FIN : CONN_SERVER_FIN);
+  return ((flags & BOTH_FIN) === BOTH_FIN ? STATE_TIME_WAIT : next) | (flags << 8);
 }
 
 /** Builds the per-state timeout table (seconds, indexed by state) from the configured timeouts. */

@@ -64,8 +64,10 @@ Deno.test("layout: the engine is pure (no device, worker, gateway or libc)", () 
 });
 
 Deno.test("layout: one file binds libc", () => {
+  // Spelled in two pieces so that a grep for the call finds only the binding itself, not this test.
+  const needle = `Deno.${"dl"}open(`;
   const binders = [...sources("base"), ...sources("lb"), ...sources("toa"), ...sources("bench")]
-    .filter((f) => Deno.readTextFileSync(new URL(f, ROOT)).includes("Deno.dlopen("));
+    .filter((f) => Deno.readTextFileSync(new URL(f, ROOT)).includes(needle));
   assert.deepEqual(binders, ["base/sys/libc.ts"]);
 });
 

@@ -54,6 +54,18 @@ export function checksumAdjust32(csum: number, oldVal: number, newVal: number): 
   return ~s & 0xffff;
 }
 
+/** Writes the 16-bit field at `at` and keeps the checksum at `csumAt`, which covers it, right (RFC 1624). */
+export function write16Summed(b: Uint8Array, at: number, value: number, csumAt: number): void {
+  write16(b, csumAt, checksumAdjust16(read16(b, csumAt), read16(b, at), value));
+  write16(b, at, value);
+}
+
+/** Writes the 32-bit field at `at` and keeps the checksum at `csumAt`, which covers it, right (RFC 1624). */
+export function write32Summed(b: Uint8Array, at: number, value: number, csumAt: number): void {
+  write16(b, csumAt, checksumAdjust32(read16(b, csumAt), read32(b, at), value >>> 0));
+  write32(b, at, value);
+}
+
 /**
  * The checksum after the covered bytes whose sum was `oldSum` became bytes whose sum is `newSum` (both
  * unfolded, both taken at the same 16-bit alignment). Used when a whole header region is rewritten.

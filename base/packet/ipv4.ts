@@ -19,13 +19,13 @@
  */
 import {
   checksumAdjust16,
-  checksumAdjust32,
   finishChecksum,
   onesComplementSum,
   read16,
   read32,
   write16,
-  write32,
+  write16Summed,
+  write32Summed,
 } from "./checksum.ts";
 
 /** Length of an IPv4 header without options. */
@@ -112,32 +112,17 @@ export function ipv4Dst(b: Uint8Array, o: number): number {
 
 /** Sets the source address and updates the header checksum. */
 export function ipv4SetSrc(b: Uint8Array, o: number, addr: number): void {
-  write16(
-    b,
-    o + IPV4_CHECKSUM,
-    checksumAdjust32(read16(b, o + IPV4_CHECKSUM), read32(b, o + IPV4_SRC), addr),
-  );
-  write32(b, o + IPV4_SRC, addr);
+  write32Summed(b, o + IPV4_SRC, addr, o + IPV4_CHECKSUM);
 }
 
 /** Sets the destination address and updates the header checksum. */
 export function ipv4SetDst(b: Uint8Array, o: number, addr: number): void {
-  write16(
-    b,
-    o + IPV4_CHECKSUM,
-    checksumAdjust32(read16(b, o + IPV4_CHECKSUM), read32(b, o + IPV4_DST), addr),
-  );
-  write32(b, o + IPV4_DST, addr);
+  write32Summed(b, o + IPV4_DST, addr, o + IPV4_CHECKSUM);
 }
 
 /** Sets the Total Length field and updates the header checksum. */
 export function ipv4SetTotalLength(b: Uint8Array, o: number, len: number): void {
-  write16(
-    b,
-    o + IPV4_CHECKSUM,
-    checksumAdjust16(read16(b, o + IPV4_CHECKSUM), read16(b, o + IPV4_TOTAL_LENGTH), len),
-  );
-  write16(b, o + IPV4_TOTAL_LENGTH, len);
+  write16Summed(b, o + IPV4_TOTAL_LENGTH, len, o + IPV4_CHECKSUM);
 }
 
 /** Sets the TTL field and updates the header checksum (TTL shares its 16-bit word with Protocol). */

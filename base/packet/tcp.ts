@@ -16,14 +16,15 @@
  * @module
  */
 import {
-  checksumAdjust16,
   checksumAdjust32,
   checksumReplaceSum,
   onesComplementSum,
   read16,
   read32,
   write16,
+  write16Summed,
   write32,
+  write32Summed,
 } from "./checksum.ts";
 import { ipv4SetTotalLength } from "./ipv4.ts";
 import { ipv6PayloadLength, ipv6SetPayloadLength } from "./ipv6.ts";
@@ -124,42 +125,22 @@ export function tcpChecksum(b: Uint8Array, o: number): number {
 
 /** Sets the source port, updating the checksum. */
 export function tcpSetSrcPort(b: Uint8Array, o: number, port: number): void {
-  write16(
-    b,
-    o + TCP_CHECKSUM,
-    checksumAdjust16(read16(b, o + TCP_CHECKSUM), read16(b, o + TCP_SRC_PORT), port),
-  );
-  write16(b, o + TCP_SRC_PORT, port);
+  write16Summed(b, o + TCP_SRC_PORT, port, o + TCP_CHECKSUM);
 }
 
 /** Sets the destination port, updating the checksum. */
 export function tcpSetDstPort(b: Uint8Array, o: number, port: number): void {
-  write16(
-    b,
-    o + TCP_CHECKSUM,
-    checksumAdjust16(read16(b, o + TCP_CHECKSUM), read16(b, o + TCP_DST_PORT), port),
-  );
-  write16(b, o + TCP_DST_PORT, port);
+  write16Summed(b, o + TCP_DST_PORT, port, o + TCP_CHECKSUM);
 }
 
 /** Sets the sequence number, updating the checksum. */
 export function tcpSetSeq(b: Uint8Array, o: number, seq: number): void {
-  write16(
-    b,
-    o + TCP_CHECKSUM,
-    checksumAdjust32(read16(b, o + TCP_CHECKSUM), read32(b, o + TCP_SEQ), seq >>> 0),
-  );
-  write32(b, o + TCP_SEQ, seq);
+  write32Summed(b, o + TCP_SEQ, seq, o + TCP_CHECKSUM);
 }
 
 /** Sets the acknowledgment number, updating the checksum. */
 export function tcpSetAck(b: Uint8Array, o: number, ack: number): void {
-  write16(
-    b,
-    o + TCP_CHECKSUM,
-    checksumAdjust32(read16(b, o + TCP_CHECKSUM), read32(b, o + TCP_ACK_NUM), ack >>> 0),
-  );
-  write32(b, o + TCP_ACK_NUM, ack);
+  write32Summed(b, o + TCP_ACK_NUM, ack, o + TCP_CHECKSUM);
 }
 
 /** Carries a 32-bit pseudo-header change (an IPv4 address) into the TCP checksum. */

@@ -10,6 +10,7 @@
  *   connections. Without `--max-per-source` the other client waits (its echo times out); with
  *   `--max-per-source 20` the flood gets 20, the other 40 are reset at once, and the other client is served
  *   at once. Counted (`per_source_rejected`) and logged once, not 40 times.
+ * - IPv6: two addresses of one /64 share one per-source count; a client from another /64 is served.
  * - `--max-connections 10`: 15 connections from one source, 10 served, 5 wait in the backlog (not reset)
  *   and are served once the first ones close.
  * - SYN cookies on (`net.ipv4.tcp_syncookies=2` in the namespace): no SYN is saved, the peer is announced,
@@ -43,12 +44,20 @@ function phase(out: string, name: string): Record<string, number> {
   return r;
 }
 
-/** many_clients.py in `ns`: `n` connections from `source` to FLOOD:`port`, owned by the lab. */
-function clients(lab: Lab, ns: string, port: number, n: number, source: string, opts: string[]): Background {
+/** many_clients.py in `ns`: `n` connections from `source` to `to`:`port` (default FLOOD), owned by the lab. */
+function clients(
+  lab: Lab,
+  ns: string,
+  port: number,
+  n: number,
+  source: string,
+  opts: string[],
+  to = FLOOD,
+): Background {
   return spawnIn(lab, ns, [
     PYTHON,
     `${REPO}toa/testdata/many_clients.py`,
-    FLOOD,
+    to,
     String(port),
     String(n),
     "--source",
@@ -57,15 +66,16 @@ function clients(lab: Lab, ns: string, port: number, n: number, source: string, 
   ]);
 }
 
-/** A toa-proxy on FLOOD:`port` in `ns` in front of the echo server, owned by the lab. */
+/** A toa-proxy on `listen` (default FLOOD:`port`) in `ns` in front of the echo server, owned by the lab. */
 async function proxyIn(
   lab: Lab,
   ns: string,
   port: number,
   extra: string[],
   wrapper: string[] = [],
+  listen = `${FLOOD}:${port}`,
 ): Promise<ToaProxyProcess> {
-  const args = ["--listen", `${FLOOD}:${port}`, "--backend", ECHO, "--proxy-protocol", "v1"];
+  const args = ["--listen", listen, "--backend", ECHO, "--proxy-protocol", "v1"];
   const p = await startToaProxy(ns, [...args, "--trust", "198.18.2.0/24", ...extra], 20_000, wrapper);
   lab.track(p.process);
   lab.defer(() => p.stop());
@@ -225,6 +235,35 @@ Deno.test("e2e: toa-proxy --max-per-source keeps one source from starving the ot
         await proxy.stop();
       },
     );
+
+    await tc.step("--max-per-source with IPv6: two addresses of one /64 count as one source", async () => {
+      const [a1, a2, b1] = ["fd00:3:1::1", "fd00:3:1::2", "fd00:3:2::1"];
+      for (const a of [a1, a2, b1]) {
+        const r = await nsExec(ns, ["ip", "addr", "add", `${a}/128`, "dev", "lo", "nodad"], 10_000);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const proxy = await proxyIn(lab, ns, 9105, ["--max-per-source", "15"], [], `[${a1}]:9105`);
+      const opts = ["--echo-timeout", "2", "--hold", "30", "--close-timeout", "5"];
+      const first = clients(lab, ns, 9105, 10, a1, opts, a1);
+      await first.waitFor(() => first.stdout().includes("holding"), "10 from the first address", 20_000);
+      const second = clients(lab, ns, 9105, 10, a2, opts, a1);
+      await second.waitFor(() => second.stdout().includes("holding"), "10 from the second address", 20_000);
+      const other = clients(lab, ns, 9105, 1, b1, ["--echo-timeout", "2", "--hold", "0"], a1);
+      await other.waitFor(() => other.stdout().includes("closed"), "one from another /64", 15_000);
+      assert.equal(phase(first.stdout(), "echoed").ok, 10, first.stdout());
+      const s2 = phase(second.stdout(), "echoed");
+      assert.equal(s2.ok, 5, second.stdout()); // 15 for the /64 in all
+      assert.equal((s2.reset ?? 0) + (s2.eof ?? 0) + (s2.error ?? 0), 5, second.stdout());
+      assert.equal(phase(other.stdout(), "echoed").ok, 1, other.stdout());
+      const during = await proxy.stats();
+      assert.equal(during.active, 15);
+      assert.equal(during.per_source_rejected, 5);
+      assert.match(events(proxy, "per_source_limit")[0], /last_source=fd00:3:1::\/64$/);
+      for (const c of [first, second]) Deno.kill(c.pid, "SIGUSR1");
+      for (const c of [first, second]) await c.waitFor(() => c.stdout().includes("closed"), "closed", 20_000);
+      await drained(proxy, "ipv6 per-source");
+      await proxy.stop();
+    });
 
     await tc.step(
       "SYN cookies: no saved SYN, one log line for many connections, the count kept",

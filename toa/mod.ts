@@ -54,3 +54,4 @@ export {
 export { type FdLimit, fdLimit, type FdLimitRaise, raiseFdLimit } from "./fd_limit.ts";
 export { type IdleEntry, IdleWheel } from "./idle_wheel.ts";
 export { RateLimitedLog } from "./rate_log.ts";
+export { sourceKey } from "./source_key.ts";

@@ -75,6 +75,7 @@ import { type Listener, openListener, SocketError } from "./listener.ts";
 import { localAddressOf, readSavedSyn, toaClientAddress } from "./client_address.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
 import { RateLimitedLog } from "./rate_log.ts";
+import { sourceKey } from "./source_key.ts";
 import { encodeProxyV1, encodeProxyV2, type ProxyHeader } from "./proxy_protocol.ts";
 import { type IdleEntry, IdleWheel } from "./idle_wheel.ts";
 
@@ -504,12 +505,12 @@ export class ToaProxy {
     }
     let source: string | null = null;
     if (this.maxPerSource > 0) {
-      // Keyed by the announced client; a trusted peer announced as itself (no TOA) stands for many clients
-      // behind the gateway, so it is not limited.
+      // Keyed by the announced client (IPv6 by /64); a trusted peer announced as itself (no TOA) stands for
+      // many clients behind the gateway, so it is not limited.
       const behindGateway = decided.client === peer && decided.reason !== "toa_untrusted_ignored" &&
         isTrusted(this.opts.trust, peer.address);
       if (!behindGateway) {
-        source = decided.client.address;
+        source = sourceKey(decided.client);
         const held = this.perSource.get(source) ?? 0;
         if (held >= this.maxPerSource) {
           this.c.per_source_rejected++;

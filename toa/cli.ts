@@ -26,8 +26,8 @@ const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --
   process is one thread: one per core). --max-connections: at N open connections stop accepting
   until one closes; new clients wait in the listen backlog (default 0 = no limit of its own: the fd
   limit, two per connection, is the ceiling and behaves the same). --max-per-source: a client address
-  (TOA from a trusted peer, else the peer; IPv6 by /64) holding N connections has its next ones reset at once
-  (default 0 = off; a trusted peer without TOA is never limited).`;
+  (TOA from a trusted peer, else the peer; IPv6 by /64) holding N connections has its next ones
+  reset at once (default 0 = off; a trusted peer without TOA is never limited).`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {

@@ -17,13 +17,17 @@ import { errnoName } from "../base/sys/errno.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
                          --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]
-                         [--reuse-port]
+                         [--reuse-port] [--max-connections N] [--max-per-source N]
   Relays each connection to the backend, announcing the client from TOA when the peer is in --trust
   (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.
   --connect-timeout: backend connect timeout (default 3000 ms). --idle-timeout: close connections that
   moved no byte for this long (default 300 s; 0 = never). --reuse-port: listen with SO_REUSEPORT, so
   that several toa-proxy processes started with it on the same --listen share the connections (one
-  process is one thread: one per core).`;
+  process is one thread: one per core). --max-connections: at N open connections stop accepting
+  until one closes; new clients wait in the listen backlog (default 0 = no limit of its own: the fd
+  limit, two per connection, is the ceiling and behaves the same). --max-per-source: a client address
+  (TOA from a trusted peer, else the peer; IPv6 by /64) holding N connections has its next ones
+  reset at once (default 0 = off; a trusted peer without TOA is never limited).`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {
@@ -41,6 +45,10 @@ export interface ToaProxyArgs {
   idleTimeoutMs: number;
   /** --reuse-port. */
   reusePort: boolean;
+  /** --max-connections; 0 = no limit. */
+  maxConnections: number;
+  /** --max-per-source; 0 = no limit. */
+  maxPerSource: number;
 }
 
 /** A bad flag: the message is the one line the user sees. */
@@ -66,6 +74,8 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
         "connect-timeout": { type: "string", default: "3000" },
         "idle-timeout": { type: "string", default: "300" },
         "reuse-port": { type: "boolean", default: false },
+        "max-connections": { type: "string", default: "0" },
+        "max-per-source": { type: "string", default: "0" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -111,6 +121,16 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
       `--idle-timeout: expected seconds (0 = none, up to 9999999), got ${JSON.stringify(it)}`,
     );
   }
+  const count = (flag: string, v: string): number => {
+    if (!/^\d{1,7}$/.test(v)) {
+      throw new UsageError(
+        `--${flag}: expected a number of connections (0 = no limit, up to 9999999), got ${JSON.stringify(v)}`,
+      );
+    }
+    return Number(v);
+  };
+  const maxConnections = count("max-connections", values["max-connections"]);
+  const maxPerSource = count("max-per-source", values["max-per-source"]);
   return {
     listen,
     backend,
@@ -119,6 +139,8 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
     connectTimeoutMs: Number(ct),
     idleTimeoutMs: Number(it) * 1000,
     reusePort: values["reuse-port"],
+    maxConnections,
+    maxPerSource,
   };
 }
 
@@ -162,7 +184,8 @@ export async function toaProxyMain(args: string[]): Promise<number> {
   console.log(
     `toa-proxy ready listen=${formatHostPort(proxy.address)} backend=${formatHostPort(a.backend)} ` +
       `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")} ` +
-      `idle_timeout=${a.idleTimeoutMs / 1000} reuse_port=${a.reusePort ? 1 : 0} nofile=${fds.soft} ` +
+      `idle_timeout=${a.idleTimeoutMs / 1000} reuse_port=${a.reusePort ? 1 : 0} ` +
+      `max_connections=${a.maxConnections} max_per_source=${a.maxPerSource} nofile=${fds.soft} ` +
       `nofile_before=${fds.before}`,
   );
   try {

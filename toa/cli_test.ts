@@ -17,6 +17,17 @@ Deno.test("toa-proxy flags parse into addresses, mode and trust list", () => {
   );
   assert.equal(a.reusePort, false);
   assert.equal(parseToaProxyArgs([...base, "--trust", "1.0.0.0/8", "--reuse-port"])!.reusePort, true);
+  assert.equal(a.maxConnections, 0);
+  assert.equal(a.maxPerSource, 0);
+  const l = parseToaProxyArgs([
+    ...base,
+    "--trust",
+    "1.0.0.0/8",
+    "--max-connections",
+    "5000",
+    "--max-per-source=64",
+  ])!;
+  assert.deepEqual([l.maxConnections, l.maxPerSource], [5000, 64]);
   assert.equal(parseToaProxyArgs(["--help"]), null);
 });
 
@@ -31,6 +42,9 @@ Deno.test("toa-proxy flag errors are one line naming the flag", () => {
     [[...base, "--trust", "1.0.0.0/8", "--idle-timeout=-1"], /^--idle-timeout: expected seconds/],
     [[...base, "--trust", "1.0.0.0/8", "--idle-timeout", "1.5"], /^--idle-timeout: expected seconds/],
     [[...base, "--trust", "1.0.0.0/8", "--bogus"], /bogus/],
+    [[...base, "--trust", "1.0.0.0/8", "--max-connections=-1"], /^--max-connections: expected a number/],
+    [[...base, "--trust", "1.0.0.0/8", "--max-connections", "lots"], /^--max-connections: expected a number/],
+    [[...base, "--trust", "1.0.0.0/8", "--max-per-source", "2.5"], /^--max-per-source: expected a number/],
     [
       ["--listen", "1.2.3.4:1", "--backend", "1.2.3.4:0", "--proxy-protocol", "v2", "--trust", "1.0.0.0/8"],
       /^--backend: port 0/,

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { decodeToa } from "../base/packet/toa_option.ts";
+import { scanToa } from "../base/packet/toa_option.ts";
 import { errno, IPPROTO_TCP, libc, TCP_SAVED_SYN } from "../base/sys/libc.ts";
 import { readSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
@@ -30,8 +30,10 @@ export type ClientAddressReason =
   | "toa_trusted"
   /** TOA present but the peer is not trusted: the option is ignored, the peer is the client. */
   | "toa_untrusted_ignored"
-  /** Trusted or not, the saved SYN carries no TOA: the peer is the client. */
+  /** Trusted or not, the saved SYN carries no option 254: the peer is the client. */
   | "no_toa"
+  /** Trusted peer, but every option 254 was malformed (wrong length or family): the peer is the client. */
+  | "toa_malformed"
   /** The kernel saved no SYN (SYN cookie, or a listener without TCP_SAVE_SYN): the peer is the client. */
   | "no_saved_syn";
 
@@ -43,6 +45,8 @@ export interface ClientAddress {
   peer: SocketAddress;
   /** Why `client` was chosen. */
   reason: ClientAddressReason;
+  /** Malformed kind-254 options skipped in a trusted peer's SYN (a gateway bug to look at); 0 otherwise. */
+  malformedToa: number;
 }
 
 /** Largest saved SYN: IPv6 header with extension headers plus a 60-byte TCP header fits easily. */
@@ -85,21 +89,26 @@ function sockName(fd: number, peer: boolean): SocketAddress {
 
 /**
  * Decides the client address from a saved SYN (or null) and the peer: TOA only when `peer` lies inside
- * `trust` — the one rule that keeps a forged option from any other host from changing anything.
+ * `trust` — the one rule that keeps a forged option from any other host from changing anything. Malformed
+ * options are counted only for trusted peers: from anyone else option 254 is ignored whatever its shape.
  */
 export function toaClientAddress(
   savedSyn: Uint8Array | null,
   peer: SocketAddress,
   trust: readonly Cidr[],
 ): ClientAddress {
-  if (savedSyn === null) return { client: peer, peer, reason: "no_saved_syn" };
-  const toa = decodeToa(savedSyn);
-  if (toa === null) return { client: peer, peer, reason: "no_toa" };
-  if (!isTrusted(trust, peer.address)) return { client: peer, peer, reason: "toa_untrusted_ignored" };
+  if (savedSyn === null) return { client: peer, peer, reason: "no_saved_syn", malformedToa: 0 };
+  const { toa, malformed } = scanToa(savedSyn);
+  if (toa === null && malformed === 0) return { client: peer, peer, reason: "no_toa", malformedToa: 0 };
+  if (!isTrusted(trust, peer.address)) {
+    return { client: peer, peer, reason: "toa_untrusted_ignored", malformedToa: 0 };
+  }
+  if (toa === null) return { client: peer, peer, reason: "toa_malformed", malformedToa: malformed };
   return {
     client: { family: toa.family, address: toa.address, port: toa.port },
     peer,
     reason: "toa_trusted",
+    malformedToa: malformed,
   };
 }
 

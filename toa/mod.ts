@@ -7,10 +7,12 @@
 export {
   decodeToa,
   readToaOption,
+  scanToa,
   TCPOPT_TOA,
   TOA_V4_LEN,
   TOA_V6_LEN,
   type ToaAddress,
+  type ToaScan,
   writeToaV4,
   writeToaV6,
 } from "../base/packet/toa_option.ts";
@@ -51,3 +53,5 @@ export {
 } from "./relay.ts";
 export { type FdLimit, fdLimit, type FdLimitRaise, raiseFdLimit } from "./fd_limit.ts";
 export { type IdleEntry, IdleWheel } from "./idle_wheel.ts";
+export { RateLimitedLog } from "./rate_log.ts";
+export { sourceKey } from "./source_key.ts";

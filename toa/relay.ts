@@ -24,6 +24,12 @@
  * fds, the listener leaves the epoll set for {@link ACCEPT_PAUSE_MS}, so a full fd table cannot spin the
  * loop on a level-triggered listener; such failures are counted and logged at most once a second.
  *
+ * Limits: at `maxConnections` open connections the listener leaves the epoll set until one closes, so new
+ * clients wait in the kernel's backlog (as HAProxy's `maxconn` does) rather than be refused. A client
+ * address (TOA from a trusted peer, else the peer) already holding `maxPerSource` connections has its next
+ * one accepted and reset at once: it is the one source to push back on, and the others must not wait. Both
+ * are counted and logged once per `logIntervalMs`, as are SYN-cookie fallbacks and malformed TOA.
+ *
  * Logs are one line per event with stable keys: `toa-proxy event=NAME key=value …`.
  *
  * @module
@@ -51,6 +57,7 @@ import {
   MSG_NOSIGNAL,
   SHUT_WR,
   SO_ERROR,
+  SO_LINGER,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
@@ -67,7 +74,9 @@ import {
 } from "./sockaddr.ts";
 import { type Listener, openListener, SocketError } from "./listener.ts";
 import { localAddressOf, readSavedSyn, toaClientAddress } from "./client_address.ts";
-import type { Cidr } from "./trust.ts";
+import { type Cidr, isTrusted } from "./trust.ts";
+import { RateLimitedLog } from "./rate_log.ts";
+import { sourceKey } from "./source_key.ts";
 import { encodeProxyV1, encodeProxyV2, type ProxyHeader } from "./proxy_protocol.ts";
 import { type IdleEntry, IdleWheel } from "./idle_wheel.ts";
 
@@ -94,6 +103,12 @@ export interface ToaProxyOptions {
   backlog?: number;
   /** Listen with SO_REUSEPORT: several proxies on one address share its connections (default false). */
   reusePort?: boolean;
+  /** At this many open connections stop accepting (they wait in the backlog) until one closes; 0: no limit. */
+  maxConnections?: number;
+  /** Connections one client address may hold; more are accepted and reset at once. 0: no limit (default). */
+  maxPerSource?: number;
+  /** At most one log line per this many ms for limit hits, SYN-cookie fallbacks, malformed TOA (10000). */
+  logIntervalMs?: number;
   /** Log sink, one line per call (default: stderr). */
   log?: (line: string) => void;
 }
@@ -110,6 +125,14 @@ export interface ToaProxyCounters {
   no_toa: number;
   /** … with no saved SYN (SYN cookies): peer announced. */
   no_saved_syn: number;
+  /** … from a trusted peer whose every option 254 was malformed: peer announced. */
+  toa_malformed: number;
+  /** Malformed options 254 (wrong length or family) skipped in trusted peers' SYNs, a valid one after or not. */
+  toa_malformed_options: number;
+  /** Connections reset at once because their client address already held `maxPerSource` (in `accepted`). */
+  per_source_rejected: number;
+  /** Times accepting stopped at `maxConnections`; the next clients waited in the backlog. */
+  max_connections_reached: number;
   /** Backend connects that failed or timed out; the client connection was closed. */
   backend_errors: number;
   /** Connections ended by a socket error (reset, broken pipe) instead of two clean half-closes. */
@@ -150,6 +173,8 @@ const POOL_MAX = 256;
 export const ACCEPT_PAUSE_MS = 100;
 /** At most one accept-failure log line per this many ms; the line says how many failures it stands for. */
 const ACCEPT_LOG_MS = 1000;
+/** struct linger { int l_onoff = 1; int l_linger = 0; }: close() resets and leaves no TIME_WAIT behind. */
+const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /** One relayed connection: the client's fd, the backend's, and per-direction state (index C2B/B2C). */
 class Conn implements IdleEntry {
@@ -158,6 +183,8 @@ class Conn implements IdleEntry {
   lastActive = 0;
   wheelSlot = -1;
   wheelPos = 0;
+  /** The key this connection counts under in the per-source table, or null when it is not counted. */
+  source: string | null = null;
   /** Registered epoll interest per fd, -1 when not registered. */
   cMask = -1;
   bMask = -1;
@@ -208,6 +235,10 @@ export class ToaProxy {
     toa_untrusted_ignored: 0,
     no_toa: 0,
     no_saved_syn: 0,
+    toa_malformed: 0,
+    toa_malformed_options: 0,
+    per_source_rejected: 0,
+    max_connections_reached: 0,
     backend_errors: 0,
     relay_errors: 0,
     accept_errors: 0,
@@ -231,11 +262,45 @@ export class ToaProxy {
   private readonly idle: IdleWheel<Conn> | null;
   /** performance.now() of the current loop turn: the time stamp of activity seen in it. */
   private now = performance.now();
+  private readonly maxConnections: number;
+  private readonly maxPerSource: number;
+  /** Open connections per client address (only when maxPerSource > 0). */
+  private readonly perSource = new Map<string, number>();
+  /** Accepting stopped at maxConnections (the listener is out of the epoll set until a connection closes). */
+  private atLimit = false;
+  private readonly noSynLog: RateLimitedLog<SocketAddress>;
+  private readonly malformedLog: RateLimitedLog<SocketAddress>;
+  private readonly perSourceLog: RateLimitedLog<string>;
+  private readonly maxConnLog: RateLimitedLog<number>;
 
   private constructor(private readonly opts: ToaProxyOptions) {
     this.log = opts.log ?? ((l) => console.error(l));
     this.bufferSize = opts.bufferSize ?? 65536;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+    this.maxConnections = opts.maxConnections ?? 0;
+    this.maxPerSource = opts.maxPerSource ?? 0;
+    const every = opts.logIntervalMs ?? 10_000;
+    const secs = every / 1000;
+    // One line per interval: these can come thousands a second (a flood, SYN cookies), a line each would not do.
+    this.noSynLog = new RateLimitedLog(every, (n, peer) =>
+      this.log(
+        `toa-proxy event=no_saved_syn count=${n} interval_s=${secs} last_peer=${formatHostPort(peer)} ` +
+          `announced=peer`,
+      ));
+    this.malformedLog = new RateLimitedLog(every, (n, peer) =>
+      this.log(
+        `toa-proxy event=toa_malformed count=${n} interval_s=${secs} last_peer=${formatHostPort(peer)}`,
+      ));
+    this.perSourceLog = new RateLimitedLog(every, (n, source) =>
+      this.log(
+        `toa-proxy event=per_source_limit rejected=${n} interval_s=${secs} max_per_source=${this.maxPerSource} ` +
+          `last_source=${source}`,
+      ));
+    this.maxConnLog = new RateLimitedLog(every, (n, active) =>
+      this.log(
+        `toa-proxy event=max_connections reached=${n} interval_s=${secs} ` +
+          `max_connections=${this.maxConnections} active=${active}`,
+      ));
     const idleMs = opts.idleTimeoutMs ?? 300_000;
     this.idle = idleMs > 0 ? new IdleWheel<Conn>(idleMs, this.now) : null;
     this.scratch = new Uint8Array(this.bufferSize);
@@ -311,7 +376,7 @@ export class ToaProxy {
           else if (fd !== this.wakeFd) this.onEvent(fd, ev);
         }
         if (acceptReady) this.acceptMany(now);
-        else if (!this.listenerRegistered && now >= this.acceptPausedUntil) {
+        else if (!this.listenerRegistered && now >= this.acceptPausedUntil && !this.atLimit) {
           this.ctl(EPOLL_CTL_ADD, this.listener.fd, EPOLLIN);
           this.listenerRegistered = true;
         }
@@ -322,8 +387,16 @@ export class ToaProxy {
             this.close(conn);
           });
         }
+        this.noSynLog.flush(now);
+        this.malformedLog.flush(now);
+        this.perSourceLog.flush(now);
+        this.maxConnLog.flush(now);
       }
     } finally {
+      this.noSynLog.drain();
+      this.malformedLog.drain();
+      this.perSourceLog.drain();
+      this.maxConnLog.drain();
       for (const conn of this.byFd) if (conn && conn.state !== CLOSED) this.close(conn);
       if (this.spareBfd >= 0) lib.close(this.spareBfd);
       lib.close(this.listener.fd);
@@ -343,6 +416,7 @@ export class ToaProxy {
     const lib = this.lib;
     const lenView = new DataView(this.acceptLen.buffer);
     for (let i = 0; i < MAX_ACCEPTS; i++) {
+      if (this.maxConnections > 0 && this.c.active >= this.maxConnections) return this.stopAtLimit(now);
       // The backend socket comes first: a client is taken off the backlog only when its backend socket is in
       // hand, so running out of fds leaves it waiting in the kernel, never accepted and then dropped.
       if (this.spareBfd < 0 && !this.makeSpareBackendSocket(now)) return;
@@ -360,9 +434,21 @@ export class ToaProxy {
         this.c.accept_errors++;
         return this.pauseAccepting("accept4", e, now);
       }
-      const bfd = this.spareBfd;
-      this.spareBfd = -1;
-      this.accept(cfd, bfd, now);
+      if (this.accept(cfd, this.spareBfd, now)) this.spareBfd = -1;
+    }
+  }
+
+  /**
+   * maxConnections are open: the listener leaves the epoll set until one closes (see close()), so new clients
+   * wait in the kernel's backlog, as with HAProxy's maxconn, instead of being taken and refused.
+   */
+  private stopAtLimit(now: number): void {
+    this.atLimit = true;
+    this.c.max_connections_reached++;
+    this.maxConnLog.hit(now, this.c.active);
+    if (this.listenerRegistered) {
+      this.ctl(EPOLL_CTL_DEL, this.listener.fd, 0);
+      this.listenerRegistered = false;
     }
   }
 
@@ -404,12 +490,37 @@ export class ToaProxy {
     this.acceptPausedUntil = now + ACCEPT_PAUSE_MS;
   }
 
-  private accept(cfd: number, bfd: number, now: number): void {
+  /** Takes accepted `cfd` with backend socket `bfd`; false when it was refused and `bfd` is still unused. */
+  private accept(cfd: number, bfd: number, now: number): boolean {
     const lib = this.lib;
     this.c.accepted++;
     const peer = readSockaddr(this.acceptAddr)!;
     const decided = toaClientAddress(readSavedSyn(cfd), peer, this.opts.trust);
     this.c[decided.reason]++;
+    if (decided.reason === "no_saved_syn") this.noSynLog.hit(now, peer);
+    if (decided.malformedToa > 0) {
+      this.c.toa_malformed_options += decided.malformedToa;
+      this.malformedLog.hit(now, peer);
+    }
+    let source: string | null = null;
+    if (this.maxPerSource > 0) {
+      // Keyed by the announced client (IPv6 by /64); a trusted peer announced as itself (no TOA) stands for
+      // many clients behind the gateway, so it is not limited.
+      const behindGateway = decided.client === peer && decided.reason !== "toa_untrusted_ignored" &&
+        isTrusted(this.opts.trust, peer.address);
+      if (!behindGateway) {
+        source = sourceKey(decided.client);
+        const held = this.perSource.get(source) ?? 0;
+        if (held >= this.maxPerSource) {
+          this.c.per_source_rejected++;
+          this.perSourceLog.hit(now, source);
+          lib.setsockopt(cfd, SOL_SOCKET, SO_LINGER, LINGER_RESET, LINGER_RESET.length);
+          lib.close(cfd);
+          return false;
+        }
+        this.perSource.set(source, held + 1);
+      }
+    }
     let header: Uint8Array | null = null;
     if (this.opts.proxyProtocol !== "none") {
       const local = this.wildcard ? localAddressOf(cfd) : this.address;
@@ -418,6 +529,7 @@ export class ToaProxy {
     }
     lib.setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, intOption(1), 4);
     const conn = new Conn(cfd, bfd, decided.client, peer, now + this.connectTimeoutMs);
+    conn.source = source;
     this.c.active++;
     this.byFd[cfd] = conn;
     this.byFd[bfd] = conn;
@@ -431,10 +543,13 @@ export class ToaProxy {
     if (r === 0) this.connected(conn);
     else {
       const e = errno();
-      if (e !== Errno.EINPROGRESS) return this.connectFailed(conn, e);
-      this.connecting.add(conn);
-      this.update(conn);
+      if (e !== Errno.EINPROGRESS) this.connectFailed(conn, e);
+      else {
+        this.connecting.add(conn);
+        this.update(conn);
+      }
     }
+    return true;
   }
 
   private backendError(client: SocketAddress, peer: SocketAddress, e: number | "timeout"): void {
@@ -625,6 +740,13 @@ export class ToaProxy {
       conn.pendLen[d] = 0;
     }
     this.c.active--;
+    if (conn.source !== null) {
+      const held = this.perSource.get(conn.source)! - 1;
+      if (held === 0) this.perSource.delete(conn.source);
+      else this.perSource.set(conn.source, held);
+    }
+    // Below the limit again: the loop puts the listener back (unless an fd pause still holds).
+    if (this.atLimit && this.c.active < this.maxConnections) this.atLimit = false;
   }
 
   private takeBuffer(): Uint8Array {

@@ -22,8 +22,8 @@ import { formatIpv4 } from "./ipv4.ts";
 import { formatIpv6 } from "./ipv6.ts";
 import { PacketInfo } from "./packet_info.ts";
 import { IPPROTO_TCP } from "./ipv4.ts";
-import { classifyPacket, PACKET_LENGTH_MISMATCH, PACKET_OK } from "./validate.ts";
-import { TCP_MIN_HEADER_LEN, tcpNextOption, tcpOptionsWellFormed } from "./tcp.ts";
+import { classifyPacket, PACKET_LENGTH_MISMATCH, PACKET_OK, PACKET_OPTION_OVERFLOW } from "./validate.ts";
+import { TCP_MIN_HEADER_LEN, tcpNextOption } from "./tcp.ts";
 
 /** TCP option kind of TOA. */
 export const TCPOPT_TOA = 254;
@@ -101,22 +101,46 @@ export function readToaOption(b: Uint8Array, optOff: number): ToaAddress | null 
   return null;
 }
 
+/** What {@link scanToa} found in a SYN: the TOA to use, and how many kind-254 options it had to skip. */
+export interface ToaScan {
+  /** The first kind-254 option of the packet's own IP family's length (8 in IPv4, 20 in IPv6), or null. */
+  toa: ToaAddress | null;
+  /**
+   * Kind-254 options skipped as malformed: a length of neither form, or the other family's form. A broken
+   * option list (an option running past the header, a length below 2) counts as one, and yields no TOA.
+   */
+  malformed: number;
+}
+
 /**
- * Finds and decodes TOA in an IP packet that holds a TCP header — typically a SYN saved by the kernel with
- * TCP_SAVE_SYN, whose bytes stop after the TCP header while the IP length counts any payload. Returns null
- * when the bytes are no sound IPv4/IPv6 TCP packet or carry no valid TOA.
+ * Finds TOA in an IP packet that holds a TCP header — typically a SYN saved by the kernel with TCP_SAVE_SYN,
+ * whose bytes stop after the TCP header while the IP length counts any payload — and counts the kind-254
+ * options it skipped. Like toa.ko, a kind-254 option of the wrong length is passed over and a later valid one
+ * taken; unlike toa.ko, a broken option list yields nothing (half a header is no address to believe). A
+ * valid form of the other IP family is skipped too: the gateway never changes the family (docs/toa.md).
  */
-export function decodeToa(syn: Uint8Array): ToaAddress | null {
+export function scanToa(syn: Uint8Array): ToaScan {
   const info = new PacketInfo();
   let r = classifyPacket(syn, 0, syn.length, info);
   if (r === PACKET_LENGTH_MISMATCH) r = classifyPacket(syn, 0, syn.length, info, true);
-  if (r !== PACKET_OK || info.l4Proto !== IPPROTO_TCP) return null;
+  // classifyPacket walks the option list: a broken one is a malformed header, not "no TOA".
+  if (r === PACKET_OPTION_OVERFLOW) return { toa: null, malformed: 1 };
+  if (r !== PACKET_OK || info.l4Proto !== IPPROTO_TCP) return { toa: null, malformed: 0 };
   const o = info.l4Off;
-  if (info.end - o < TCP_MIN_HEADER_LEN) return null;
-  const doff = (syn[o + 12] >>> 4) << 2;
-  if (doff < TCP_MIN_HEADER_LEN || o + doff > info.end || !tcpOptionsWellFormed(syn, o)) return null;
+  if (info.end - o < TCP_MIN_HEADER_LEN) return { toa: null, malformed: 0 };
+  let malformed = 0;
   for (let p = tcpNextOption(syn, o, -1); p >= 0; p = tcpNextOption(syn, o, p)) {
-    if (syn[p] === TCPOPT_TOA) return readToaOption(syn, p);
+    if (syn[p] !== TCPOPT_TOA) continue;
+    if (toaOptionFamily(syn, p) === info.family) return { toa: readToaOption(syn, p), malformed };
+    malformed++;
   }
-  return null;
+  return { toa: null, malformed };
+}
+
+/**
+ * Finds and decodes TOA in an IP packet that holds a TCP header (see {@link scanToa}). Returns null when the
+ * bytes are no sound IPv4/IPv6 TCP packet or carry no valid TOA of the packet's family.
+ */
+export function decodeToa(syn: Uint8Array): ToaAddress | null {
+  return scanToa(syn).toa;
 }

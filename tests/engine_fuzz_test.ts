@@ -25,8 +25,27 @@ import {
   type Violation,
 } from "./fuzz/engine_fuzz.ts";
 
-/** Known, unfixed defects by violation class → where they are tracked. Empty: the strict test. */
-const EXPECTED_KNOWN = new Map<string, string>();
+/**
+ * Known, unfixed defects by violation class → where they are tracked. A class listed here may appear in the
+ * run, and its regression row must still reproduce it (so a fix says to remove it). Empty: the strict test.
+ */
+const EXPECTED_KNOWN = new Map<string, string>([
+  // Offload: the client-sent TOA is NOPed with a complete-checksum update before the partial sum is read.
+  ["partial-checksum:tcp:client-toa", "issue 9 (1)"],
+  // A rate-limited echo request returns 0 with no drop counted.
+  ["drop-uncounted:echo", "issue 9 (2)"],
+  // The echo reply to an all-zero ICMP message carries 0x0000 instead of 0xffff.
+  ["reply-checksum:icmp:all-zero", "issue 9 (4)"],
+  // ICMP errors are re-summed whole, so a corrupted one leaves with a good checksum.
+  ["checksum-laundered:icmp", "issue 9 (5)"],
+  ["checksum-laundered:icmpv6", "issue 9 (5)"],
+  // Found by this fuzzer, not in issue 9: an echo request with a bad checksum gets a (bad) reply; a host
+  // would drop it.
+  ["reply-to-bad-checksum:icmp", "found by the fuzzer: echo request with a bad checksum answered"],
+  ["reply-to-bad-checksum:icmpv6", "found by the fuzzer: echo request with a bad checksum answered"],
+  // Found by this fuzzer: option 254 a real server sends reaches the client (only client-sent TOA is NOPed).
+  ["toa-toward-client:from-server", "found by the fuzzer: server-sent option 254 forwarded to the client"],
+]);
 
 const A = FUZZ_ADDR;
 const ONE = SETUPS[0];
@@ -278,7 +297,8 @@ for (const row of ROWS) {
 const COUNT = 300_000;
 const SEED = 0x1509;
 
-Deno.test(`engine fuzz: ${COUNT} packets (seed ${SEED}) break no invariant`, () => {
+const beyond = EXPECTED_KNOWN.size > 0 ? ` beyond the ${EXPECTED_KNOWN.size} known classes` : "";
+Deno.test(`engine fuzz: ${COUNT} packets (seed ${SEED}) break no invariant${beyond}`, () => {
   const rep = runEngineFuzz({ seed: SEED, count: COUNT, keep: 2 });
   // The run reaches every path it is meant to, or its silence means nothing.
   const o = rep.outcomes;

@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { TCP_ACK, TCP_SYN } from "../base/packet/tcp.ts";
 import { icmp, tcp } from "../lb/engine/testing/packets.ts";
+import { Engine } from "../lb/engine/engine.ts";
 import {
   checkPacket,
   completeState,
   type EngineSetup,
+  findTcpOptions,
   fixTransportChecksum,
   fold16,
   formatReport,
@@ -86,6 +88,43 @@ Deno.test("fuzz oracle: complete and partial checksum states of built packets, a
   const e = icmp(A.clients4[0], A.vip4, 8, 0, 0, new Uint8Array(0));
   assert.equal(toHex(e.b, e.len).slice(40), "0800f7ff00000000", "all-zero echo request: checksum 0xf7ff");
   assert.equal(completeState(e.b, parseLayers(e.b, e.len)!), "good");
+});
+
+/** An engine whose outputs are broken on purpose, one way per `mode`, to show each oracle notices. */
+function sabotaged(mode: string): typeof Engine {
+  return class extends Engine {
+    override process(b: Uint8Array, len: number, now: number, csumPartial = false): number {
+      const n = super.process(b, len, now, csumPartial);
+      const l = n > 0 ? parseLayers(b, n) : null;
+      if (l === null) return n;
+      if (mode === "ip-source" && l.family === 4) b[15] ^= 1; // address changed, no checksum touched
+      if (mode === "payload" && !this.generated && !csumPartial && l.proto === 6 && l.end > l.l4Off + 20) {
+        b[l.end - 1] ^= 0x10;
+      }
+      if (mode === "toa-port" && !this.generated && l.proto === 6) {
+        const at = findTcpOptions(b, l, 254);
+        if (at !== null && at.length === 1) b[at[0] + 3] ^= 1;
+      }
+      if (mode === "partial" && !this.generated && csumPartial && l.proto === 6) b[l.l4Off + 17] ^= 4;
+      if (mode === "silent-drop" && !this.generated) return 0;
+      return n;
+    }
+  };
+}
+
+Deno.test("fuzz oracle: engines broken on purpose are caught, each under its class", () => {
+  for (
+    const [mode, cls] of [
+      ["ip-source", "ipv4-header-checksum"],
+      ["payload", "checksum-broken:tcp"],
+      ["toa-port", "toa-wrong-address"],
+      ["partial", "partial-checksum:tcp"],
+      ["silent-drop", "drop-uncounted"],
+    ]
+  ) {
+    const rep = runEngineFuzz({ seed: 7, count: 20_000, keep: 1, engine: sabotaged(mode) });
+    assert.ok(rep.classes.has(cls), `${mode}: ${cls} not reported\n${formatReport(rep)}`);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------------

@@ -308,9 +308,12 @@ export function fuzzConfig(extra: Record<string, unknown> = {}) {
   });
 }
 
-/** A deterministic engine for a setup (fixed ISN secret and epoch, so runs replay). */
-export function fuzzEngine(setup: EngineSetup, now = 1000): Engine {
-  return new Engine(fuzzConfig(setup.config), {
+/**
+ * A deterministic engine for a setup (fixed ISN secret and epoch, so runs replay); `Ctor` lets a test run a
+ * deliberately broken subclass to prove the oracles notice.
+ */
+export function fuzzEngine(setup: EngineSetup, now = 1000, Ctor: typeof Engine = Engine): Engine {
+  return new Ctor(fuzzConfig(setup.config), {
     now,
     worker: setup.worker,
     epoch: 0,
@@ -987,6 +990,8 @@ export interface FuzzOptions {
   count: number;
   /** Reproducers kept per class. */
   keep?: number;
+  /** The engine class to fuzz (a test passes a sabotaged subclass to check the oracles). */
+  engine?: typeof Engine;
 }
 
 /** Runs `count` packets from `seed` through the fuzzed engines and returns the classified findings. */
@@ -994,7 +999,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
   const keep = opts.keep ?? 3;
   const r = new Rand(opts.seed);
   let now = 1000;
-  const engines = SETUPS.map((s) => fuzzEngine(s, now));
+  const engines = SETUPS.map((s) => fuzzEngine(s, now, opts.engine));
   const gens = SETUPS.map(() => new Generator(r));
   const report: FuzzReport = {
     packets: 0,

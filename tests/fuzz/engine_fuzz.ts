@@ -909,12 +909,34 @@ class Generator {
     return len;
   }
 
+  /**
+   * Puts an IPv6 extension header (hop-by-hop or destination options with PadN, or an atomic fragment
+   * header) between the fixed header and the transport header; the transport checksum stays right, as the
+   * pseudo-header counts the upper-layer length only.
+   */
+  private addExtension(b: Uint8Array, len: number): number {
+    const r = this.r;
+    const nh = r.pick([0, 60, 44]);
+    const ext = nh === 44 ? [b[6], 0, 0, 0, ...this.r.bytes(4)] : [b[6], 0, 1, 4, 0, 0, 0, 0];
+    b.copyWithin(48, 40, len);
+    b.set(ext, 40);
+    b[6] = nh;
+    const plen = ((b[4] << 8) | b[5]) + 8;
+    b[4] = plen >> 8;
+    b[5] = plen & 255;
+    return len + 8;
+  }
+
   /** The next input. */
   next(): FuzzCase {
     const r = this.r;
     const base = this.base();
     let { b, len } = base;
     let kind = base.kind;
+    if (kind !== "random" && len >= 48 && b[0] >> 4 === 6 && r.chance(0.15)) {
+      len = this.addExtension(b, len);
+      kind += "+ext";
+    }
     if (kind !== "random" && r.chance(0.35)) {
       len = this.mutate(b, len);
       kind += "+mutated";

@@ -106,6 +106,9 @@ function sabotaged(mode: string): typeof Engine {
         if (at !== null && at.length === 1) b[at[0] + 3] ^= 1;
       }
       if (mode === "partial" && !this.generated && csumPartial && l.proto === 6) b[l.l4Off + 17] ^= 4;
+      if (mode === "client-port" && !this.generated && l.proto === 17 && b[l.l4Off] === 0) {
+        b[l.l4Off + 3] ^= 1;
+      }
       if (mode === "silent-drop" && !this.generated) return 0;
       return n;
     }
@@ -119,6 +122,7 @@ Deno.test("fuzz oracle: engines broken on purpose are caught, each under its cla
       ["payload", "checksum-broken:tcp"],
       ["toa-port", "toa-wrong-address"],
       ["partial", "partial-checksum:tcp"],
+      ["client-port", "nat-wrong-client"],
       ["silent-drop", "drop-uncounted"],
     ]
   ) {

@@ -972,6 +972,102 @@ function fmt6(b: Uint8Array, o: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The NAT model: what each connection's two tuples are, learned from what the engine forwarded.
+
+/** Both tuples of a connection as hex text: client side and server side. */
+interface Mapping {
+  client: string;
+  cport: number;
+  vip: string;
+  vport: number;
+  local: string;
+  lport: number;
+  rs: string;
+  rport: number;
+}
+
+function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
+  return toHex(b.subarray(off, off + (fam === 4 ? 4 : 16)));
+}
+
+const VIP_HEX = new Set(["c6120064", "fd000000000000000000000000000100"]);
+const LOCAL_HEX = new Set(["c6120201", "c6120202", "fd000002000000000000000000000001"]);
+
+/**
+ * Follows the engine's connections from the outside. A client's packet forwarded for a known client tuple
+ * must keep its local and server tuple unless it is a SYN (a new connection on a closing tuple) or UDP
+ * (the old flow may have expired); a server's packet forwarded for a local tuple must go back to that
+ * connection's client from its VIP, and come from its real server.
+ */
+export class NatModel {
+  private readonly byClient = new Map<string, Mapping>();
+  private readonly byLocal = new Map<string, Mapping>();
+
+  /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) and learns from it. */
+  check(input: Uint8Array, len: number, out: Uint8Array, ret: number): Violation[] {
+    const il = parseLayers(input, len);
+    const ol = parseLayers(out, ret);
+    if (il === null || ol === null || (il.proto !== 6 && il.proto !== 17) || ol.proto !== il.proto) return [];
+    const fam = il.family;
+    const [s, d] = fam === 4 ? [12, 16] : [8, 24];
+    const port = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
+    const dst = addrHex(input, d, fam);
+    const v: Violation[] = [];
+    if (VIP_HEX.has(dst)) {
+      const m: Mapping = {
+        client: addrHex(input, s, fam),
+        cport: port(input, il.l4Off),
+        vip: dst,
+        vport: port(input, il.l4Off + 2),
+        local: addrHex(out, s, fam),
+        lport: port(out, ol.l4Off),
+        rs: addrHex(out, d, fam),
+        rport: port(out, ol.l4Off + 2),
+      };
+      const key = `${il.proto}|${m.client}|${m.cport}|${m.vip}|${m.vport}`;
+      const old = this.byClient.get(key);
+      const syn = il.proto === 6 && (input[il.l4Off + 13] & 0x16) === 0x02;
+      if (
+        old !== undefined && il.proto === 6 && !syn &&
+        (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport)
+      ) {
+        v.push({
+          cls: "nat-remapped",
+          detail:
+            `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
+            `to ${m.local}:${m.lport}→${m.rs}:${m.rport} without a SYN`,
+        });
+      }
+      if (!LOCAL_HEX.has(m.local)) v.push({ cls: "nat-wrong-local", detail: `source ${m.local}` });
+      this.byClient.set(key, m);
+      this.byLocal.set(`${il.proto}|${m.local}|${m.lport}`, m);
+    } else if (LOCAL_HEX.has(dst)) {
+      const key = `${il.proto}|${dst}|${port(input, il.l4Off + 2)}`;
+      const m = this.byLocal.get(key);
+      if (m === undefined) {
+        v.push({
+          cls: "nat-unknown-connection",
+          detail: `forwarded for ${key}, which no client packet opened`,
+        });
+        return v;
+      }
+      if (addrHex(input, s, fam) !== m.rs || port(input, il.l4Off) !== m.rport) {
+        v.push({
+          cls: "nat-wrong-server",
+          detail: `from ${addrHex(input, s, fam)}, connection's server ${m.rs}`,
+        });
+      }
+      const got = `${addrHex(out, s, fam)}:${port(out, ol.l4Off)}→${addrHex(out, d, fam)}:${
+        port(out, ol.l4Off + 2)
+      }`;
+      const want = `${m.vip}:${m.vport}→${m.client}:${m.cport}`;
+      if (got !== want) v.push({ cls: "nat-wrong-client", detail: `out ${got}, connection ${want}` });
+    }
+    return v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The run.
 
 /** A violation with everything needed to replay it. */
@@ -1023,6 +1119,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
   let now = 1000;
   const engines = SETUPS.map((s) => fuzzEngine(s, now, opts.engine));
   const gens = SETUPS.map(() => new Generator(r));
+  const models = SETUPS.map(() => new NatModel());
   const report: FuzzReport = {
     packets: 0,
     outcomes: { forwarded: 0, generated: 0, dropped: 0, handedOff: 0 },
@@ -1043,6 +1140,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
     const c = g.next();
     const input = c.b.slice(0, c.len);
     const { ret, violations } = checkPacket(e, c.b, c.len, now, c.csumPartial);
+    if (ret > 0 && !e.generated) violations.push(...models[which].check(input, c.len, c.b, ret));
     report.packets++;
     report.kinds[c.kind.split("+")[0]] = (report.kinds[c.kind.split("+")[0]] ?? 0) + 1;
     if (ret < 0) report.outcomes.handedOff++;

@@ -8,7 +8,7 @@ import { TCP_ACK, TCP_SYN } from "../base/packet/tcp.ts";
 import { icmp, tcp } from "../lb/engine/testing/packets.ts";
 import { Engine } from "../lb/engine/engine.ts";
 import {
-  checkPacket,
+  checkWithModel,
   completeState,
   type EngineSetup,
   findTcpOptions,
@@ -18,6 +18,7 @@ import {
   fromHex,
   FUZZ_ADDR,
   fuzzEngine,
+  NatModel,
   parseLayers,
   partialState,
   rfc1071Sum,
@@ -47,6 +48,11 @@ const EXPECTED_KNOWN = new Map<string, string>([
   ["reply-to-bad-checksum:icmpv6", "found by the fuzzer: echo request with a bad checksum answered"],
   // Found by this fuzzer: option 254 a real server sends reaches the client (only client-sent TOA is NOPed).
   ["toa-toward-client:from-server", "found by the fuzzer: server-sent option 254 forwarded to the client"],
+  // Found by this fuzzer: a server-side ICMP error is matched by local address and port only; the quoted
+  // destination (the real server's address and port) is never compared, as IPVS's ip_vs_in_icmp does.
+  ["icmp-quote-mismatch", "found by the fuzzer: ICMP error quote matched by local port only"],
+  // Found by this fuzzer: tcpAdjustSack translates the first SACK option only; Linux uses the last.
+  ["nat-sack:repeated-option", "found by the fuzzer: second SACK option toward the client untranslated"],
 ]);
 
 const A = FUZZ_ADDR;
@@ -274,6 +280,41 @@ const ROWS: Row[] = [
     reproduces: "toa-toward-client:from-server",
   },
   {
+    name: "found: a real server's ICMP error quoting another server's address is translated all the same",
+    run: (send) => {
+      const c = connect(send);
+      const q = tcp({
+        src: A.locals4[0],
+        dst: "198.18.99.99",
+        sport: c.lport,
+        dport: c.rport,
+        seq: 5,
+        flags: 0x10,
+      });
+      return { p: icmp(A.rs4[0], A.locals4[0], 3, 3, 0, q.b.slice(0, 28)), partial: false };
+    },
+    reproduces: "icmp-quote-mismatch",
+  },
+  {
+    name: "found: only the first of two SACK options toward the client is translated (Linux reads the last)",
+    run: (send) => {
+      const c = connect(send);
+      const sack = [5, 10, 0x10, 0, 0, 0x10, 0x10, 0, 0x10, 0];
+      const p = tcp({
+        src: A.rs4[0],
+        dst: A.locals4[0],
+        sport: c.rport,
+        dport: c.lport,
+        seq: 9,
+        ack: 0x10000000,
+        flags: TCP_ACK,
+        options: [1, 1, ...sack, 1, 1, ...sack],
+      });
+      return { p, partial: false };
+    },
+    reproduces: "nat-sack:repeated-option",
+  },
+  {
     name: "control: offload SYN with timestamps, MSS and a TOA to insert; its SYN+ACK back",
     run: (send) => {
       const syn = tcp({
@@ -307,14 +348,15 @@ const ROWS: Row[] = [
 /** Runs a row on a fresh engine; returns the violations of its packet under test. */
 function runRow(row: Row): Violation[] {
   const e = fuzzEngine(row.setup ?? ONE);
+  const model = new NatModel();
   const send = (p: { b: Uint8Array; len: number }, partial = false) => {
-    const { ret, violations } = checkPacket(e, p.b, p.len, 1000, partial);
+    const { ret, violations } = checkWithModel(e, model, p.b, p.len, 1000, partial);
     assert.ok(ret > 0, `${row.name}: a set-up packet came out (${ret})`);
     assert.deepEqual(violations, [], `${row.name}: set-up packet`);
     return p.b.slice(0, ret);
   };
   const { p, partial } = row.run(send);
-  return checkPacket(e, p.b, p.len, 1000, partial).violations;
+  return checkWithModel(e, model, p.b, p.len, 1000, partial).violations;
 }
 
 for (const row of ROWS) {

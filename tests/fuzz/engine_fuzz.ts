@@ -961,6 +961,9 @@ class Generator {
 function rd16(b: Uint8Array, o: number): number {
   return (b[o] << 8) | b[o + 1];
 }
+function rd32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
 function fmt4(b: Uint8Array, o: number): string {
   return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 }
@@ -984,6 +987,8 @@ interface Mapping {
   lport: number;
   rs: string;
   rport: number;
+  /** TCP sequence delta: what the engine adds to the client's sequence numbers. */
+  delta: number;
 }
 
 function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
@@ -1007,42 +1012,46 @@ export class NatModel {
   check(input: Uint8Array, len: number, out: Uint8Array, ret: number): Violation[] {
     const il = parseLayers(input, len);
     const ol = parseLayers(out, ret);
-    if (il === null || ol === null || (il.proto !== 6 && il.proto !== 17) || ol.proto !== il.proto) return [];
+    if (il === null || ol === null || ol.proto !== il.proto) return [];
+    if (il.proto === (il.family === 4 ? 1 : 58)) return this.checkIcmp(input, il, out, ol);
+    if (il.proto !== 6 && il.proto !== 17) return [];
     const fam = il.family;
     const [s, d] = fam === 4 ? [12, 16] : [8, 24];
-    const port = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
     const dst = addrHex(input, d, fam);
+    const tcp = il.proto === 6;
     const v: Violation[] = [];
     if (VIP_HEX.has(dst)) {
       const m: Mapping = {
         client: addrHex(input, s, fam),
-        cport: port(input, il.l4Off),
+        cport: rd16(input, il.l4Off),
         vip: dst,
-        vport: port(input, il.l4Off + 2),
+        vport: rd16(input, il.l4Off + 2),
         local: addrHex(out, s, fam),
-        lport: port(out, ol.l4Off),
+        lport: rd16(out, ol.l4Off),
         rs: addrHex(out, d, fam),
-        rport: port(out, ol.l4Off + 2),
+        rport: rd16(out, ol.l4Off + 2),
+        delta: tcp ? (rd32(out, ol.l4Off + 4) - rd32(input, il.l4Off + 4)) >>> 0 : 0,
       };
       const key = `${il.proto}|${m.client}|${m.cport}|${m.vip}|${m.vport}`;
       const old = this.byClient.get(key);
-      const syn = il.proto === 6 && (input[il.l4Off + 13] & 0x16) === 0x02;
-      if (
-        old !== undefined && il.proto === 6 && !syn &&
-        (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport)
-      ) {
-        v.push({
-          cls: "nat-remapped",
-          detail:
-            `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
-            `to ${m.local}:${m.lport}→${m.rs}:${m.rport} without a SYN`,
-        });
+      const syn = tcp && (input[il.l4Off + 13] & 0x16) === 0x02;
+      if (old !== undefined && tcp && !syn) {
+        if (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport) {
+          v.push({
+            cls: "nat-remapped",
+            detail:
+              `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
+              `to ${m.local}:${m.lport}→${m.rs}:${m.rport} without a SYN`,
+          });
+        } else if (old.delta !== m.delta) {
+          v.push({ cls: "nat-seq-delta", detail: `sequence delta ${m.delta}, connection's ${old.delta}` });
+        }
       }
       if (!LOCAL_HEX.has(m.local)) v.push({ cls: "nat-wrong-local", detail: `source ${m.local}` });
       this.byClient.set(key, m);
       this.byLocal.set(`${il.proto}|${m.local}|${m.lport}`, m);
     } else if (LOCAL_HEX.has(dst)) {
-      const key = `${il.proto}|${dst}|${port(input, il.l4Off + 2)}`;
+      const key = `${il.proto}|${dst}|${rd16(input, il.l4Off + 2)}`;
       const m = this.byLocal.get(key);
       if (m === undefined) {
         v.push({
@@ -1051,20 +1060,122 @@ export class NatModel {
         });
         return v;
       }
-      if (addrHex(input, s, fam) !== m.rs || port(input, il.l4Off) !== m.rport) {
+      if (addrHex(input, s, fam) !== m.rs || rd16(input, il.l4Off) !== m.rport) {
         v.push({
           cls: "nat-wrong-server",
           detail: `from ${addrHex(input, s, fam)}, connection's server ${m.rs}`,
         });
       }
-      const got = `${addrHex(out, s, fam)}:${port(out, ol.l4Off)}→${addrHex(out, d, fam)}:${
-        port(out, ol.l4Off + 2)
+      const got = `${addrHex(out, s, fam)}:${rd16(out, ol.l4Off)}→${addrHex(out, d, fam)}:${
+        rd16(out, ol.l4Off + 2)
       }`;
       const want = `${m.vip}:${m.vport}→${m.client}:${m.cport}`;
       if (got !== want) v.push({ cls: "nat-wrong-client", detail: `out ${got}, connection ${want}` });
+      if (tcp && (input[il.l4Off + 13] & 0x10) !== 0) {
+        const want = (rd32(input, il.l4Off + 8) - m.delta) >>> 0;
+        const ack = rd32(out, ol.l4Off + 8);
+        if (ack !== want) {
+          v.push({ cls: "nat-ack", detail: `ack ${ack}, expected ${want} (delta ${m.delta})` });
+        }
+      }
+      if (tcp) v.push(...this.checkSack(input, il, out, ol, m.delta));
     }
     return v;
   }
+
+  /** SACK edges toward the client are the server's minus the connection's sequence delta. */
+  private checkSack(input: Uint8Array, il: Layers, out: Uint8Array, ol: Layers, delta: number): Violation[] {
+    const a = findTcpOptions(input, il, 5);
+    const b = findTcpOptions(out, ol, 5);
+    if (a === null || b === null || a.length !== b.length) return [];
+    // Linux reads the last SACK option of a segment, so every one must be translated, not just the first.
+    const cls = a.length > 1 ? "nat-sack:repeated-option" : "nat-sack";
+    for (let k = 0; k < a.length; k++) {
+      const n = input[a[k] + 1];
+      if (out[b[k] + 1] !== n) return [{ cls, detail: "SACK option length changed" }];
+      if (n < 10 || (n - 2) % 8 !== 0) continue; // Linux ignores a SACK option of any other length
+      for (let q = 2; q + 4 <= n; q += 4) {
+        const want = (rd32(input, a[k] + q) - delta) >>> 0;
+        const got = rd32(out, b[k] + q);
+        if (got !== want) return [{ cls, detail: `SACK option ${k + 1}: edge ${got}, expected ${want}` }];
+      }
+    }
+    return [];
+  }
+
+  /** A translated ICMP error: addressed to the other side, its quote rewritten to that side's tuple. */
+  private checkIcmp(input: Uint8Array, il: Layers, out: Uint8Array, ol: Layers): Violation[] {
+    const fam = il.family;
+    const [s, d] = fam === 4 ? [12, 16] : [8, 24];
+    const qi = il.l4Off + 8;
+    const qo = ol.l4Off + 8;
+    if (il.end - qi < (fam === 4 ? 28 : 48) || ol.end - qo < (fam === 4 ? 28 : 48)) return [];
+    const qhl = (b: Uint8Array, q: number) => fam === 4 ? (b[q] & 15) * 4 : 40;
+    const qp = fam === 4 ? input[qi + 9] : input[qi + 6];
+    if (qp !== 6 && qp !== 17) return [];
+    const li = qi + qhl(input, qi);
+    const lo = qo + qhl(out, qo);
+    if (li + 8 > il.end || lo + 8 > ol.end) return [];
+    const tuple = (b: Uint8Array, q: number, l: number) =>
+      `${addrHex(b, q + s, fam)}:${rd16(b, l)}→${addrHex(b, q + d, fam)}:${rd16(b, l + 2)}`;
+    const outer = (b: Uint8Array) => `${addrHex(b, s, fam)}→${addrHex(b, d, fam)}`;
+    const dst = addrHex(input, d, fam);
+    let m: Mapping | undefined;
+    let wantOuter: string;
+    let wantQuote: string;
+    let wantSeq = rd32(input, li + 4);
+    if (LOCAL_HEX.has(dst)) {
+      // About local:lport → RS: to the client, about client:cport → VIP:vport, its sequence number back.
+      // The quote must name the whole connection (the local address the error came to, and its server), as
+      // IPVS's ip_vs_in_icmp looks it up; a matching local port alone is not enough.
+      m = this.byLocal.get(`${qp}|${dst}|${rd16(input, li)}`);
+      const quoted = tuple(input, qi, li);
+      if (m === undefined) return [{ cls: "nat-unknown-connection", detail: `ICMP error about ${quoted}` }];
+      if (quoted !== `${m.local}:${m.lport}→${m.rs}:${m.rport}`) {
+        return [{
+          cls: "icmp-quote-mismatch",
+          detail: `error to ${dst} about ${quoted} translated for ${m.local}:${m.lport}→${m.rs}:${m.rport}`,
+        }];
+      }
+      wantOuter = `${m.vip}→${m.client}`;
+      wantQuote = `${m.client}:${m.cport}→${m.vip}:${m.vport}`;
+      wantSeq = (wantSeq - m.delta) >>> 0;
+    } else {
+      // About VIP:vport → client: to the real server, about RS:rport → local:lport.
+      const q = `${qp}|${addrHex(input, qi + d, fam)}|${rd16(input, li + 2)}|${addrHex(input, qi + s, fam)}|${
+        rd16(input, li)
+      }`;
+      m = this.byClient.get(q);
+      if (m === undefined) return [{ cls: "nat-unknown-connection", detail: "ICMP error translated" }];
+      wantOuter = `${m.local}→${m.rs}`;
+      wantQuote = `${m.rs}:${m.rport}→${m.local}:${m.lport}`;
+    }
+    const v: Violation[] = [];
+    if (outer(out) !== wantOuter) {
+      v.push({ cls: "icmp-wrong-address", detail: `${outer(out)}, want ${wantOuter}` });
+    }
+    const gotQuote = tuple(out, qo, lo);
+    if (gotQuote !== wantQuote) v.push({ cls: "icmp-wrong-quote", detail: `${gotQuote}, want ${wantQuote}` });
+    if (qp === 6 && rd32(out, lo + 4) !== wantSeq) {
+      v.push({ cls: "icmp-quote-seq", detail: `quoted seq ${rd32(out, lo + 4)}, want ${wantSeq}` });
+    }
+    return v;
+  }
+}
+
+/** {@link checkPacket}, then the NAT model's checks on a forwarded packet (the model learns from it). */
+export function checkWithModel(
+  e: Engine,
+  model: NatModel,
+  b: Uint8Array,
+  len: number,
+  now: number,
+  csumPartial: boolean,
+): { ret: number; violations: Violation[] } {
+  const input = b.slice(0, len);
+  const r = checkPacket(e, b, len, now, csumPartial);
+  if (r.ret > 0 && !e.generated) r.violations.push(...model.check(input, len, b, r.ret));
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1139,8 +1250,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
     const g = gens[which];
     const c = g.next();
     const input = c.b.slice(0, c.len);
-    const { ret, violations } = checkPacket(e, c.b, c.len, now, c.csumPartial);
-    if (ret > 0 && !e.generated) violations.push(...models[which].check(input, c.len, c.b, ret));
+    const { ret, violations } = checkWithModel(e, models[which], c.b, c.len, now, c.csumPartial);
     report.packets++;
     report.kinds[c.kind.split("+")[0]] = (report.kinds[c.kind.split("+")[0]] ?? 0) + 1;
     if (ret < 0) report.outcomes.handedOff++;

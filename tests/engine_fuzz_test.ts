@@ -53,6 +53,8 @@ const EXPECTED_KNOWN = new Map<string, string>([
   ["icmp-quote-mismatch", "found by the fuzzer: ICMP error quote matched by local port only"],
   // Found by this fuzzer: tcpAdjustSack translates the first SACK option only; Linux uses the last.
   ["nat-sack:repeated-option", "found by the fuzzer: second SACK option toward the client untranslated"],
+  // Found by this fuzzer: tcpClampMss clamps the first MSS option only; Linux uses the last.
+  ["mss-not-clamped:repeated-option", "found by the fuzzer: second MSS option in a SYN left unclamped"],
 ]);
 
 const A = FUZZ_ADDR;
@@ -313,6 +315,22 @@ const ROWS: Row[] = [
       return { p, partial: false };
     },
     reproduces: "nat-sack:repeated-option",
+  },
+  {
+    name: "found: only the first of two MSS options in a SYN is clamped (Linux reads the last)",
+    run: () => ({
+      p: tcp({
+        src: A.clients4[0],
+        dst: A.vip4,
+        sport: 40001,
+        dport: 80,
+        seq: 1,
+        flags: TCP_SYN,
+        options: [2, 4, 0x23, 0x28, 2, 4, 0x23, 0x28], // MSS 9000, twice
+      }),
+      partial: false,
+    }),
+    reproduces: "mss-not-clamped:repeated-option",
   },
   {
     name: "control: offload SYN with timestamps, MSS and a TOA to insert; its SYN+ACK back",

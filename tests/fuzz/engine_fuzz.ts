@@ -407,6 +407,7 @@ export function checkPacket(
     clientToa = toas !== null && toas.length > 0;
   }
   const drops0 = sumDrops(e);
+  const noSpace0 = e.counters.events[C.EV_TOA_NO_SPACE];
   let ret: number;
   try {
     ret = e.process(b, len, now, csumPartial);
@@ -541,6 +542,33 @@ export function checkPacket(
             toHex(input.subarray(srcOff, srcOff + n))
           }`,
         });
+      }
+    }
+    const syn = (b[out.l4Off + 13] & 0x12) === 0x02;
+    if (toas !== null && towardServer && syn && inL !== null) {
+      // A SYN to a TOA service carries TOA, unless the engine counted that it had no room.
+      const vport = (input[inL.l4Off + 2] << 8) | input[inL.l4Off + 3];
+      const toaService = FUZZ_SERVICES.some((s) => s.proto === 6 && s.port === vport && s.toa);
+      if (toaService && toas.length === 0 && e.counters.events[C.EV_TOA_NO_SPACE] === noSpace0) {
+        v.push({ cls: "toa-missing", detail: "SYN toward the server without TOA, none counted as no space" });
+      }
+      const ts = findTcpOptions(b, out, 8);
+      if (ts !== null && ts.length > 0) {
+        v.push({ cls: "timestamp-toward-server", detail: "SYN keeps its timestamp" });
+      }
+    }
+    if (toas !== null && (b[out.l4Off + 13] & 0x02) !== 0) {
+      // The MSS of any SYN or SYN+ACK leaves room for TOA within the MTU.
+      const limit = e.config.mtu - (out.family === 4 ? 48 : 80);
+      // Linux takes the last MSS option of a segment, so every one must be clamped, not just the first.
+      const all = findTcpOptions(b, out, 2) ?? [];
+      const cls = all.length > 1 ? "mss-not-clamped:repeated-option" : "mss-not-clamped";
+      for (const m of all) {
+        const mss = b[m + 1] === 4 ? (b[m + 2] << 8) | b[m + 3] : -1;
+        if (mss > limit) {
+          v.push({ cls, detail: `MSS ${mss} above ${limit}` });
+          break;
+        }
       }
     }
   }

@@ -117,6 +117,7 @@ function sabotaged(mode: string): typeof Engine {
       if (mode === "client-port" && !this.generated && l.proto === 17 && b[l.l4Off] === 0) {
         b[l.l4Off + 3] ^= 1;
       }
+      if (mode === "books" && l.proto === 17 && !this.generated) this.sets[0].inactive[0] += 1;
       if (mode === "silent-drop" && !this.generated) return 0;
       return n;
     }
@@ -131,6 +132,7 @@ Deno.test("fuzz oracle: engines broken on purpose are caught, each under its cla
       ["toa-port", "toa-wrong-address"],
       ["partial", "partial-checksum:tcp"],
       ["client-port", "nat-wrong-client"],
+      ["books", "server-counts"],
       ["silent-drop", "drop-uncounted"],
     ]
   ) {

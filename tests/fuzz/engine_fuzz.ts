@@ -1191,6 +1191,31 @@ export class NatModel {
   }
 }
 
+/**
+ * The schedulers' books: every real server's active and inactive counts are whole and not negative, and
+ * over all servers they add up to the connection table's size.
+ */
+export function checkBookkeeping(e: Engine): Violation[] {
+  let sum = 0;
+  for (const set of e.sets) {
+    for (let k = 0; k < set.active.length; k++) {
+      const a = set.active[k];
+      const n = set.inactive[k];
+      if (!(a >= 0 && n >= 0 && Number.isInteger(a) && Number.isInteger(n))) {
+        return [{ cls: "server-counts", detail: `server ${k}: active ${a}, inactive ${n}` }];
+      }
+      sum += a + n;
+    }
+  }
+  if (sum !== e.conns.size) {
+    return [{
+      cls: "server-counts",
+      detail: `servers count ${sum} connections, the table holds ${e.conns.size}`,
+    }];
+  }
+  return [];
+}
+
 /** {@link checkPacket}, then the NAT model's checks on a forwarded packet (the model learns from it). */
 export function checkWithModel(
   e: Engine,
@@ -1279,13 +1304,14 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
     const c = g.next();
     const input = c.b.slice(0, c.len);
     const { ret, violations } = checkWithModel(e, models[which], c.b, c.len, now, c.csumPartial);
+    if (i % 16 === 0) violations.push(...checkBookkeeping(e));
     report.packets++;
     report.kinds[c.kind.split("+")[0]] = (report.kinds[c.kind.split("+")[0]] ?? 0) + 1;
     if (ret < 0) report.outcomes.handedOff++;
     else if (ret === 0) report.outcomes.dropped++;
     else if (e.generated) report.outcomes.generated++;
     else report.outcomes.forwarded++;
-    if (ret > 0 && violations.length === 0) g.learn(input, c.len, c.b, ret, e.generated);
+    if (ret > 0) g.learn(input, c.len, c.b, ret, e.generated);
     for (const v of violations) {
       let entry = report.classes.get(v.cls);
       if (entry === undefined) report.classes.set(v.cls, entry = { count: 0, first: [] });

@@ -2,7 +2,8 @@
 // random valid headers round-trip encode → decode (addresses compared as this file formats them, RFC 5952,
 // sharing no code with base/packet); random and mutated input never throws, never claims more bytes than it
 // was given, and answers the same way for every extension of an input it already decided ("incomplete" must
-// mean more bytes could make it valid; "invalid" and "ok" must not change with more bytes). A failure prints
+// mean more bytes could make it valid; "invalid" and "ok" must not change with more bytes), and whatever
+// decodes re-encodes to itself through either version. A failure prints
 // the seed, index and the input in hex.
 import assert from "node:assert/strict";
 import {
@@ -171,6 +172,24 @@ function decodeChecked(b: Uint8Array, label: () => string): ProxyDecodeResult {
       expect(n === PROXY_V2_HEADER_LEN + b[14] * 256 + b[15], "v2-length", () => `${label()}: length ${n}`);
     }
     const h = res.header;
+    // What was decoded encodes again, and that decodes to the same header (v1: TCP only; no TLVs).
+    const again2 = decodeProxyV2(encodeProxyV2(h));
+    const want2 = { ...h, tlvs: h.tlvs ?? [] };
+    expect(
+      again2.status === "ok" && JSON.stringify(again2.header) === JSON.stringify(want2),
+      "reencode-v2",
+      () => `${label()}: ${JSON.stringify(h)} → ${JSON.stringify(again2)}`,
+    );
+    if (h.command !== "proxy" || h.transport === "stream") {
+      const again1 = decodeProxyV1(encodeProxyV1(h));
+      const { tlvs: _, ...bare } = h;
+      const want1 = h.command === "proxy" ? bare : { command: "unknown" };
+      expect(
+        again1.status === "ok" && JSON.stringify(again1.header) === JSON.stringify(want1),
+        "reencode-v1",
+        () => `${label()}: ${JSON.stringify(h)} → ${JSON.stringify(again1)}`,
+      );
+    }
     if (h.command === "proxy") {
       for (const ep of [h.source, h.destination]) {
         const portOk = Number.isInteger(ep.port) && ep.port >= 0 && ep.port <= 65535;

@@ -3,8 +3,7 @@
 // sharing no code with base/packet); random and mutated input never throws, never claims more bytes than it
 // was given, and answers the same way for every extension of an input it already decided ("incomplete" must
 // mean more bytes could make it valid; "invalid" and "ok" must not change with more bytes), and whatever
-// decodes re-encodes to itself through either version. A failure prints
-// the seed, index and the input in hex.
+// decodes re-encodes to itself through either version. A failure prints the seed, index and input in hex.
 import assert from "node:assert/strict";
 import {
   decodeProxyHeader,

@@ -48,9 +48,10 @@ const EXPECTED_KNOWN = new Map<string, string>([
   ["reply-to-bad-checksum:icmpv6", "found by the fuzzer: echo request with a bad checksum answered"],
   // Found by this fuzzer: option 254 a real server sends reaches the client (only client-sent TOA is NOPed).
   ["toa-toward-client:from-server", "found by the fuzzer: server-sent option 254 forwarded to the client"],
-  // Found by this fuzzer: a server-side ICMP error is matched by local address and port only; the quoted
-  // destination (the real server's address and port) is never compared, as IPVS's ip_vs_in_icmp does.
-  ["icmp-quote-mismatch", "found by the fuzzer: ICMP error quote matched by local port only"],
+  // Found by this fuzzer: ICMP errors are matched by part of the quote only. From the server side, by the
+  // local address and port (the quoted real server is never compared); from the client side, the VIP the
+  // error was sent to need not be the quoted source. IPVS's ip_vs_in_icmp matches the whole quoted tuple.
+  ["icmp-quote-mismatch", "found by the fuzzer: ICMP error translated on a partial quote match"],
   // Found by this fuzzer: tcpAdjustSack translates the first SACK option only; Linux uses the last.
   ["nat-sack:repeated-option", "found by the fuzzer: second SACK option toward the client untranslated"],
   // Found by this fuzzer: tcpClampMss clamps the first MSS option only; Linux uses the last.
@@ -296,6 +297,16 @@ const ROWS: Row[] = [
         flags: 0x10,
       });
       return { p: icmp(A.rs4[0], A.locals4[0], 3, 3, 0, q.b.slice(0, 28)), partial: false };
+    },
+    reproduces: "icmp-quote-mismatch",
+  },
+  {
+    name: "found: an ICMP error sent to one VIP about a packet from another VIP is translated all the same",
+    run: (send) => {
+      const syn = tcp({ src: A.clients4[0], dst: A.vip4b, sport: 40002, dport: 80, seq: 1, flags: TCP_SYN });
+      send(syn);
+      const q = tcp({ src: A.vip4b, dst: A.clients4[0], sport: 80, dport: 40002, seq: 5, flags: 0x12 });
+      return { p: icmp(A.router4, A.vip4, 3, 4, 1400, q.b.slice(0, 28)), partial: false };
     },
     reproduces: "icmp-quote-mismatch",
   },

@@ -224,6 +224,7 @@ export const FUZZ_ADDR = {
   router4: "198.18.1.1",
   router6: "fd00:1::1",
   vip4: "198.18.0.100",
+  vip4b: "198.18.0.101",
   vip6: "fd00::100",
   locals4: ["198.18.2.1", "198.18.2.2"],
   local6: "fd00:2::1",
@@ -248,6 +249,7 @@ export const FUZZ_SERVICES: readonly Svc[] = [
   { vip: A.vip4, port: 53, proto: 17, toa: false },
   { vip: A.vip4, port: 81, proto: 6, toa: false },
   { vip: A.vip6, port: 53, proto: 17, toa: false },
+  { vip: A.vip4b, port: 80, proto: 6, toa: true },
 ];
 
 /** A named engine setup the fuzzer drives. */
@@ -303,6 +305,7 @@ export function fuzzConfig(extra: Record<string, unknown> = {}) {
         scheduler: "sh",
         realServers: [{ address: A.rs6, port: 53 }],
       },
+      { vip: A.vip4b, port: 80, scheduler: "mh", realServers: [{ address: A.rs4[1], port: 80 }] },
     ],
     ...extra,
   });
@@ -695,9 +698,9 @@ class Generator {
     const ol = parseLayers(out, ret);
     if (il === null || ol === null || il.proto !== ol.proto || (il.proto !== 6 && il.proto !== 17)) return;
     const fam = il.family;
-    const vip = fam === 4 ? A.vip4 : A.vip6;
     const dst = fam === 4 ? fmt4(input, 16) : fmt6(input, 24);
-    if (dst !== (fam === 4 ? vip : "fd00:0:0:0:0:0:0:100")) return;
+    if (dst !== A.vip4 && dst !== A.vip4b && dst !== "fd00:0:0:0:0:0:0:100") return;
+    const vip = fam === 4 ? dst : A.vip6;
     const flow: Flow = {
       fam,
       proto: il.proto as 6 | 17,
@@ -829,7 +832,9 @@ class Generator {
       const src = fromClient
         ? (r.chance(0.5) ? flow.client : (v4 ? A.router4 : A.router6))
         : (r.chance(0.5) ? flow.rs : (v4 ? "198.18.3.1" : "fd00:3::1"));
-      const dst = fromClient ? flow.vip : flow.local;
+      // Now and then to the other IPv4 VIP than the one the quote names.
+      const otherVip = flow.vip === A.vip4 ? A.vip4b : A.vip4;
+      const dst = fromClient ? (v4 && r.chance(0.1) ? otherVip : flow.vip) : flow.local;
       const rest = type === 3 && code === 4 || type === 2 ? r.int(1500) : 0;
       return {
         ...icmp(src, dst, type, code, rest, body),
@@ -1023,7 +1028,7 @@ function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
   return toHex(b.subarray(off, off + (fam === 4 ? 4 : 16)));
 }
 
-const VIP_HEX = new Set(["c6120064", "fd000000000000000000000000000100"]);
+const VIP_HEX = new Set(["c6120064", "c6120065", "fd000000000000000000000000000100"]);
 const LOCAL_HEX = new Set(["c6120201", "c6120202", "fd000002000000000000000000000001"]);
 
 /**
@@ -1175,6 +1180,12 @@ export class NatModel {
       }`;
       m = this.byClient.get(q);
       if (m === undefined) return [{ cls: "nat-unknown-connection", detail: "ICMP error translated" }];
+      if (m.vip !== dst) {
+        return [{
+          cls: "icmp-quote-mismatch",
+          detail: `error to VIP ${dst} about a packet from VIP ${m.vip}`,
+        }];
+      }
       wantOuter = `${m.local}→${m.rs}`;
       wantQuote = `${m.rs}:${m.rport}→${m.local}:${m.lport}`;
     }

@@ -3,17 +3,27 @@
 // against an option walk written here from RFC 9293 §3.1: random option soups never throw, every option the
 // walker reports lies inside the TCP header (the bytes after it are changed between two runs and must not
 // matter; the packet ends its buffer, so a read past it would see undefined), the walk and the decoded TOA
-// agree with the independent ones, and a well-formed TOA inserted anywhere is found with its address. A
-// failure prints the seed, index and the packet in hex.
+// agree with the independent ones, and a well-formed TOA inserted anywhere is found with its address; the
+// option edits the engine makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, tcpClampMss,
+// tcpAdjustSack) keep the options, the payload and an RFC 1071 checksum right. A failure prints the seed,
+// index and the packet in hex.
 import assert from "node:assert/strict";
+import { PacketInfo } from "../base/packet/packet_info.ts";
 import {
+  tcpAdjustSack,
+  tcpClampMss,
+  tcpCompactOptions,
   tcpFindOption,
+  tcpInsertOption,
   tcpNextOption,
+  tcpNopAllOptions,
   TCPOPT_END,
   TCPOPT_MALFORMED,
   tcpOptionsWellFormed,
 } from "../base/packet/tcp.ts";
+import { classifyPacket, PACKET_OK } from "../base/packet/validate.ts";
 import { decodeToa, readToaOption, type ToaAddress } from "../base/packet/toa_option.ts";
+import { completeState, fixTransportChecksum, parseLayers } from "./fuzz/engine_fuzz.ts";
 import { prng } from "./helpers/prng.ts";
 
 const SEED = 0x70a;
@@ -276,4 +286,81 @@ Deno.test("TOA fuzz: mutated TCP headers around a TOA never throw and decode as 
     assert.deepEqual(got, sound ? expectedToa(b, o) : null, label());
     if (sound) libraryWalk(b, o, label);
   }
+});
+
+/** The option records of a sound list, NOPs left out, up to EOL: what packing must keep, in order. */
+function records(b: Uint8Array, o: number): string[] {
+  return walk(b, o).offsets.filter((p) => b[p] !== 1).map((p) => hex(b.subarray(p, p + b[p + 1])));
+}
+
+Deno.test("TOA fuzz: inserting TOA, packing, NOPing, clamping MSS and moving SACK keep the segment sound", () => {
+  const r = new Rand(SEED + 3);
+  const counts = { inserted: 0, noRoom: 0, packed: 0 };
+  for (let i = 0; i < 8_000; i++) {
+    const family: 4 | 6 = r.chance(0.5) ? 4 : 6;
+    const opts = soundOptions(r).flat();
+    if (r.chance(0.3)) opts.push(...new Array(r.int(8)).fill(1)); // NOP runs: room packing can free
+    if (opts.length > 40) continue;
+    const payload = r.bytes(r.int(r.chance(0.5) ? 2 : 40));
+    const built = packet(family, Uint8Array.from(opts), payload);
+    const b = new Uint8Array(built.b.length + 64);
+    b.set(built.b);
+    let len = built.b.length;
+    const o = built.o;
+    fixTransportChecksum(b, len, false);
+    const label = () => `seed ${SEED + 3} index ${i}: packet ${hex(b.subarray(0, len))}`;
+    const sound = (what: string) => {
+      const l = parseLayers(b, len);
+      assert.ok(l !== null && l.end === len, `${label()}: ${what}: IP length`);
+      assert.equal(completeState(b, l), "good", `${label()}: ${what}: checksum (RFC 1071 here)`);
+      const info = new PacketInfo();
+      assert.equal(classifyPacket(b, 0, len, info), PACKET_OK, `${label()}: ${what}: classifies`);
+      assert.deepEqual(b.subarray(len - payload.length, len), payload, `${label()}: ${what}: payload kept`);
+      return info;
+    };
+    let info = sound("built");
+    const kept = records(b, o);
+    // Pack: the same options in the same order, NOPs gone, the header no longer than it must be.
+    len = tcpCompactOptions(b, info, len);
+    info = sound("packed");
+    assert.deepEqual(records(b, o), kept, `${label()}: packing keeps the options`);
+    const need = kept.reduce((n, t) => n + t.length / 2, 0);
+    assert.equal((b[o + 12] >> 4) * 4, 20 + ((need + 3) & ~3), `${label()}: packed header length`);
+    counts.packed++;
+    // Insert TOA: first in the list, the rest unchanged behind it; or no room, and nothing changed.
+    const v6 = r.chance(0.5);
+    const addr = r.bytes(v6 ? 16 : 4);
+    const port = r.int(65536);
+    const toa = Uint8Array.from([254, v6 ? 20 : 8, port >> 8, port & 255, ...addr]);
+    const beforeInsert = b.slice(0, len);
+    const n = tcpInsertOption(b, info, len, toa, 0, toa.length);
+    if (n < 0) {
+      assert.ok(20 + ((need + 3) & ~3) + toa.length > 60, `${label()}: refused though it fits`);
+      assert.deepEqual(b.subarray(0, len), beforeInsert, `${label()}: a refused insert changes nothing`);
+      counts.noRoom++;
+    } else {
+      len = n;
+      info = sound("TOA inserted");
+      assert.deepEqual(records(b, o), [hex(toa), ...kept], `${label()}: TOA first, the rest behind it`);
+      const want: ToaAddress = v6
+        ? { family: 6, address: v6Text(addr, 0), port }
+        : { family: 4, address: addr.join("."), port };
+      assert.deepEqual(decodeToa(b.subarray(0, len)), want, `${label()}: decodeToa after the insert`);
+      counts.inserted++;
+    }
+    // Clamp MSS, move SACK edges, NOP out TOA: each keeps the checksum right.
+    tcpClampMss(b, o, 536);
+    sound("MSS clamped");
+    const mss = walk(b, o).offsets.find((p) => b[p] === 2);
+    if (mss !== undefined && b[mss + 1] === 4) {
+      assert.ok(b[mss + 2] * 256 + b[mss + 3] <= 536, `${label()}: MSS`);
+    }
+    tcpAdjustSack(b, o, r.next());
+    sound("SACK moved");
+    const removed = tcpNopAllOptions(b, o, 254);
+    sound("TOA NOPed");
+    assert.equal(removed, n < 0 ? 0 : 1, `${label()}: TOA options NOPed`);
+    assert.equal(decodeToa(b.subarray(0, len)), null, `${label()}: no TOA after NOPing`);
+  }
+  assert.ok(counts.inserted > 4_000 && counts.noRoom > 40, JSON.stringify(counts));
 });

@@ -960,6 +960,24 @@ class Generator {
     return len + 8;
   }
 
+  /**
+   * Puts IPv4 options (NOPs, a router alert, a record-route with room, EOL padding) into the header: IHL,
+   * total length and header checksum follow; the transport checksum is unchanged (not in the pseudo-header).
+   */
+  private addIpv4Options(b: Uint8Array, len: number): number {
+    const r = this.r;
+    const opts = r.pick([[1, 1, 1, 0], [148, 4, 0, 0], [7, 7, 4, 0, 0, 0, 0, 1], [1, 0, 0, 0]]);
+    const n = opts.length;
+    b.copyWithin(20 + n, 20, len);
+    b.set(opts, 20);
+    b[0] = 0x40 | ((20 + n) >> 2);
+    const total = ((b[2] << 8) | b[3]) + n;
+    b[2] = total >> 8;
+    b[3] = total & 255;
+    fixIpv4Checksum(b, len + n);
+    return len + n;
+  }
+
   /** The next input. */
   next(): FuzzCase {
     const r = this.r;
@@ -969,6 +987,9 @@ class Generator {
     if (kind !== "random" && len >= 48 && b[0] >> 4 === 6 && r.chance(0.15)) {
       len = this.addExtension(b, len);
       kind += "+ext";
+    } else if (kind !== "random" && len >= 20 && b[0] === 0x45 && r.chance(0.08)) {
+      len = this.addIpv4Options(b, len);
+      kind += "+ipopt";
     }
     if (kind !== "random" && r.chance(0.35)) {
       len = this.mutate(b, len);

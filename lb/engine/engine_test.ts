@@ -37,7 +37,8 @@ import { classifyPacket, PACKET_OK, type PACKET_REASONS } from "../../base/packe
 import { decodeToa, TCPOPT_TOA, type ToaAddress } from "../../base/packet/toa_option.ts";
 import * as C from "./counters.ts";
 import { Engine } from "./engine.ts";
-import { icmp, optMss, optSack, optTimestamp, optToa4, tcp, type TcpSpec, udp } from "./testing/packets.ts";
+import { fromHex } from "../../tests/fixtures/fixtures.ts";
+import { BUF_SIZE, icmp, optMss, optSack, optTimestamp, optToa4, tcp, type TcpSpec, udp } from "./testing/packets.ts";
 import {
   STATE_CLOSE,
   STATE_ESTABLISHED,
@@ -222,6 +223,10 @@ interface Out {
   icmpMtu?: number;
   /** The packet an ICMP error quotes: valid as a quote, its IPv4 header checksum right. */
   quoted?: Quote;
+  /** The checksum field as the engine left it, before the driver completes a partial checksum. */
+  partialChecksum?: number;
+  /** IPv4 TTL or IPv6 hop limit. */
+  ttl?: number;
 }
 
 /** An output packet as the field readers see it. */
@@ -230,6 +235,8 @@ interface Seen {
   n: number;
   inLen: number;
   info: PacketInfo;
+  /** The checksum field before a partial checksum was completed (undefined: it was complete). */
+  partial?: number;
 }
 
 /** How each {@link Out} field is read from an output packet. */
@@ -268,6 +275,8 @@ const READ: { [K in keyof Out]-?: (p: Seen, label: string) => unknown } = {
   udpChecksum: (p) => read16(p.b, p.info.l4Off + 6),
   icmp: (p) => [p.b[p.info.l4Off], p.b[p.info.l4Off + 1]],
   icmpMtu: (p) => read16(p.b, p.info.l4Off + 6),
+  partialChecksum: (p) => p.partial,
+  ttl: (p) => p.info.family === 4 ? p.b[8] : p.b[7],
   quoted: (p, label) => {
     const qOff = p.info.l4Off + 8;
     const qi = new PacketInfo();
@@ -285,10 +294,17 @@ const READ: { [K in keyof Out]-?: (p: Seen, label: string) => unknown } = {
 };
 
 /** Re-parses the packet out in `b[0, n)` (input `inLen` bytes) and compares every field `want` gives. */
-function expectOut(label: string, b: Uint8Array, n: number, inLen: number, want: Out): PacketInfo {
+function expectOut(
+  label: string,
+  b: Uint8Array,
+  n: number,
+  inLen: number,
+  want: Out,
+  partial?: number,
+): PacketInfo {
   assert.ok(n > 0, `${label}: a packet out, not a drop`);
   const info = parse(b, n);
-  const seen = { b, n, inLen, info };
+  const seen = { b, n, inLen, info, partial };
   for (const [k, v] of Object.entries(want) as [keyof Out, unknown][]) {
     if (k === "sportIn") {
       const [lo, hi] = v as [number, number];
@@ -402,6 +418,8 @@ function expectCounts(label: string, e: Engine, before: Snapshot, want: Counts, 
 interface Pkt {
   b: Uint8Array;
   len: number;
+  /** Its transport checksum is partial (virtio_net_hdr NEEDS_CSUM): the engine is told so. */
+  partial?: boolean;
 }
 
 /** A row's verdict: dropped under a reason, or a packet out with these fields. */
@@ -421,12 +439,14 @@ function run(
   counts?: Counts,
 ): { n: number; info: PacketInfo } {
   const before = snapshot(e);
-  const n = e.process(p.b, p.len, now);
+  const n = e.process(p.b, p.len, now, p.partial ?? false);
   let info = new PacketInfo();
   if ("drop" in verdict) {
     assert.equal(n, 0, `${label}: dropped`);
   } else {
-    info = expectOut(label, p.b, n, p.len, verdict.out);
+    // A forwarded packet keeps a partial checksum partial; complete it as the offload would, then check it.
+    const partial = p.partial && n > 0 && !e.generated ? completePartial(p.b, n) : undefined;
+    info = expectOut(label, p.b, n, p.len, verdict.out, partial);
   }
   if (counts) {
     const want = "drop" in verdict
@@ -558,6 +578,11 @@ interface PacketRow {
 
 const GET = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
 
+/** A packet given as hex (an issue's reproducer), in a buffer with room to grow. */
+function hex(h: string, partial = false): Pkt {
+  return { b: fromHex(h, BUF_SIZE), len: h.length >>> 1, partial };
+}
+
 /** 40 bytes of options a packing of NOPs makes room in: MSS, 8 NOPs, TS, WS, SACK-permitted, 13 NOPs. */
 const PACKABLE_OPTIONS = [
   ...optMss(1460),
@@ -658,6 +683,24 @@ const PACKET_ROWS: PacketRow[] = [
     },
     verdict: { out: { grow: 0, tcpHeaderLen: 60, toa: null, toaOptions: 0, mss: 1452 } },
     counts: { events: { toa_no_space: 1, mss_clamped: 1, connections: 1 }, flow: "new" },
+  },
+  {
+    // Issue 9 #1: the client's TOA blanked to NOPs must not disturb a partial checksum (0x9404 was wrong).
+    name: "partial-checksum SYN with a client TOA: stays partial (0x915a), TOA replaced",
+    input: () =>
+      hex(
+        "450000301ab040004006928dc6120102c61200649c400050000003e80000000070021fa68dad0000fe080050c6124242",
+        true,
+      ),
+    verdict: {
+      out: {
+        grow: 8,
+        partialChecksum: 0x915a,
+        toa: { family: 4, address: CLIENT, port: 40000 },
+        toaOptions: 1,
+      },
+    },
+    counts: { events: { toa_stripped: 1, toa_inserted: 1, connections: 1 }, flow: "new" },
   },
   {
     name: "SYN to a toa: false service: no TOA",
@@ -1156,12 +1199,17 @@ function makePartial(b: Uint8Array, len: number): number {
   return at;
 }
 
-/** Completes a partial checksum as the offload does: ~fold(sum from csum_start, the field included). */
-function completePartial(b: Uint8Array, len: number): void {
+/**
+ * Completes a partial checksum as the offload does: ~fold(sum from csum_start, the field included).
+ * Returns the partial value it found.
+ */
+function completePartial(b: Uint8Array, len: number): number {
   const info = new PacketInfo();
   assert.equal(classifyPacket(b, 0, len, info), PACKET_OK);
   const at = info.l4Off + (info.l4Proto === 6 ? 16 : 6);
+  const partial = read16(b, at);
   write16(b, at, finishChecksum(onesComplementSum(b, info.l4Off, info.l4Len)));
+  return partial;
 }
 
 Deno.test("offload: partial checksums stay partial and complete correctly (address, length, TOA)", () => {

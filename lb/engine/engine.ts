@@ -102,7 +102,7 @@ export interface EngineOptions {
    * keep growing across restarts; default: random.
    */
   isnSecret?: Uint32Array;
-  /** Largest number of generated replies (RST, ICMP) per second. */
+  /** Generated replies (RST, ICMP) per second for this worker. Default: the config's `replyRate` / workers. */
   replyRate?: number;
 }
 
@@ -146,6 +146,7 @@ export class Engine {
   private readonly random32: (() => number) | undefined;
   private readonly isn: IsnGenerator;
   private readonly replyRate: number;
+  private readonly replyBurst: number;
   private replyTokens: number;
   private replyAt: number;
   private now: number;
@@ -173,8 +174,10 @@ export class Engine {
       opts.isnSecret ?? crypto.getRandomValues(new Uint32Array(4)),
       opts.epoch ?? Date.now() / 1000 - this.now,
     );
-    this.replyRate = opts.replyRate ?? 1000;
-    this.replyTokens = this.replyRate;
+    this.replyRate = opts.replyRate ?? config.replyRate / workers;
+    // The bucket holds at least one token, or a worker's share below 1/s could never answer at all.
+    this.replyBurst = this.replyRate > 0 ? Math.max(1, this.replyRate) : 0;
+    this.replyTokens = this.replyBurst;
     this.replyAt = this.now;
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
     const locals = config.localAddresses;
@@ -328,7 +331,7 @@ export class Engine {
   private mayReply(): boolean {
     const t = this.replyTokens + (this.now - this.replyAt) * this.replyRate;
     this.replyAt = this.now;
-    this.replyTokens = t > this.replyRate ? this.replyRate : t;
+    this.replyTokens = t > this.replyBurst ? this.replyBurst : t;
     if (this.replyTokens < 1) {
       this.counters.events[C.EV_REPLY_RATE_LIMITED]++;
       return false;

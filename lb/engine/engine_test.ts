@@ -1365,6 +1365,18 @@ Deno.test("a rate-limited echo request is a counted drop (echo_rate_limited), th
   });
 });
 
+Deno.test("replyRate from the config, shared by the workers: 4/s over 2 workers is 2/s each", () => {
+  const e = new Engine(config({ replyRate: 4, workers: 2 }), { now: 1000, worker: 0, workers: 2 });
+  const ping = () => icmp(CLIENT, VIP, 8, 0, 1, new Uint8Array(4));
+  run(e, "ping 1", ping(), 1000, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  run(e, "ping 2", ping(), 1000, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  run(e, "ping 3", ping(), 1000, { drop: "echo_rate_limited" }, { events: { reply_rate_limited: 1 } });
+  const never = new Engine(config({ replyRate: 0 }), { now: 1000 });
+  run(never, "replyRate 0: never answered", ping(), 1000, { drop: "echo_rate_limited" }, {
+    events: { reply_rate_limited: 1 },
+  });
+});
+
 Deno.test("mixed stream of 4,000 packets: each 0 returned is one drop, each refusal one drop, nothing else", () => {
   const rnd = prng(9);
   const e = new Engine(config({ portRange: [2000, 2007] }), {

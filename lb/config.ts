@@ -102,6 +102,11 @@ export interface GatewayConfig {
    * 64 KiB super-packets, whose headers are rewritten once. Default true.
    */
   offload: boolean;
+  /**
+   * Most replies the gateway generates per second (RSTs and ICMP port unreachables for VIP ports without a
+   * service, echo replies), all workers together; past it they are dropped and counted. 0: never answer.
+   */
+  replyRate: number;
 }
 
 /** A configuration error: `field` says where, the message says what is wrong and what is expected. */
@@ -152,6 +157,7 @@ const KNOWN_TOP = new Set([
   "control",
   "steering",
   "offload",
+  "replyRate",
 ]);
 
 /** Validates a parsed JSON value; throws {@link ConfigError} naming the first bad field. */
@@ -259,6 +265,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
   }
   const offload = raw.offload ?? true;
   if (typeof offload !== "boolean") throw new ConfigError("offload", "expected true or false");
+  const replyRate = int(raw, "replyRate", "", 0, 1_000_000, 1000);
   return {
     tun,
     workers,
@@ -271,6 +278,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
     control,
     steering,
     offload,
+    replyRate,
   };
 }
 

@@ -67,3 +67,14 @@ Deno.test("config: a service needs a local address of its family", () => {
   assert.equal(e.field, "services[1].vip");
   assert.match(e.message, /no IPv6 address in localAddresses/);
 });
+
+Deno.test("config: replyRate, the generated replies per second, is a validated key (default 1000)", () => {
+  assert.equal(validateConfig(minimal).replyRate, 1000);
+  assert.equal(validateConfig({ ...minimal, replyRate: 0 }).replyRate, 0, "0: the gateway never answers");
+  assert.equal(validateConfig({ ...minimal, replyRate: 50 }).replyRate, 50);
+  for (const bad of [-1, 1.5, "100", 1_000_001]) {
+    const e = error({ ...minimal, replyRate: bad });
+    assert.equal(e.field, "replyRate");
+    assert.match(e.message, /expected an integer from 0 to 1000000/);
+  }
+});

@@ -339,6 +339,69 @@ Deno.test("e2e fullnat: a client-forged TOA is stripped; the real server sees on
   });
 });
 
+Deno.test("e2e fullnat: tx checksum offload off toward the real servers: every checksum the gateway leaves partial is finished and verified; forged TOAs in partial SYNs; one hop", async () => {
+  await withLab({ gateway: gatewayConfig }, async (lab) => {
+    assert.match(lab.gw!.readyLine, /offloads=0x(?!0 )/, "the TUN has offloads on");
+    // The gateway's kernel finishes in software what it would hand the server-facing veths to finish, so
+    // the real servers' kernels (rx offload off, up.sh) verify every TCP checksum the engine kept partial.
+    for (const dev of ["br0", ...lab.t.nsRs.map((_, i) => `r${i + 1}`)]) {
+      const r = await nsExec(lab.t.nsGw, ["ethtool", "-K", dev, "tx", "off"], 10_000);
+      assert.ok(r.success, `ethtool -K ${dev} tx off: ${r.stderr}`);
+    }
+    const cap = await startCapture({ ns: lab.t.nsRs[0], filter: "tcp port 80" });
+    lab.defer(() => cap.abort());
+    // Sockets on the client (tx offload on) send partial checksums: the engine reads NEEDS_CSUM.
+    for (const vip of [VIP4_RS1, VIP6_RS1]) {
+      const r = await curl(lab, ["--fail", httpUrl(vip)]);
+      assert.ok(r.success, `curl ${vip}: ${r.stderr}`);
+      assert.equal(r.stdout, "rs1\n");
+    }
+    // A partial SYN with a forged TOA (issue 9 #1): blanking it must keep the partial checksum right.
+    const forged4 = "000106060606"; // port 1, 6.6.6.6
+    const forged6 = "0001" + "fd000006000000000000000000000006"; // port 1, fd00:6::6
+    for (const [vip, sport, forged] of [[VIP4_RS1, "40997", forged4], [VIP6_RS1, "40996", forged6]]) {
+      await sendTcp(lab.t.nsCli, [
+        "--partial",
+        "--dst",
+        vip,
+        "--dport",
+        "80",
+        "--sport",
+        sport,
+        "--option",
+        "2:05b4",
+        "--option",
+        `254:${forged}`,
+      ]);
+    }
+    const segs = await cap.stop(`${lab.dir}/rs1.pcap`);
+    for (const [client, cport, len] of [[lab.t.cliIp4, 40997, 8], [lab.t.cliIp6, 40996, 20]] as const) {
+      const syn = segs.find((s) => s.flags === "S" && toaOptions(s).some((t) => t.port === cport));
+      assert.ok(syn, `no SYN with TOA port ${cport} at rs1:\n${summary(segs)}`);
+      assert.deepEqual(
+        toaOptions(syn),
+        [{ port: cport, address: client, len }],
+        "exactly one TOA, the true one",
+      );
+      assert.equal(syn.checksum, "ok", "finished by the gateway's kernel (tx offload off)");
+      // The real server's kernel took the SYN (its checksum verified): it answered.
+      assert.ok(
+        segs.some((s) => s.flags === "SA" && s.dport === syn.sport && s.src === syn.dst),
+        `rs1 did not answer the SYN from ${syn.src}:${syn.sport}:\n${summary(segs)}`,
+      );
+    }
+    // Issue 9 #6: sent with 64 (scapy, curl), the gateway is one hop: 63 at the real server.
+    const fromGw = segs.filter((s) => s.dport === 80);
+    assert.ok(fromGw.length > 0);
+    assert.deepEqual([...new Set(fromGw.map((s) => s.ttl))], [63], `TTL/hop limit at rs1:\n${summary(segs)}`);
+    for (const s of fromGw) assert.equal(s.checksum, "ok", `${s.src}:${s.sport} ${s.flags}: checksum`);
+    const stats = await lab.gw!.stats();
+    assert.ok((stats.events.toa_stripped ?? 0) >= 2, `toa_stripped ${stats.events.toa_stripped}`);
+    assert.equal(stats.drops.bad_checksum ?? 0, 0, "the partial SYNs were not taken for bad ones");
+    await assertNoChecksumErrors(lab);
+  });
+});
+
 Deno.test("e2e fullnat: a VIP port without a service is refused at once with a RST", async () => {
   await withLab({ gateway: gatewayConfig }, async (lab) => {
     for (const vip of [VIP4, VIP6]) {

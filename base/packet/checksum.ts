@@ -67,6 +67,24 @@ export function write32Summed(b: Uint8Array, at: number, value: number, csumAt: 
 }
 
 /**
+ * Settles the one result RFC 1624 eqn. 3 cannot: an updated checksum of 0x0000 means the covered data sums
+ * to −0 (0xffff: right as it is) or that every covered word is now zero, whose checksum is ~(+0) = 0xffff
+ * (RFC 1071) — 0x0000 would not verify. Ones-complement addition never yields +0 from non-zero words, so
+ * only the data can tell; it is summed only in this case (1 in 65536 updates). `b[off, off+len)` is the
+ * covered data with the checksum field in it; `pseudo` the unfolded pseudo-header sum, if one is covered.
+ */
+export function checksumSettleZero(
+  csum: number,
+  b: Uint8Array,
+  off: number,
+  len: number,
+  pseudo = 0,
+): number {
+  if (csum !== 0) return csum;
+  return onesComplementSum(b, off, len, pseudo) === 0 ? 0xffff : 0;
+}
+
+/**
  * The checksum after the covered bytes whose sum was `oldSum` became bytes whose sum is `newSum` (both
  * unfolded, both taken at the same 16-bit alignment). Used when a whole header region is rewritten.
  */

@@ -10,6 +10,7 @@ import {
   checksumAdjust16,
   checksumAdjust32,
   checksumReplaceSum,
+  checksumSettleZero,
   finishChecksum,
   foldSum,
   onesComplementSum,
@@ -114,6 +115,24 @@ Deno.test("checksum: RFC 1624 §3 example — the result 0x0000 is right, not -0
   assert.equal(checksumAdjust32(hc, 0x00005555, 0x00003285), 0x0000);
   // And as a replaced-sum update.
   assert.equal(checksumReplaceSum(hc, 0x5555, 0x3285), 0x0000);
+});
+
+Deno.test("checksum: an update to all-zero data settles on 0xffff (~+0), never the 0x0000 eqn. 3 gives", () => {
+  // ICMP echo request, id 0, seq 0 (checksum 0xf7ff) turned into its reply: eight zero bytes.
+  const b = Uint8Array.from([0x08, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+  const eqn3 = checksumAdjust16(0xf7ff, 0x0800, 0x0000);
+  assert.equal(eqn3, 0x0000, "RFC 1624 eqn. 3 answers −0 here");
+  b[0] = 0;
+  write16(b, 2, eqn3);
+  assert.equal(checksumSettleZero(eqn3, b, 0, 8), 0xffff);
+  assert.equal(refChecksum(b, 0, 8), 0xffff, "what a full sum gives");
+  // Data summing to −0 keeps 0x0000 (the RFC 1624 §3 example's case); any other result is left alone.
+  write16(b, 4, 0xffff);
+  assert.equal(checksumSettleZero(0, b, 0, 8), 0);
+  assert.equal(checksumSettleZero(0x1234, b, 0, 8), 0x1234);
+  // A pseudo-header sum in the data keeps it from being all zero.
+  write16(b, 4, 0);
+  assert.equal(checksumSettleZero(0, b, 0, 8, 0x11), 0);
 });
 
 Deno.test("checksum: adjust16/32, replaceSum and applySumDelta equal full recomputation", () => {

@@ -29,8 +29,8 @@ import {
   write16,
   write32,
 } from "./checksum.ts";
-import { IPPROTO_UDP, IPV4_DST, IPV4_SRC, ipv4SetDst, ipv4SetSrc } from "./ipv4.ts";
-import { IPV6_DST, IPV6_SRC } from "./ipv6.ts";
+import { IPPROTO_UDP, IPV4_DST, IPV4_SRC, IPV4_TTL, ipv4SetDst, ipv4SetSrc, ipv4SetTtl } from "./ipv4.ts";
+import { IPV6_DST, IPV6_HOP_LIMIT, IPV6_SRC } from "./ipv6.ts";
 import type { PacketInfo } from "./packet_info.ts";
 import { TCP_DST_PORT, TCP_SRC_PORT } from "./tcp.ts";
 import { transportChecksumFieldOffset } from "./transport_checksum.ts";
@@ -84,6 +84,19 @@ export function natSetAddress(
     write32(b, at + k * 4, v);
   }
   return d;
+}
+
+/**
+ * Adds one to the IPv4 TTL (header checksum kept, RFC 1624) or the IPv6 hop limit, short of 255. A packet
+ * the kernel routed into a TUN device and forwards again after the write lost two hops on one host; this
+ * gives one back, so the host counts as one hop, as a forwarding router (or IPVS) does.
+ */
+export function ipGiveBackHop(b: Uint8Array, family: number, ipOff: number): void {
+  const at = ipOff + (family === 4 ? IPV4_TTL : IPV6_HOP_LIMIT);
+  const ttl = b[at];
+  if (ttl === 255) return;
+  if (family === 4) ipv4SetTtl(b, ipOff, ttl + 1);
+  else b[at] = ttl + 1;
 }
 
 /** Sets a 16-bit field (a port) at `at`; returns the checksum delta. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { checksumAdjust16, read16, read32, write16, write32 } from "./checksum.ts";
+import { checksumAdjust16, checksumSettleZero, read16, read32, write16, write32 } from "./checksum.ts";
 import {
   ICMP_CHECKSUM,
   ICMP_CODE_PORT_UNREACH,
@@ -198,7 +198,11 @@ export function buildEchoReply(b: Uint8Array, info: PacketInfo): number {
   if (info.family === 4) {
     swapBytes(b, ip + IPV4_SRC, ip + IPV4_DST, 4);
     ipv4SetTtl(b, ip, REPLY_TTL);
-    if (info.l4Proto === IPPROTO_ICMP) icmpSetTypeCode(b, o, ICMP_ECHO_REPLY, 0);
+    if (info.l4Proto === IPPROTO_ICMP) {
+      icmpSetTypeCode(b, o, ICMP_ECHO_REPLY, 0);
+      // Type 0 can leave every word zero (id 0, seq 0, no data): then the checksum is 0xffff.
+      write16(b, o + ICMP_CHECKSUM, checksumSettleZero(read16(b, o + ICMP_CHECKSUM), b, o, info.l4Len));
+    }
   } else {
     swapBytes(b, ip + IPV6_SRC, ip + IPV6_DST, 16);
     b[ip + IPV6_HOP_LIMIT] = REPLY_TTL;

@@ -44,6 +44,12 @@ export const DROP_REASONS = {
   protocol: 18,
   /** A SYN+ACK or SYN from the real server side in a state where it makes no sense. */
   bad_state: 19,
+  /** An echo request that would be answered, but the reply rate limit (`replyRate`) is spent. */
+  echo_rate_limited: 20,
+  /** A transport checksum that does not verify: a client SYN or first datagram, or an ICMP message. */
+  bad_checksum: 21,
+  /** Source address no client can have: a VIP or local address (land), loopback, multicast, unspecified, broadcast. */
+  martian_source: 22,
 } as const;
 
 /** Not addressed to a VIP or local address of ours. */
@@ -68,6 +74,12 @@ export const DROP_ICMP_UNSUPPORTED = DROP_REASONS.icmp_unsupported;
 export const DROP_PROTOCOL = DROP_REASONS.protocol;
 /** A SYN+ACK or SYN from the real server side in a state where it makes no sense. */
 export const DROP_BAD_STATE = DROP_REASONS.bad_state;
+/** An echo request that would be answered, but the reply rate limit (`replyRate`) is spent. */
+export const DROP_ECHO_RATE_LIMITED = DROP_REASONS.echo_rate_limited;
+/** A transport checksum that does not verify: a client SYN or first datagram, or an ICMP message. */
+export const DROP_BAD_CHECKSUM = DROP_REASONS.bad_checksum;
+/** Source address no client can have: a VIP or local address (land), loopback, multicast, unspecified, broadcast. */
+export const DROP_MARTIAN_SOURCE = DROP_REASONS.martian_source;
 
 /** Names of the drop reasons, indexed by code: the validator's reasons (0 is unused), then DROP_REASONS. */
 export const DROP_NAMES: readonly string[] = namesByCode(DROP_REASONS, PACKET_REASON_NAMES);

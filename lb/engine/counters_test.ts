@@ -98,8 +98,11 @@ Deno.test("codes keep their published values (logs and stats readers key on them
       C.DROP_ICMP_UNSUPPORTED,
       C.DROP_PROTOCOL,
       C.DROP_BAD_STATE,
+      C.DROP_ECHO_RATE_LIMITED,
+      C.DROP_BAD_CHECKSUM,
+      C.DROP_MARTIAN_SOURCE,
     ],
-    [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+    [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22],
   );
   assert.deepEqual(
     [

@@ -23,6 +23,7 @@ import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts"
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../../base/packet/ipv4.ts";
 import {
   ipDstOffset,
+  ipGiveBackHop,
   ipSrcOffset,
   natApplyDelta,
   NatRewrite,
@@ -54,7 +55,7 @@ import {
   tcpSetAck,
   tcpSetSeq,
 } from "../../base/packet/tcp.ts";
-import { fillTransportChecksum } from "../../base/packet/transport_checksum.ts";
+import { fillTransportChecksum, transportChecksumOk } from "../../base/packet/transport_checksum.ts";
 import { classifyPacket, PACKET_OK } from "../../base/packet/validate.ts";
 import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
 import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
@@ -101,7 +102,7 @@ export interface EngineOptions {
    * keep growing across restarts; default: random.
    */
   isnSecret?: Uint32Array;
-  /** Largest number of generated replies (RST, ICMP) per second. */
+  /** Generated replies (RST, ICMP) per second for this worker. Default: the config's `replyRate` / workers. */
   replyRate?: number;
 }
 
@@ -145,6 +146,7 @@ export class Engine {
   private readonly random32: (() => number) | undefined;
   private readonly isn: IsnGenerator;
   private readonly replyRate: number;
+  private readonly replyBurst: number;
   private replyTokens: number;
   private replyAt: number;
   private now: number;
@@ -172,8 +174,10 @@ export class Engine {
       opts.isnSecret ?? crypto.getRandomValues(new Uint32Array(4)),
       opts.epoch ?? Date.now() / 1000 - this.now,
     );
-    this.replyRate = opts.replyRate ?? 1000;
-    this.replyTokens = this.replyRate;
+    this.replyRate = opts.replyRate ?? config.replyRate / workers;
+    // The bucket holds at least one token, or a worker's share below 1/s could never answer at all.
+    this.replyBurst = this.replyRate > 0 ? Math.max(1, this.replyRate) : 0;
+    this.replyTokens = this.replyBurst;
     this.replyAt = this.now;
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
     const locals = config.localAddresses;
@@ -327,7 +331,7 @@ export class Engine {
   private mayReply(): boolean {
     const t = this.replyTokens + (this.now - this.replyAt) * this.replyRate;
     this.replyAt = this.now;
-    this.replyTokens = t > this.replyRate ? this.replyRate : t;
+    this.replyTokens = t > this.replyBurst ? this.replyBurst : t;
     if (this.replyTokens < 1) {
       this.counters.events[C.EV_REPLY_RATE_LIMITED]++;
       return false;
@@ -353,7 +357,26 @@ export class Engine {
   }
 
   private noService(b: Uint8Array, len: number): number {
+    const w = this.words;
+    readAddressWords(b, this.info.family, this.info.ipOff + ipSrcOffset(this.info.family), w);
+    if (this.martianSource(this.info.family, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
     return this.refuse(b, len, C.DROP_NO_SERVICE);
+  }
+
+  /**
+   * True when the source `w` (address words) is one no client can have: one of our own addresses (a land
+   * attack, or a loop), loopback, multicast, unspecified (0/8, ::) or the limited broadcast. Such a packet
+   * must neither create state nor be answered: the answer would go to ourselves or to a group.
+   */
+  private martianSource(fam: number, w: Uint32Array): boolean {
+    if (fam === 4) {
+      const top = w[0] >>> 24;
+      if (top === 0 || top === 127 || (top >= 224 && top < 240) || w[0] === 0xffffffff) return true;
+    } else if (w[0] >>> 24 === 0xff || (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] <= 1)) {
+      return true;
+    }
+    return this.vipMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) !== ADDR_MAP_MISS ||
+      this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) !== ADDR_MAP_MISS;
   }
 
   /** ISN toward the real server for connection `id` (its tuple is filled in). */
@@ -473,6 +496,11 @@ export class Engine {
     }
     const flags = isTcp ? b[o + TCP_FLAGS] : 0;
     const conns = this.conns;
+    // Only a SYN without ACK, RST or FIN opens a connection (or gets the handshake's option edits).
+    const syn = isTcp && (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN;
+    // A SYN may create state and take a local port: its checksum must hold first, before any edit keeps it
+    // (wrong) up to date. A partial checksum is the sending kernel's own, for the offload to finish.
+    if (syn && !this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
     // Before any header edit: a partial checksum is restored from its value here (see NatRewrite).
     this.rw.begin(b, info, !this.partial);
     if (isTcp && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
@@ -482,8 +510,7 @@ export class Engine {
     }
     let id = conns.findClient(svc, w[0], w[1], w[2], w[3], sport);
     if (
-      id !== NO_CONN && isTcp && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN &&
-      (conns.state[id] === STATE_TIME_WAIT || conns.state[id] === STATE_CLOSE)
+      id !== NO_CONN && syn && (conns.state[id] === STATE_TIME_WAIT || conns.state[id] === STATE_CLOSE)
     ) {
       // A new SYN on a closing tuple starts a new connection (IPVS conn_reuse): the old one gives way.
       this.removeConnection(id);
@@ -491,9 +518,10 @@ export class Engine {
       id = NO_CONN;
     }
     if (id === NO_CONN) {
-      if (isTcp && (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) !== TCP_SYN) {
-        return this.drop(C.DROP_NO_CONNECTION);
-      }
+      // Every connection was checked here when it was made, so a live one never has a martian client.
+      if (this.martianSource(fam, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
+      if (isTcp && !syn) return this.drop(C.DROP_NO_CONNECTION);
+      if (!isTcp && !this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
       id = this.newConnection(b, svc, fam, sport);
       if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);
     }
@@ -504,7 +532,7 @@ export class Engine {
       const t = tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
-      if (flags & TCP_SYN) {
+      if (syn) {
         if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
           // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
           const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
@@ -589,6 +617,7 @@ export class Engine {
     }
     rw.finish(b, info);
     this.headerDelta = info.l4HeaderLen - rw.headerLen0;
+    ipGiveBackHop(b, info.family, info.ipOff);
   }
 
   /** RS → local address: find the connection, rewrite back toward the client. */
@@ -655,8 +684,12 @@ export class Engine {
     const isVip = this.vipMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) !== ADDR_MAP_MISS;
     const li = isVip ? ADDR_MAP_MISS : this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0);
     if (!isVip && li === ADDR_MAP_MISS) return this.drop(C.DROP_NOT_FOR_US);
+    readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
+    if (this.martianSource(fam, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
+    // Answered or translated, a message is re-summed: a corrupt one must not come out with a good checksum.
+    if (!this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
     if (type === (fam === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) {
-      if (!this.mayReply()) return 0;
+      if (!this.mayReply()) return this.drop(C.DROP_ECHO_RATE_LIMITED);
       this.generated = true;
       this.counters.events[C.EV_ECHO_REPLIED]++;
       return buildEchoReply(b, info);
@@ -677,6 +710,10 @@ export class Engine {
     if (isVip) {
       // From the client side, about a packet we sent VIP:vport → client:cport. Hand it to the real server as
       // an error about its own packet RS:port → local:lport, sent from the local address.
+      // The quote's source is the VIP the error was sent to (quote and message name one VIP).
+      if (!sameAddress(b, fam, qsrc, info.ipOff + ipDstOffset(fam))) {
+        return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      }
       readAddressWords(b, fam, qsrc, w);
       const svc = this.svcMap.get(fam, w[0], w[1], w[2], w[3], read16(b, qo + TCP_SRC_PORT), qp);
       if (svc === ADDR_MAP_MISS) return this.drop(C.DROP_ICMP_NO_CONNECTION);
@@ -697,6 +734,22 @@ export class Engine {
       }
       id = conns.findLocal(li, read16(b, qo + TCP_SRC_PORT));
       if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      // The whole quoted tuple, as IPVS's ip_vs_out_icmp: from the local address the error came to, to the
+      // connection's real server and port. Anything else was never sent for this connection.
+      const server = conns.server[id];
+      readAddressWords(b, fam, qsrc, w);
+      const la = li * 4;
+      const lo = this.localAddr;
+      if (w[0] !== lo[la] || w[1] !== lo[la + 1] || w[2] !== lo[la + 2] || w[3] !== lo[la + 3]) {
+        return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      }
+      readAddressWords(b, fam, qdst, w);
+      const ra = server * 4;
+      const rs = this.rsAddr;
+      if (
+        read16(b, qo + TCP_DST_PORT) !== this.rsPort[server] || w[0] !== rs[ra] || w[1] !== rs[ra + 1] ||
+        w[2] !== rs[ra + 2] || w[3] !== rs[ra + 3]
+      ) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       let d = 0;
       if (qp === IPPROTO_TCP) {
         const seq = (read32(b, qo + TCP_SEQ) - conns.seqDelta[id]) >>> 0;
@@ -706,7 +759,15 @@ export class Engine {
     }
     // ICMP errors are rare: re-sum the whole message rather than track every inner change.
     fillTransportChecksum(b, info);
+    ipGiveBackHop(b, fam, info.ipOff);
     this.counters.events[C.EV_ICMP_TRANSLATED]++;
     return len;
   }
+}
+
+/** True when the addresses at `x` and `y` in `b` (IPv4: 4 bytes, IPv6: 16) are the same. */
+function sameAddress(b: Uint8Array, fam: number, x: number, y: number): boolean {
+  const n = fam === 4 ? 4 : 16;
+  for (let i = 0; i < n; i++) if (b[x + i] !== b[y + i]) return false;
+  return true;
 }

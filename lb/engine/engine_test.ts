@@ -35,9 +35,21 @@ import {
 import { transportChecksumOk } from "../../base/packet/transport_checksum.ts";
 import { classifyPacket, PACKET_OK, type PACKET_REASONS } from "../../base/packet/validate.ts";
 import { decodeToa, TCPOPT_TOA, type ToaAddress } from "../../base/packet/toa_option.ts";
+import { prng } from "../../tests/helpers/prng.ts";
 import * as C from "./counters.ts";
 import { Engine } from "./engine.ts";
-import { icmp, optMss, optSack, optTimestamp, optToa4, tcp, type TcpSpec, udp } from "./testing/packets.ts";
+import { fromHex } from "../../tests/fixtures/fixtures.ts";
+import {
+  BUF_SIZE,
+  icmp,
+  optMss,
+  optSack,
+  optTimestamp,
+  optToa4,
+  tcp,
+  type TcpSpec,
+  udp,
+} from "./testing/packets.ts";
 import {
   STATE_CLOSE,
   STATE_ESTABLISHED,
@@ -49,6 +61,8 @@ import {
 
 const CLIENT = "198.18.1.2";
 const VIP = "198.18.0.100";
+/** A second IPv4 VIP (its own service), for errors that name one VIP and quote another. */
+const VIP2 = "198.18.0.101";
 const LOCAL = "198.18.2.1";
 const RS1 = "198.18.3.10";
 const RS2 = "198.18.3.11";
@@ -80,6 +94,7 @@ function config(extra: Record<string, unknown> = {}) {
       { vip: VIP6, port: 80, scheduler: "rr", realServers: [{ address: RS6, port: 80 }] },
       { vip: VIP, port: 53, protocol: "udp", scheduler: "rr", realServers: [{ address: RS1, port: 5353 }] },
       { vip: VIP, port: 81, toa: false, scheduler: "rr", realServers: [{ address: RS1, port: 81 }] },
+      { vip: VIP2, port: 80, scheduler: "rr", realServers: [{ address: RS2, port: 80 }] },
     ],
     ...extra,
   });
@@ -222,6 +237,10 @@ interface Out {
   icmpMtu?: number;
   /** The packet an ICMP error quotes: valid as a quote, its IPv4 header checksum right. */
   quoted?: Quote;
+  /** The checksum field as the engine left it, before the driver completes a partial checksum. */
+  partialChecksum?: number;
+  /** IPv4 TTL or IPv6 hop limit. */
+  ttl?: number;
 }
 
 /** An output packet as the field readers see it. */
@@ -230,6 +249,8 @@ interface Seen {
   n: number;
   inLen: number;
   info: PacketInfo;
+  /** The checksum field before a partial checksum was completed (undefined: it was complete). */
+  partial?: number;
 }
 
 /** How each {@link Out} field is read from an output packet. */
@@ -268,6 +289,8 @@ const READ: { [K in keyof Out]-?: (p: Seen, label: string) => unknown } = {
   udpChecksum: (p) => read16(p.b, p.info.l4Off + 6),
   icmp: (p) => [p.b[p.info.l4Off], p.b[p.info.l4Off + 1]],
   icmpMtu: (p) => read16(p.b, p.info.l4Off + 6),
+  partialChecksum: (p) => p.partial,
+  ttl: (p) => p.info.family === 4 ? p.b[8] : p.b[7],
   quoted: (p, label) => {
     const qOff = p.info.l4Off + 8;
     const qi = new PacketInfo();
@@ -285,10 +308,17 @@ const READ: { [K in keyof Out]-?: (p: Seen, label: string) => unknown } = {
 };
 
 /** Re-parses the packet out in `b[0, n)` (input `inLen` bytes) and compares every field `want` gives. */
-function expectOut(label: string, b: Uint8Array, n: number, inLen: number, want: Out): PacketInfo {
+function expectOut(
+  label: string,
+  b: Uint8Array,
+  n: number,
+  inLen: number,
+  want: Out,
+  partial?: number,
+): PacketInfo {
   assert.ok(n > 0, `${label}: a packet out, not a drop`);
   const info = parse(b, n);
-  const seen = { b, n, inLen, info };
+  const seen = { b, n, inLen, info, partial };
   for (const [k, v] of Object.entries(want) as [keyof Out, unknown][]) {
     if (k === "sportIn") {
       const [lo, hi] = v as [number, number];
@@ -402,6 +432,8 @@ function expectCounts(label: string, e: Engine, before: Snapshot, want: Counts, 
 interface Pkt {
   b: Uint8Array;
   len: number;
+  /** Its transport checksum is partial (virtio_net_hdr NEEDS_CSUM): the engine is told so. */
+  partial?: boolean;
 }
 
 /** A row's verdict: dropped under a reason, or a packet out with these fields. */
@@ -421,12 +453,14 @@ function run(
   counts?: Counts,
 ): { n: number; info: PacketInfo } {
   const before = snapshot(e);
-  const n = e.process(p.b, p.len, now);
+  const n = e.process(p.b, p.len, now, p.partial ?? false);
   let info = new PacketInfo();
   if ("drop" in verdict) {
     assert.equal(n, 0, `${label}: dropped`);
   } else {
-    info = expectOut(label, p.b, n, p.len, verdict.out);
+    // A forwarded packet keeps a partial checksum partial; complete it as the offload would, then check it.
+    const partial = p.partial && n > 0 && !e.generated ? completePartial(p.b, n) : undefined;
+    info = expectOut(label, p.b, n, p.len, verdict.out, partial);
   }
   if (counts) {
     const want = "drop" in verdict
@@ -558,6 +592,11 @@ interface PacketRow {
 
 const GET = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
 
+/** A packet given as hex (an issue's reproducer), in a buffer with room to grow. */
+function hex(h: string, partial = false): Pkt {
+  return { b: fromHex(h, BUF_SIZE), len: h.length >>> 1, partial };
+}
+
 /** 40 bytes of options a packing of NOPs makes room in: MSS, 8 NOPs, TS, WS, SACK-permitted, 13 NOPs. */
 const PACKABLE_OPTIONS = [
   ...optMss(1460),
@@ -660,6 +699,24 @@ const PACKET_ROWS: PacketRow[] = [
     counts: { events: { toa_no_space: 1, mss_clamped: 1, connections: 1 }, flow: "new" },
   },
   {
+    // Issue 9 #1: the client's TOA blanked to NOPs must not disturb a partial checksum (0x9404 was wrong).
+    name: "partial-checksum SYN with a client TOA: stays partial (0x915a), TOA replaced",
+    input: () =>
+      hex(
+        "450000301ab040004006928dc6120102c61200649c400050000003e80000000070021fa68dad0000fe080050c6124242",
+        true,
+      ),
+    verdict: {
+      out: {
+        grow: 8,
+        partialChecksum: 0x915a,
+        toa: { family: 4, address: CLIENT, port: 40000 },
+        toaOptions: 1,
+      },
+    },
+    counts: { events: { toa_stripped: 1, toa_inserted: 1, connections: 1 }, flow: "new" },
+  },
+  {
     name: "SYN to a toa: false service: no TOA",
     input: () =>
       tcp({ src: CLIENT, dst: VIP, sport: 40004, dport: 81, seq: 1, flags: TCP_SYN, options: optMss(1460) }),
@@ -751,6 +808,198 @@ const PACKET_ROWS: PacketRow[] = [
     counts: { events: { echo_replied: 1 } },
   },
 ];
+
+/** `p` with its transport checksum made wrong (one bit of the field flipped). */
+function corrupt(p: Pkt): Pkt {
+  const info = new PacketInfo();
+  assert.equal(classifyPacket(p.b, 0, p.len, info), PACKET_OK);
+  p.b[info.l4Off + (info.l4Proto === 6 ? 16 : info.l4Proto === 17 ? 6 : 2) + 1] ^= 1;
+  return p;
+}
+
+/** `p` with its IPv4 TTL (or IPv6 hop limit) set to `ttl`, the IPv4 header checksum kept right. */
+function withTtl(p: Pkt, ttl: number): Pkt {
+  if (p.b[0] >>> 4 === 6) {
+    p.b[7] = ttl;
+  } else {
+    p.b[8] = ttl;
+    write16(p.b, 10, 0);
+    write16(p.b, 10, 0xffff - naiveSum(p.b, 0, 20));
+  }
+  return p;
+}
+
+/** A client SYN to VIP:80 (or, with an IPv6 source, VIP6:80) from `source`. */
+function synFrom(source: string, dport = 80): Pkt {
+  const v6 = source.includes(":");
+  return tcp({ src: source, dst: v6 ? VIP6 : VIP, sport: 4242, dport, seq: 1, flags: TCP_SYN });
+}
+
+/** Sources no client can have, for packets to a VIP: each is dropped as martian_source, answered never. */
+const MARTIANS: [string, string][] = [
+  ["a VIP (land)", VIP],
+  ["another VIP", VIP2],
+  ["a local address", LOCAL],
+  ["loopback", "127.0.0.1"],
+  ["loopback 127/8", "127.255.0.9"],
+  ["multicast", "224.0.0.1"],
+  ["multicast 239/8", "239.1.2.3"],
+  ["unspecified", "0.0.0.0"],
+  ["limited broadcast", "255.255.255.255"],
+  ["IPv6 loopback", "::1"],
+  ["IPv6 multicast", "ff02::1"],
+  ["IPv6 unspecified", "::"],
+  ["the IPv6 VIP (land)", VIP6],
+  ["the IPv6 local address", LOCAL6],
+];
+
+const HYGIENE_ROWS: PacketRow[] = [
+  // Issue 9 #8: a SYN creates state and takes a port, so its checksum must hold (when it is complete).
+  {
+    name: "SYN with a bad TCP checksum: no connection, no port",
+    input: () => corrupt(tcp({ src: CLIENT, dst: VIP, sport: 40000, dport: 80, seq: 1, flags: TCP_SYN })),
+    verdict: { drop: "bad_checksum" },
+  },
+  {
+    name: "the same SYN marked partial (offload finishes it): accepted",
+    input: () => {
+      const p = tcp({ src: CLIENT, dst: VIP, sport: 40000, dport: 80, seq: 1, flags: TCP_SYN });
+      makePartial(p.b, p.len);
+      return { ...p, partial: true };
+    },
+    verdict: { out: { grow: 8, src: LOCAL, toa: { family: 4, address: CLIENT, port: 40000 } } },
+    counts: { events: { toa_inserted: 1, connections: 1 }, flow: "new" },
+  },
+  {
+    name: "IPv6 SYN with a bad TCP checksum: no connection",
+    input: () => corrupt(tcp({ src: CLIENT6, dst: VIP6, sport: 7000, dport: 80, seq: 1, flags: TCP_SYN })),
+    verdict: { drop: "bad_checksum" },
+  },
+  {
+    name: "UDP first datagram with a bad checksum: no connection, no port",
+    input: () => corrupt(udp(CLIENT, VIP, 5555, 53, new Uint8Array([9, 8, 7]))),
+    verdict: { drop: "bad_checksum" },
+  },
+  // Issue 9 #5: an ICMP message is verified before it is answered or translated.
+  {
+    name: "ping to a VIP with a bad ICMP checksum: dropped, not answered",
+    input: () => corrupt(icmp(CLIENT, VIP, 8, 0, 0x12340001, new Uint8Array([1, 2, 3, 4, 5]))),
+    verdict: { drop: "bad_checksum" },
+  },
+  {
+    name: "IPv6 ping with a bad ICMPv6 checksum: dropped, not answered",
+    input: () => corrupt(icmp(CLIENT6, VIP6, 128, 0, 0x12340001, new Uint8Array([1, 2, 3]))),
+    verdict: { drop: "bad_checksum" },
+  },
+  {
+    name: "IPv6 ping to a VIP: answered",
+    input: () => icmp(CLIENT6, VIP6, 128, 0, 0x12340001, new Uint8Array([1, 2, 3])),
+    verdict: { out: { icmp: [129, 0], src: VIP6, dst: CLIENT6, ttl: 64 } },
+    counts: { events: { echo_replied: 1 } },
+  },
+  // Issue 9 #4: the all-zero echo reply's checksum is 0xffff, not 0x0000 (the driver verifies it).
+  {
+    name: "echo request whose reply is all zeros: checksum 0xffff",
+    input: () => hex("4500001ca33d400040010a19c6120102c61200640800f7ff00000000"),
+    verdict: { out: { icmp: [0, 0], src: VIP, dst: CLIENT } },
+    counts: { events: { echo_replied: 1 } },
+  },
+  // Issue 9 #6: the kernel takes a hop routing into the TUN device and one forwarding out; the gateway
+  // gives one back so that it counts as one hop (as IPVS does). Its own replies start at 64.
+  {
+    name: "forwarded SYN: TTL 64 in, 65 out (the kernel's second decrement is given back)",
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 40000, dport: 80, seq: 1, flags: TCP_SYN }),
+    verdict: { out: { ttl: 65, dst: RS1 } },
+    counts: { events: { toa_inserted: 1, connections: 1 }, flow: "new" },
+  },
+  {
+    name: "forwarded SYN with TTL 255: stays 255",
+    input: () =>
+      withTtl(tcp({ src: CLIENT, dst: VIP, sport: 40000, dport: 80, seq: 1, flags: TCP_SYN }), 255),
+    verdict: { out: { ttl: 255, dst: RS1 } },
+    counts: { events: { toa_inserted: 1, connections: 1 }, flow: "new" },
+  },
+  {
+    name: "forwarded IPv6 SYN: hop limit 1 in, 2 out",
+    input: () => withTtl(tcp({ src: CLIENT6, dst: VIP6, sport: 7000, dport: 80, seq: 1, flags: TCP_SYN }), 1),
+    verdict: { out: { ttl: 2, dst: RS6 } },
+    counts: { events: { toa_inserted: 1, connections: 1 }, flow: "new", svc: SVC_TCP6 },
+  },
+  {
+    name: "forwarded UDP: TTL 7 in, 8 out",
+    input: () => withTtl(udp(CLIENT, VIP, 5555, 53, new Uint8Array([9, 8, 7])), 7),
+    verdict: { out: { ttl: 8, dst: RS1 } },
+    counts: { events: { connections: 1 }, flow: "new", svc: SVC_UDP },
+  },
+  {
+    name: "RST the gateway generates: TTL 64",
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 5, dport: 9999, seq: 1, ack: 42, flags: TCP_ACK }),
+    verdict: { out: { flags: TCP_RST, ttl: 64 } },
+    counts: { drops: { no_service: 1 }, events: { rst_sent: 1 } },
+  },
+  // Issue 9 #9: only a SYN without ACK, RST or FIN creates a connection (as dpvs; IPVS schedules on any SYN).
+  ...([
+    ["SYN+FIN", TCP_SYN | TCP_FIN],
+    ["SYN+RST", TCP_SYN | TCP_RST],
+    ["SYN+ACK", TCP_SYN | TCP_ACK],
+    ["no flags", 0],
+    ["Xmas FIN+PSH+URG", TCP_FIN | TCP_PSH | 0x20],
+    ["all six flags", 0x3f],
+    ["all eight flags", 0xff],
+  ] as [string, number][]).map(([what, flags]): PacketRow => ({
+    name: `${what} of no connection: creates nothing`,
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 4242, dport: 80, seq: 1, flags }),
+    verdict: { drop: "no_connection" },
+  })),
+  // Issue 9 #7: martian and land sources never create state and are never answered.
+  ...MARTIANS.map(([what, source]): PacketRow => ({
+    name: `SYN to a VIP from ${what} (${source}): martian_source`,
+    input: () => synFrom(source),
+    verdict: { drop: "martian_source" },
+  })),
+  {
+    name: "SYN to a VIP port with no service from loopback: martian_source, no RST",
+    input: () => synFrom("127.0.0.1", 9999),
+    verdict: { drop: "martian_source" },
+  },
+  {
+    name: "UDP to a VIP port with no service from multicast: martian_source, no port unreachable",
+    input: () => udp("224.0.0.9", VIP, 5, 9999, new Uint8Array(4)),
+    verdict: { drop: "martian_source" },
+  },
+  {
+    name: "UDP to a VIP service from broadcast: martian_source",
+    input: () => udp("255.255.255.255", VIP, 5, 53, new Uint8Array(4)),
+    verdict: { drop: "martian_source" },
+  },
+  {
+    name: "ping to a VIP from multicast: martian_source, no echo reply",
+    input: () => icmp("224.0.0.5", VIP, 8, 0, 1, new Uint8Array(4)),
+    verdict: { drop: "martian_source" },
+  },
+  {
+    name: "ping to a VIP from the VIP itself (land): martian_source",
+    input: () => icmp(VIP, VIP, 8, 0, 1, new Uint8Array(4)),
+    verdict: { drop: "martian_source" },
+  },
+  {
+    name: "IPv6 ping to a VIP from ff02::1: martian_source",
+    input: () => icmp("ff02::1", VIP6, 128, 0, 1, new Uint8Array(4)),
+    verdict: { drop: "martian_source" },
+  },
+];
+
+for (const row of HYGIENE_ROWS) {
+  Deno.test(`hygiene: ${row.name}`, () => {
+    const e = engine();
+    const ports = e.pool.available(4) + e.pool.available(6);
+    run(e, row.name, row.input(), 1000, row.verdict, row.counts ?? {});
+    if ("drop" in row.verdict) {
+      assert.equal(e.conns.size, 0, `${row.name}: no connection`);
+      assert.equal(e.pool.available(4) + e.pool.available(6), ports, `${row.name}: no local port taken`);
+    }
+  });
+}
 
 for (const row of PACKET_ROWS) {
   Deno.test(`packet: ${row.name}`, () => {
@@ -935,6 +1184,78 @@ const CONN_ROWS: ConnRow[] = [
       ),
     verdict: () => ({ drop: "icmp_no_connection" }),
   },
+  // Issue 9 #3: an error to a local address must quote the connection's whole tuple, its real server too.
+  {
+    name: "ICMP error to a local address quoting another destination: dropped, not sent to the client",
+    setup: handshake,
+    input: (c) => {
+      const q = tcp({ src: LOCAL, dst: "198.18.9.9", sport: c.lport, dport: 9999, seq: 1, flags: TCP_ACK });
+      return icmp("198.18.9.9", LOCAL, 3, 3, 0, q.b.slice(0, 28));
+    },
+    verdict: () => ({ drop: "icmp_no_connection" }),
+  },
+  {
+    name: "ICMP error to a local address quoting the real server's address on another port: dropped",
+    setup: handshake,
+    input: (c) => {
+      const q = tcp({ src: LOCAL, dst: c.rs, sport: c.lport, dport: 9999, seq: 1, flags: TCP_ACK });
+      return icmp("198.18.3.1", LOCAL, 3, 3, 0, q.b.slice(0, 28));
+    },
+    verdict: () => ({ drop: "icmp_no_connection" }),
+  },
+  {
+    name: "ICMP error to a local address quoting a packet from another source: dropped",
+    setup: handshake,
+    input: (c) => {
+      const q = tcp({
+        src: "198.18.2.77",
+        dst: c.rs,
+        sport: c.lport,
+        dport: c.rsPort,
+        seq: 1,
+        flags: TCP_ACK,
+      });
+      return icmp("198.18.3.1", LOCAL, 3, 4, 1400, q.b.slice(0, 28));
+    },
+    verdict: () => ({ drop: "icmp_no_connection" }),
+  },
+  {
+    name: "ICMP error to one VIP quoting a packet from another: dropped",
+    setup: handshake,
+    input: () =>
+      icmp(
+        "198.18.1.1",
+        VIP2,
+        11,
+        0,
+        0,
+        tcp({ src: VIP, dst: CLIENT, sport: 80, dport: 40000, seq: 5001, ack: 1001, flags: TCP_ACK }).b.slice(
+          0,
+          28,
+        ),
+      ),
+    verdict: () => ({ drop: "icmp_no_connection" }),
+  },
+  {
+    name: "ICMP error from the server side with a bad ICMP checksum: dropped, not re-summed",
+    setup: handshake,
+    input: (c) => corrupt(icmp("198.18.3.1", LOCAL, 3, 4, 1400, sentToServer(c).b.slice(0, 20 + 28))),
+    verdict: () => ({ drop: "bad_checksum" }),
+  },
+  {
+    name: "ICMP frag-needed translated: a forwarded packet, TTL 64 in, 65 out",
+    setup: handshake,
+    input: (c) => icmp("198.18.3.1", LOCAL, 3, 4, 1400, sentToServer(c).b.slice(0, 20 + 28)),
+    verdict: () => ({ out: { src: VIP, dst: CLIENT, icmp: [3, 4], ttl: 65 } }),
+    counts: { events: { icmp_translated: 1 } },
+  },
+  {
+    name: "server data: TTL 64 in, 65 out",
+    setup: handshake,
+    input: (c) => fromServer(c, { seq: 5001, ack: c.isn + 1, flags: TCP_ACK, payload: GET }),
+    verdict: () => ({ out: { dst: CLIENT, ttl: 65 } }),
+    counts: { flow: "out" },
+  },
 ];
 
 for (const row of CONN_ROWS) {
@@ -944,6 +1265,248 @@ for (const row of CONN_ROWS) {
     run(e, row.name, row.input(c), 1001, row.verdict(c), row.counts ?? {});
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Odd flag combinations on a live connection follow IPVS's tcp_state_idx: RST wins, then SYN, then FIN,
+// then ACK; no flag at all changes nothing (docs/engine.md has the table).
+
+/** One segment on an established connection and the state it must leave; then a follow-up may check more. */
+interface FlagRow {
+  name: string;
+  /** The client's segment (its flags; seq/ack are the connection's). */
+  flags: number;
+  /** A FIN from the server first (the connection is in FIN_WAIT). */
+  serverFinFirst?: boolean;
+  state: number;
+  /** The state after a later server FIN|ACK (SYN+FIN must not have counted as the client's FIN). */
+  thenServerFin?: number;
+}
+
+const FLAG_ROWS: FlagRow[] = [
+  {
+    name: "SYN+FIN: a SYN (the FIN is not the client's close)",
+    flags: TCP_SYN | TCP_FIN,
+    state: STATE_ESTABLISHED,
+    thenServerFin: STATE_FIN_WAIT,
+  },
+  {
+    name: "RST+FIN after the server's FIN: RST wins, CLOSE (not TIME_WAIT)",
+    flags: TCP_RST | TCP_FIN | TCP_ACK,
+    serverFinFirst: true,
+    state: STATE_CLOSE,
+  },
+  { name: "SYN+RST: RST wins, CLOSE", flags: TCP_SYN | TCP_RST, state: STATE_CLOSE },
+  { name: "all eight flags: RST wins, CLOSE", flags: 0xff, state: STATE_CLOSE },
+  { name: "no flags: no change", flags: 0, state: STATE_ESTABLISHED, thenServerFin: STATE_FIN_WAIT },
+  {
+    name: "Xmas FIN+PSH+URG: a FIN",
+    flags: TCP_FIN | TCP_PSH | 0x20,
+    state: STATE_FIN_WAIT,
+    thenServerFin: STATE_TIME_WAIT,
+  },
+];
+
+for (const row of FLAG_ROWS) {
+  Deno.test(`flags on a live connection: ${row.name}`, () => {
+    const e = engine();
+    const h = handshake(e);
+    const id = e.conns.findLocal(0, h.lport);
+    if (row.serverFinFirst) {
+      const f = fromServer(h, { seq: 5001, ack: h.isn + 1, flags: TCP_FIN | TCP_ACK });
+      run(e, "server FIN", f, 1001, { out: { flags: TCP_FIN | TCP_ACK } }, { flow: "out" });
+      assert.equal(e.conns.state[id], STATE_FIN_WAIT);
+    }
+    const seg = fromClient(h, { seq: 1001, ack: 5001, flags: row.flags });
+    run(e, row.name, seg, 1001, { out: { flags: row.flags, dst: h.rs } }, { flow: "in" });
+    assert.equal(e.conns.state[id], row.state, `${row.name}: state`);
+    if (row.thenServerFin !== undefined) {
+      const f = fromServer(h, { seq: 5001, ack: h.isn + 1, flags: TCP_FIN | TCP_ACK });
+      run(e, "server FIN after", f, 1001, { out: { flags: TCP_FIN | TCP_ACK } }, { flow: "out" });
+      assert.equal(e.conns.state[id], row.thenServerFin, `${row.name}: state after the server's FIN`);
+    }
+  });
+}
+
+Deno.test("server SYN+ACK+FIN in SYN_SENT: a SYN+ACK (SYN wins); the FIN is not the server's close", () => {
+  const e = engine();
+  const c = open(e);
+  const id = e.conns.findLocal(0, c.lport);
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK | TCP_FIN });
+  run(e, "SYN+ACK+FIN", sa, 1000, { out: { dst: CLIENT } }, { flow: "out" });
+  assert.equal(e.conns.state[id], STATE_SYN_RECV);
+  const ack = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK });
+  run(e, "ACK", ack, 1000, { out: { dst: c.rs, toaOptions: 1 } }, {
+    events: { toa_inserted: 1 },
+    flow: "in",
+  });
+  const fin = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
+  run(e, "client FIN", fin, 1000, { out: { dst: c.rs } }, { flow: "in" });
+  assert.equal(e.conns.state[id], STATE_FIN_WAIT, "one FIN so far: the client's");
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Issue 9 #2: every 0 the engine returns is exactly one counted drop.
+
+Deno.test("a rate-limited echo request is a counted drop (echo_rate_limited), the limit refills with time", () => {
+  const e = new Engine(config(), { now: 1000, replyRate: 2, random32: () => 1 });
+  const ping = () => icmp(CLIENT, VIP, 8, 0, 1, new Uint8Array(4));
+  run(e, "ping 1", ping(), 1000, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  run(e, "ping 2", ping(), 1000, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  run(e, "ping 3", ping(), 1000, { drop: "echo_rate_limited" }, { events: { reply_rate_limited: 1 } });
+  run(e, "ping 4, a second later", ping(), 1001, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  // A refused SYN counts its refusal once, answered or not.
+  const syn = () => tcp({ src: CLIENT, dst: VIP, sport: 9, dport: 9999, seq: 1, flags: TCP_SYN });
+  run(e, "refused SYN", syn(), 1001, { out: { flags: TCP_RST | TCP_ACK } }, {
+    drops: { no_service: 1 },
+    events: { rst_sent: 1 },
+  });
+  run(e, "refused SYN, rate-limited", syn(), 1001, { drop: "no_service" }, {
+    events: { reply_rate_limited: 1 },
+  });
+});
+
+Deno.test("replyRate from the config, shared by the workers: 4/s over 2 workers is 2/s each", () => {
+  const e = new Engine(config({ replyRate: 4, workers: 2 }), { now: 1000, worker: 0, workers: 2 });
+  const ping = () => icmp(CLIENT, VIP, 8, 0, 1, new Uint8Array(4));
+  run(e, "ping 1", ping(), 1000, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  run(e, "ping 2", ping(), 1000, { out: { icmp: [0, 0] } }, { events: { echo_replied: 1 } });
+  run(e, "ping 3", ping(), 1000, { drop: "echo_rate_limited" }, { events: { reply_rate_limited: 1 } });
+  const never = new Engine(config({ replyRate: 0 }), { now: 1000 });
+  run(never, "replyRate 0: never answered", ping(), 1000, { drop: "echo_rate_limited" }, {
+    events: { reply_rate_limited: 1 },
+  });
+});
+
+Deno.test("mixed stream of 4,000 packets: each 0 returned is one drop, each refusal one drop, nothing else", () => {
+  const rnd = prng(9);
+  const e = new Engine(config({ portRange: [2000, 2007] }), {
+    now: 1000,
+    replyRate: 20,
+    random32: () => rnd(),
+  });
+  const pick = <T>(xs: readonly T[]): T => xs[rnd() % xs.length];
+  const clients = [CLIENT, "198.18.1.3", "198.18.1.4", CLIENT6];
+  const lports = [2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007];
+  const makers: (() => Pkt)[] = [
+    // New and repeated SYNs (the pool of 8 ports runs out: refused with a RST).
+    () => {
+      const c = pick(clients);
+      return tcp({
+        src: c,
+        dst: c.includes(":") ? VIP6 : VIP,
+        sport: 1000 + (rnd() % 40),
+        dport: 80,
+        seq: rnd(),
+        flags: TCP_SYN,
+      });
+    },
+    // Segments with any flags, on tuples that may or may not exist.
+    () =>
+      tcp({
+        src: CLIENT,
+        dst: VIP,
+        sport: 1000 + (rnd() % 40),
+        dport: 80,
+        seq: rnd(),
+        ack: rnd(),
+        flags: rnd() & 0xff,
+      }),
+    // Server replies to local ports, from the right or a wrong server.
+    () =>
+      tcp({
+        src: pick([RS1, RS2, "198.18.3.99"]),
+        dst: LOCAL,
+        sport: pick([80, 8080]),
+        dport: pick(lports),
+        seq: rnd(),
+        ack: rnd(),
+        flags: pick([TCP_ACK, TCP_SYN | TCP_ACK, TCP_FIN | TCP_ACK, TCP_RST, TCP_SYN]),
+      }),
+    // No service: RST or port unreachable, rate-limited.
+    () =>
+      tcp({
+        src: pick(clients.slice(0, 3)),
+        dst: VIP,
+        sport: 5,
+        dport: 9999,
+        seq: 1,
+        flags: pick([TCP_SYN, TCP_ACK, TCP_RST]),
+      }),
+    () => udp(pick(clients.slice(0, 3)), VIP, 5, 9999, new Uint8Array(rnd() % 20)),
+    // UDP flows.
+    () => udp(pick(clients.slice(0, 3)), VIP, 2000 + (rnd() % 20), 53, new Uint8Array(rnd() % 20)),
+    // Echo requests, rate-limited.
+    () => icmp(pick(clients.slice(0, 3)), pick([VIP, LOCAL]), 8, 0, rnd(), new Uint8Array(rnd() % 30)),
+    () => icmp(CLIENT6, VIP6, 128, 0, rnd(), new Uint8Array(rnd() % 30)),
+    // ICMP errors quoting packets of random ports.
+    () =>
+      icmp(
+        "198.18.3.1",
+        LOCAL,
+        3,
+        4,
+        1400,
+        tcp({
+          src: LOCAL,
+          dst: pick([RS1, RS2]),
+          sport: pick(lports),
+          dport: pick([80, 8080]),
+          seq: rnd(),
+          flags: TCP_ACK,
+        }).b.slice(0, 28),
+      ),
+    () => icmp("198.18.3.1", VIP, pick([0, 13, 3]), 0, 0, new Uint8Array(4)),
+    // Martians, bad checksums, not for us, truncated, other protocols.
+    () => synFrom(pick(MARTIANS)[1]),
+    () =>
+      corrupt(tcp({ src: CLIENT, dst: VIP, sport: 3000 + (rnd() % 40), dport: 80, seq: 1, flags: TCP_SYN })),
+    () => corrupt(icmp(CLIENT, VIP, 8, 0, 1, new Uint8Array(4))),
+    () => tcp({ src: CLIENT, dst: "198.18.9.9", sport: 5, dport: 80, seq: 1, flags: TCP_SYN }),
+    () => {
+      const p = tcp({ src: CLIENT, dst: VIP, sport: 5, dport: 80, seq: 1, flags: TCP_SYN });
+      return { b: p.b, len: 10 + (rnd() % 30) };
+    },
+    () => {
+      const p = udp(CLIENT, VIP, 5, 53, new Uint8Array(4));
+      p.b[9] = 47; // GRE
+      return p;
+    },
+  ];
+  let now = 1000;
+  let zeros = 0, refusals = 0, limited = 0;
+  const dropSum = () => e.counters.drops.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < 4000; i++) {
+    if (i % 50 === 0) e.tick(now += rnd() % 3);
+    const p = pick(makers)();
+    const drops = dropSum();
+    const ev = e.counters.events.slice();
+    const n = e.process(p.b, p.len, now);
+    assert.ok(n >= 0, `packet ${i}: one worker owns everything`);
+    const refused = e.counters.events[C.EV_RST_SENT] - ev[C.EV_RST_SENT] +
+      e.counters.events[C.EV_ICMP_UNREACH_SENT] - ev[C.EV_ICMP_UNREACH_SENT];
+    limited += e.counters.events[C.EV_REPLY_RATE_LIMITED] - ev[C.EV_REPLY_RATE_LIMITED];
+    const want = n === 0 ? 1 : refused;
+    assert.equal(dropSum() - drops, want, `packet ${i} (returned ${n}): drops counted`);
+    if (n === 0) zeros++;
+    refusals += refused;
+  }
+  assert.equal(dropSum(), zeros + refusals, "sum of drops = packets returned 0 + refusals answered");
+  // The stream exercised what it is about.
+  const d = e.counters.drops;
+  for (
+    const r of [
+      "echo_rate_limited",
+      "no_service",
+      "port_exhausted",
+      "martian_source",
+      "bad_checksum",
+      "no_connection",
+    ] as const
+  ) {
+    assert.ok(d[C.DROP_REASONS[r]] > 0, `stream has ${r}`);
+  }
+  assert.ok(limited > 0 && refusals > 0 && zeros > 1000, `${limited} ${refusals} ${zeros}`);
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // Scenarios: sequences whose steps depend on one another, stepped through the same driver.
@@ -1156,12 +1719,17 @@ function makePartial(b: Uint8Array, len: number): number {
   return at;
 }
 
-/** Completes a partial checksum as the offload does: ~fold(sum from csum_start, the field included). */
-function completePartial(b: Uint8Array, len: number): void {
+/**
+ * Completes a partial checksum as the offload does: ~fold(sum from csum_start, the field included).
+ * Returns the partial value it found.
+ */
+function completePartial(b: Uint8Array, len: number): number {
   const info = new PacketInfo();
   assert.equal(classifyPacket(b, 0, len, info), PACKET_OK);
   const at = info.l4Off + (info.l4Proto === 6 ? 16 : 6);
+  const partial = read16(b, at);
   write16(b, at, finishChecksum(onesComplementSum(b, info.l4Off, info.l4Len)));
+  return partial;
 }
 
 Deno.test("offload: partial checksums stay partial and complete correctly (address, length, TOA)", () => {

@@ -84,7 +84,7 @@ export const TRANSITION_STATE_MASK = 0xff;
  * The state and connection flags after one segment, in either direction, packed as
  * `state | flags << 8` so the fast path allocates nothing (read them with {@link TRANSITION_STATE_MASK} and
  * `>>> 8`). A FIN records which side closed; once both sides have, the connection is in TIME_WAIT whatever
- * the per-direction transition said.
+ * the per-direction transition said. A FIN with RST or SYN counts as that RST or SYN only (IPVS's order).
  */
 export function tcpTransition(
   state: number,
@@ -93,7 +93,8 @@ export function tcpTransition(
   fromClient: boolean,
 ): number {
   const next = fromClient ? nextStateFromClient(state, tcpFlags) : nextStateFromServer(state, tcpFlags);
-  if (!(tcpFlags & TCP_FIN)) return next | (connFlags << 8);
+  // As IPVS's tcp_state_idx: RST wins over SYN, SYN over FIN; a FIN riding with either is no close.
+  if ((tcpFlags & (TCP_FIN | TCP_RST | TCP_SYN)) !== TCP_FIN) return next | (connFlags << 8);
   const flags = connFlags | (fromClient ? CONN_CLIENT_FIN : CONN_SERVER_FIN);
   return ((flags & BOTH_FIN) === BOTH_FIN ? STATE_TIME_WAIT : next) | (flags << 8);
 }

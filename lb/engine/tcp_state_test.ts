@@ -37,8 +37,19 @@ const cases: [string, number, number, number, boolean, number, number][] = [
   ["last ACK in TIME_WAIT", STATE_TIME_WAIT, BOTH, TCP_ACK, true, STATE_TIME_WAIT, BOTH],
   ["client FIN on a half-open handshake", STATE_SYN_RECV, 0, FA, true, STATE_FIN_WAIT, CONN_CLIENT_FIN],
   ["RST closes", STATE_ESTABLISHED, CONN_CLIENT_FIN, TCP_RST, false, STATE_CLOSE, CONN_CLIENT_FIN],
-  // A FIN|RST still records the FIN, and with both FINs seen TIME_WAIT wins over CLOSE (as before).
-  ["FIN+RST after peer FIN", STATE_FIN_WAIT, CONN_SERVER_FIN, TCP_FIN | TCP_RST, true, STATE_TIME_WAIT, BOTH],
+  // Issue 9 #9, IPVS's tcp_state_idx: RST wins over FIN (CLOSE, the FIN not recorded), SYN over FIN.
+  [
+    "FIN+RST after peer FIN",
+    STATE_FIN_WAIT,
+    CONN_SERVER_FIN,
+    TCP_FIN | TCP_RST,
+    true,
+    STATE_CLOSE,
+    CONN_SERVER_FIN,
+  ],
+  ["SYN+FIN on ESTABLISHED", STATE_ESTABLISHED, 0, TCP_SYN | TCP_FIN, true, STATE_ESTABLISHED, 0],
+  ["SYN+ACK+FIN from the server", STATE_SYN_SENT, 0, TCP_SYN | TCP_ACK | TCP_FIN, false, STATE_SYN_RECV, 0],
+  ["no flags change nothing", STATE_FIN_WAIT, CONN_CLIENT_FIN, 0, false, STATE_FIN_WAIT, CONN_CLIENT_FIN],
   [
     "other flags are kept",
     STATE_ESTABLISHED,

@@ -52,6 +52,8 @@ export interface TcpSegment {
    * only check they get); `bad`: neither.
    */
   checksum: "ok" | "partial" | "bad";
+  /** IPv4 TTL or IPv6 hop limit as it arrived. */
+  ttl: number;
 }
 
 /** Options of {@link startCapture}. */

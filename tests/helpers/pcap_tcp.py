@@ -7,7 +7,8 @@ uncomplemented pseudo-header sum — a checksum left for offload to finish (CHEC
 kernel, or our gateway through the TUN's virtio_net_hdr, passed the job on, and veth hands such packets
 to the receiver unverified) — and "bad" otherwise. Options are listed raw, in wire order, as {"kind", "len", "data"}
 (data in hex, without kind and length); NOP and EOL appear as kind 1 / 0 with len 1. A TOA option (kind
-254, len 8 or 20) also carries "toa": {"port", "address"}, the address as inet_ntop prints it.
+254, len 8 or 20) also carries "toa": {"port", "address"}, the address as inet_ntop prints it. "ttl" is the
+IPv4 TTL or IPv6 hop limit as captured.
 
 Usage: pcap_tcp.py FILE.pcap
 """
@@ -100,6 +101,7 @@ def main(path):
             "options": options(seg[20:hlen]),
             "payloadLen": len(seg) - hlen,
             "checksum": checksum_state(family, l3, seg, tcp.chksum),
+            "ttl": l3.ttl if family == 4 else l3.hlim,
         })
     json.dump(segments, sys.stdout)
 

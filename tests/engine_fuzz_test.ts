@@ -33,25 +33,8 @@ import {
  * run, and its regression row must still reproduce it (so a fix says to remove it). Empty: the strict test.
  */
 const EXPECTED_KNOWN = new Map<string, string>([
-  // Offload: the client-sent TOA is NOPed with a complete-checksum update before the partial sum is read.
-  ["partial-checksum:tcp:client-toa", "issue 9 (1)"],
-  // A rate-limited echo request returns 0 with no drop counted.
-  ["drop-uncounted:echo", "issue 9 (2)"],
-  // The echo reply to an all-zero ICMP message carries 0x0000 instead of 0xffff.
-  ["reply-checksum:icmp:all-zero", "issue 9 (4)"],
-  // ICMP errors are re-summed whole, so a corrupted one leaves with a good checksum.
-  ["checksum-laundered:icmp", "issue 9 (5)"],
-  ["checksum-laundered:icmpv6", "issue 9 (5)"],
-  // Found by this fuzzer, not in issue 9: an echo request with a bad checksum gets a (bad) reply; a host
-  // would drop it.
-  ["reply-to-bad-checksum:icmp", "found by the fuzzer: echo request with a bad checksum answered"],
-  ["reply-to-bad-checksum:icmpv6", "found by the fuzzer: echo request with a bad checksum answered"],
   // Found by this fuzzer: option 254 a real server sends reaches the client (only client-sent TOA is NOPed).
   ["toa-toward-client:from-server", "found by the fuzzer: server-sent option 254 forwarded to the client"],
-  // Found by this fuzzer: ICMP errors are matched by part of the quote only. From the server side, by the
-  // local address and port (the quoted real server is never compared); from the client side, the VIP the
-  // error was sent to need not be the quoted source. IPVS's ip_vs_in_icmp matches the whole quoted tuple.
-  ["icmp-quote-mismatch", "found by the fuzzer: ICMP error translated on a partial quote match"],
   // Found by this fuzzer: tcpAdjustSack translates the first SACK option only; Linux uses the last.
   ["nat-sack:repeated-option", "found by the fuzzer: second SACK option toward the client untranslated"],
   // Found by this fuzzer: tcpClampMss clamps the first MSS option only; Linux uses the last.

@@ -532,12 +532,15 @@ export class Engine {
       const t = tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
+      if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+        // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
+        if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;
+      }
       if (syn) {
         if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
           // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
           const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
           if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
-          if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;
         }
         if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
       } else if (
@@ -687,7 +690,8 @@ export class Engine {
     readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
     if (this.martianSource(fam, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
     // Answered or translated, a message is re-summed: a corrupt one must not come out with a good checksum.
-    if (!this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
+    // Always checked: checksum offload (a partial mark) covers TCP and UDP only; every ICMP sender sums its own.
+    if (!transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
     if (type === (fam === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) {
       if (!this.mayReply()) return this.drop(C.DROP_ECHO_RATE_LIMITED);
       this.generated = true;

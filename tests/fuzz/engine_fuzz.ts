@@ -547,7 +547,9 @@ export function checkPacket(
         });
       }
     }
-    const syn = (b[out.l4Off + 13] & 0x12) === 0x02;
+    // A SYN that also carries ACK, RST or FIN is no connection request: the engine makes no handshake edits
+    // to it (RST and FIN win, as IPVS's tcp_state_idx; docs/engine.md), and no Linux peer takes it as one.
+    const syn = (b[out.l4Off + 13] & 0x17) === 0x02;
     if (toas !== null && towardServer && syn && inL !== null) {
       // A SYN to a TOA service carries TOA, unless the engine counted that it had no room.
       const vport = (input[inL.l4Off + 2] << 8) | input[inL.l4Off + 3];
@@ -560,8 +562,8 @@ export function checkPacket(
         v.push({ cls: "timestamp-toward-server", detail: "SYN keeps its timestamp" });
       }
     }
-    if (toas !== null && (b[out.l4Off + 13] & 0x02) !== 0) {
-      // The MSS of any SYN or SYN+ACK leaves room for TOA within the MTU.
+    if (toas !== null && (b[out.l4Off + 13] & 0x06) === 0x02) {
+      // The MSS of any segment with SYN and no RST (a SYN, a SYN+ACK) leaves room for TOA within the MTU.
       const limit = e.config.mtu - (out.family === 4 ? 48 : 80);
       // Linux takes the last MSS option of a segment, so every one must be clamped, not just the first.
       const all = findTcpOptions(b, out, 2) ?? [];

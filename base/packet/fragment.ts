@@ -72,3 +72,30 @@ export function ipv6WriteFragmentHeader(
   write16(b, f + 4, id >>> 16);
   write16(b, f + 6, id & 0xffff);
 }
+
+/**
+ * Finds the unfragmentable part of the IPv6 packet at `o` in `b[o, end)` (RFC 8200 §4.5: the IPv6 header,
+ * Hop-by-Hop Options, and every header up to the last Routing header): `out[0]` = its length, `out[1]` =
+ * the offset (from `o`) of the Next Header byte naming the first fragmentable header. False when the chain
+ * is cut short or longer than 8 headers.
+ */
+export function ipv6Unfragmentable(b: Uint8Array, o: number, end: number, out: Int32Array): boolean {
+  let nh = b[o + 6];
+  let p = o + 40;
+  out[0] = 40;
+  out[1] = 6;
+  for (let i = 0; i < 8; i++) {
+    if (nh !== 0 && nh !== 43 && nh !== 60) return true; // upper layer, Fragment, AH …: fragmentable
+    if (p + 2 > end) return false;
+    const next = p + ((b[p + 1] + 1) << 3);
+    if (next > end) return false;
+    if (nh !== 60) {
+      // Hop-by-Hop or Routing (and the Destination Options before a Routing header) stay in every fragment.
+      out[0] = next - o;
+      out[1] = p - o;
+    }
+    nh = b[p];
+    p = next;
+  }
+  return false;
+}

@@ -120,8 +120,6 @@ export class Reassembler {
   bytesHeld = 0;
   /** Datagrams in progress (not counting discarded ones kept for their timeout). */
   inProgress = 0;
-  /** After a completed {@link add}: the IPv6 unfragmentable part's length (what fragmenting again keeps). */
-  lastHeaderLen = 0;
 
   /** A reassembler counting into `counters` (drops and events, the engine's own). */
   constructor(counters: C.Counters, opts: ReassemblyOptions = {}) {
@@ -437,7 +435,6 @@ export class Reassembler {
       // The Fragment header is gone: the header that named it now names what it carried.
       b[this.nhAt[s]] = this.next[s];
       write16(b, IPV6_PAYLOAD_LENGTH, fieldLen);
-      this.lastHeaderLen = hl;
     }
     this.free(s);
     this.counters.events[C.EV_FRAG_REASSEMBLED]++;

@@ -44,7 +44,7 @@ export const PACKET_REASONS = {
   length_mismatch: 4,
   /**
    * An IP fragment: its ports cannot be trusted, so it goes to the reassembler (lb/engine/reassembly.ts),
-   * with the fragment's data offset in `info`; as a drop, a fragment the engine does not reassemble.
+   * with the fragment's data offset in `info`; as a drop, a fragment to us of a protocol we do not serve.
    */
   fragment: 5,
   /** TCP data offset below 20 bytes or past the segment. */

@@ -9,8 +9,9 @@
  *
  * {@link Engine.process} rewrites the packet in place and returns the length to write back (a forwarded
  * packet, or a reply the gateway generated in the same buffer), 0 when it was dropped — always counted —
- * or, with several workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts).
- * Nothing on this path throws or allocates.
+ * or held (a fragment waiting for the rest of its datagram, counted as `frag_held`), or, with several
+ * workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts). Nothing on this
+ * path throws or allocates; fragments take the reassembler's rare path (reassembly.ts), which is bounded.
  *
  * @module
  */
@@ -23,7 +24,13 @@ import {
   ipv6Unfragmentable,
   ipv6WriteFragmentHeader,
 } from "../../base/packet/fragment.ts";
-import { IPV6_EXT_FRAGMENT, IPV6_HEADER_LEN, IPV6_PAYLOAD_LENGTH } from "../../base/packet/ipv6.ts";
+import {
+  IPV6_EXT_DEST_OPTS,
+  IPV6_EXT_FRAGMENT,
+  IPV6_EXT_ROUTING,
+  IPV6_HEADER_LEN,
+  IPV6_PAYLOAD_LENGTH,
+} from "../../base/packet/ipv6.ts";
 import { ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, icmpIsError } from "../../base/packet/icmp.ts";
 import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../../base/packet/ipv4.ts";
@@ -384,6 +391,14 @@ export class Engine {
       this.vipMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) === ADDR_MAP_MISS &&
       this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) === ADDR_MAP_MISS
     ) return this.drop(C.DROP_NOT_FOR_US);
+    // Only what the gateway serves is worth memory: TCP, UDP, ICMP (IPv6: or an extension header first).
+    const p = info.l4Proto;
+    if (
+      p !== IPPROTO_TCP && p !== IPPROTO_UDP &&
+      (fam === 4
+        ? p !== IPPROTO_ICMP
+        : p !== IPPROTO_ICMPV6 && p !== IPV6_EXT_DEST_OPTS && p !== IPV6_EXT_ROUTING)
+    ) return this.drop(PACKET_FRAGMENT);
     if (this.workers > 1) {
       let x = w[0] ^ w[1] ^ w[2] ^ w[3];
       readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);

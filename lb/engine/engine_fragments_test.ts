@@ -259,6 +259,19 @@ Deno.test("engine: fragments not for us are dropped as not_for_us; stale fragmen
   assert.deepEqual(moved(e), { not_for_us: 1, frag_received: 1, frag_held: 1, frag_timeout: 1 });
 });
 
+Deno.test("engine: fragments of a protocol the gateway does not serve are not held (counted as fragment)", () => {
+  const { fragments } = fixture("v4_udp_4000");
+  const e = engine();
+  const gre = fragments[1].slice();
+  gre[9] = 47;
+  ipv4FillChecksum(gre, 0);
+  const v6 = fixture("v6_udp_4000").fragments[1].slice();
+  v6[40] = 50; // ESP
+  assert.deepEqual(run(e, [gre, v6]), []);
+  assert.deepEqual(moved(e), { fragment: 2 });
+  assert.equal(e.frags.inProgress, 0);
+});
+
 Deno.test("engine: with several workers, a datagram's fragments meet on one worker, then go to the flow's owner", () => {
   const { datagram, fragments } = fixture("v4_udp_4000");
   const addrXor = read32(datagram, 12) ^ read32(datagram, 16);

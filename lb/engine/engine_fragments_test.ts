@@ -309,3 +309,20 @@ Deno.test("engine: with several workers, a datagram's fragments meet on one work
   assert.equal(es[owner].conns.size, 1, "the flow's owner holds the connection");
   assert.equal(es[reassembler].counters.events[C.EV_FRAG_REASSEMBLED], 1);
 });
+
+Deno.test("engine: an IPv6 atomic fragment (offset 0, M = 0) is a plain packet, never held (RFC 6946)", () => {
+  const d = udp(CLIENT6, VIP6, 40000, 53, new Uint8Array(100).fill(7));
+  const p = new Uint8Array(d.len + 8);
+  p.set(d.b.subarray(0, 40));
+  p.set(d.b.subarray(40, d.len), 48);
+  p[6] = 44;
+  p.set([17, 0, 0, 0, 0, 0, 0x12, 0x34], 40);
+  write16(p, 4, d.len - 40 + 8);
+  const e = engine();
+  const out = run(e, [p]);
+  assert.equal(out.length, 1);
+  sound(out[0]);
+  assert.deepEqual(addrs(out[0]), [LOCAL6, RS6]);
+  assert.equal(out[0][6], 44, "the Fragment header stays");
+  assert.deepEqual(moved(e), { connections: 1 });
+});

@@ -277,3 +277,88 @@ Deno.test("reassembly: the IPv4 header comes from the first fragment, flags clea
   assert.equal(read16(out, 2), datagram.length);
   assert.ok(ipv4ChecksumOk(out, 0));
 });
+
+/** xorshift32: a seeded source, so a failing case can be replayed. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+/** IPv6 fragment of `d` (no extension headers): data [off, off+len), M as given, id. */
+function frag6(d: Uint8Array, off: number, len: number, more: boolean, id: number): Uint8Array {
+  const f = new Uint8Array(48 + len);
+  f.set(d.subarray(0, 40));
+  f[6] = 44;
+  f[40] = d[6];
+  write16(f, 42, off | (more ? 1 : 0));
+  write16(f, 44, id >>> 16);
+  write16(f, 46, id & 0xffff);
+  f.set(d.subarray(40 + off, 40 + off + len), 48);
+  write16(f, 4, 8 + len);
+  return f;
+}
+
+Deno.test("reassembly: random cuts, orders, duplicates and forged overlaps — only the true datagram ever comes out", () => {
+  const v4 = fixture("v4_udp_4000").datagram;
+  const v6 = fixture("v6_udp_4000").datagram;
+  let completed = 0;
+  let overlaps = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const rand = rng(seed);
+    const { r, feed, moved } = setup({ maxDatagrams: 4, maxFragments: 16, maxBytes: 65535 });
+    const d = rand() < 0.5 ? v4 : v6;
+    const hl = d[0] >>> 4 === 4 ? 20 : 40;
+    const data = d.length - hl;
+    const cut = (off: number, len: number, more: boolean) =>
+      hl === 20 ? frag4(d, off, len, more) : frag6(d, off, len, more, 0x99);
+    const frags: Uint8Array[] = [];
+    for (let off = 0; off < data;) {
+      const n = Math.min(data - off, 8 * (1 + Math.floor(rand() * 200)));
+      frags.push(cut(off, n, off + n < data));
+      off += n;
+    }
+    const cuts = frags.length;
+    // Duplicates, and now and then a forged fragment overlapping the datagram with other bytes.
+    for (let i = Math.floor(rand() * 3); i > 0; i--) frags.push(frags[Math.floor(rand() * frags.length)]);
+    const forged = rand() < 0.3;
+    if (forged) {
+      const f = cut(8 * Math.floor(rand() * (data / 8 - 2)), 16, true);
+      f[f.length - 1] ^= 0x5a;
+      frags.push(f);
+    }
+    for (let i = frags.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [frags[i], frags[j]] = [frags[j], frags[i]];
+    }
+    let outs = 0;
+    for (const f of frags) {
+      const out = feed(f);
+      if (out) {
+        outs++;
+        assert.deepEqual(out, d, `seed ${seed}: only the true datagram`);
+      }
+      assert.ok(r.bytesHeld <= r.maxBytes && r.bytesHeld >= 0, `seed ${seed}: bytes held bounded`);
+      assert.ok(r.inProgress <= r.maxDatagrams && r.inProgress >= 0, `seed ${seed}: datagrams bounded`);
+    }
+    const m = moved();
+    const dropped = Object.entries(m).filter(([k]) => k.startsWith("frag_") && C.DROP_NAMES.includes(k))
+      .reduce((s, [, v]) => s + v, 0);
+    assert.equal(
+      m.frag_received,
+      (m.frag_held ?? 0) + (m.frag_reassembled ?? 0) + dropped,
+      `seed ${seed}: every fragment accounted once`,
+    );
+    assert.ok(outs <= 1, `seed ${seed}: one datagram at most`);
+    if (!forged && cuts <= 16) assert.equal(outs, 1, `seed ${seed}: the datagram completes`);
+    completed += outs;
+    overlaps += m.frag_overlap ?? 0;
+  }
+  assert.ok(completed > 150 && overlaps > 20, `the cases ran: ${completed} completed, ${overlaps} overlaps`);
+});

@@ -21,6 +21,7 @@ import type { IpAddress } from "../../base/addr.ts";
 import { read16, read32, write16 } from "../../base/packet/checksum.ts";
 import {
   IPV6_FRAGMENT_HEADER_LEN,
+  ipv6FragmentId,
   ipv6Unfragmentable,
   ipv6WriteFragmentHeader,
 } from "../../base/packet/fragment.ts";
@@ -33,7 +34,7 @@ import {
 } from "../../base/packet/ipv6.ts";
 import { ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, icmpIsError } from "../../base/packet/icmp.ts";
 import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../../base/packet/ipv4.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, ipv4Id } from "../../base/packet/ipv4.ts";
 import {
   ipDstOffset,
   ipSrcOffset,
@@ -403,7 +404,7 @@ export class Engine {
       let x = w[0] ^ w[1] ^ w[2] ^ w[3];
       readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
       x ^= w[0] ^ w[1] ^ w[2] ^ w[3];
-      const id = fam === 4 ? read16(b, info.ipOff + 4) : read32(b, info.l4Off - IPV6_FRAGMENT_HEADER_LEN + 4);
+      const id = fam === 4 ? ipv4Id(b, info.ipOff) : ipv6FragmentId(b, info.l4Off - IPV6_FRAGMENT_HEADER_LEN);
       const owner = steerFragment(x, id, this.workers);
       if (owner !== this.worker) return -owner - 1;
     }

@@ -33,6 +33,7 @@ import { read16, read32, write16 } from "../../base/packet/checksum.ts";
 import {
   IP_MAX_LENGTH,
   IPV4_DF,
+  IPV4_MF,
   IPV4_OFFSET_MASK,
   IPV6_FRAGMENT_HEADER_LEN,
   ipv6FragmentId,
@@ -161,7 +162,7 @@ export class Reassembler {
     if (fam === 4) {
       const fw = read16(b, ip + IPV4_FRAGMENT);
       off = (fw & IPV4_OFFSET_MASK) << 3;
-      more = (fw & 0x2000) !== 0;
+      more = (fw & IPV4_MF) !== 0;
       id = read16(b, ip + IPV4_ID);
       proto = b[ip + IPV4_PROTOCOL];
     } else {
@@ -176,11 +177,10 @@ export class Reassembler {
     if (more && (dlen === 0 || (dlen & 7) !== 0)) return this.drop(C.DROP_FRAG_MALFORMED);
     const s = this.find(b, fam, ip, id, proto, now);
     if (s >= 0 && this.state[s] === DEAD) return this.drop(C.DROP_FRAG_DISCARDED);
-    // The data may not run past the largest datagram (header included: ours is at least 20 or 40 bytes).
-    if (end > IP_MAX_LENGTH - (fam === 4 ? 20 : 0)) {
-      return this.discard(s, C.DROP_FRAG_TOO_BIG, b, fam, ip, id, proto, now);
-    }
+    // A new datagram gets its slot even when this fragment is refused: its later fragments are refused too.
     const slot = s >= 0 ? s : this.allocate(b, fam, ip, id, proto, now);
+    // The data may not run past the largest datagram (header included: ours is at least 20 or 40 bytes).
+    if (end > IP_MAX_LENGTH - (fam === 4 ? 20 : 0)) return this.discard(slot, C.DROP_FRAG_TOO_BIG);
     const total = this.total[slot];
     if (!more) {
       if ((total >= 0 && total !== end) || this.maxEnd(slot) > end) {
@@ -244,21 +244,8 @@ export class Reassembler {
     return 0;
   }
 
-  /**
-   * Drops this fragment and discards its datagram: slot `s`, or — when the fragment has none yet (−1) — a
-   * new one, so the datagram's later fragments are discarded as well (RFC 5722).
-   */
-  private discard(
-    s: number,
-    reason: number,
-    b?: Uint8Array,
-    fam = 0,
-    ip = 0,
-    id = 0,
-    proto = 0,
-    now = 0,
-  ): number {
-    if (s < 0) s = this.allocate(b!, fam, ip, id, proto, now);
+  /** Drops this fragment and discards its datagram (slot `s`), keeping the slot so later fragments follow. */
+  private discard(s: number, reason: number): number {
     if (this.state[s] === ACTIVE) {
       this.inProgress--;
       this.bytesHeld -= this.held[s];

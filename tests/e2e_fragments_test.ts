@@ -3,7 +3,8 @@
  * fragments each datagram; the gateway reassembles it, rewrites it toward a real server and writes it to its
  * TUN whole (IPv4: the gateway's kernel fragments it again on output) or as fragments it built (IPv6:
  * routers do not fragment). The real server's echo is fragmented by its own kernel and reassembled by the
- * gateway the same way on the way back. Every echo must come back byte-identical; the gateway's counters
+ * gateway the same way on the way back. Every echo must come back byte-identical (and a 3000-byte ping to
+ * each VIP is answered by the gateway from the reassembled request); the gateway's counters
  * must show the reassembly on both directions, and no kernel may see a bad checksum (rx checksum offload is
  * off on every veth end, so each kernel verifies).
  *
@@ -102,12 +103,31 @@ for (const c of CASES) {
         const got = await client(lab, vip);
         assert.deepEqual(got, { sent: total, ok: total, bad: 0, missing: 0 }, `through ${vip}`);
       }
+      // A large echo request to a VIP is answered by the gateway itself, from the reassembled request.
+      for (const vip of [VIP4, VIP6]) {
+        const fam = vip === VIP4 ? "-4" : "-6";
+        const r = await nsExec(lab.t.nsCli, [
+          "ping",
+          fam,
+          "-c",
+          "2",
+          "-i",
+          "0.2",
+          "-W",
+          "2",
+          "-s",
+          "3000",
+          vip,
+        ], 20_000);
+        assert.match(r.stdout, / 2 received/, `ping -s 3000 ${vip}: ${r.stdout} ${r.stderr}`);
+      }
       const s = await gw.stats();
       const { not_for_us: _, ...drops } = s.drops;
       assert.deepEqual(drops, {}, "no drops");
       const ev = s.events;
       // Both directions, both families: at least one reassembly per datagram each way.
-      assert.ok(ev.frag_reassembled >= 4 * total, `frag_reassembled=${ev.frag_reassembled}`);
+      assert.ok(ev.frag_reassembled >= 4 * total + 4, `frag_reassembled=${ev.frag_reassembled}`);
+      assert.equal(ev.echo_replied, 4, "the two pings per family");
       assert.equal(
         ev.frag_received,
         ev.frag_held + ev.frag_reassembled,

@@ -340,8 +340,8 @@ export class Engine {
     const out = this.route(b, len);
     // Routers do not fragment IPv6 (RFC 8200): the kernel would answer Packet Too Big, so we fragment what
     // we reassembled (here or on another worker: anything past the MTU without a partial checksum — a GSO
-    // super-packet always has one — came from reassembly).
-    if (out > this.config.mtu && !this.partial && !this.generated && this.info.family === 6) {
+    // super-packet always has one — came from reassembly), forwarded or answered (a large echo request).
+    if (out > this.config.mtu && !this.partial && this.info.family === 6) {
       return this.fragmentOut(b, out);
     }
     return out;

@@ -15,7 +15,7 @@ import * as C from "./counters.ts";
 import { Engine } from "./engine.ts";
 import { Reassembler } from "./reassembly.ts";
 import { steerClient, steerFragment } from "./steering.ts";
-import { tcp, udp } from "./testing/packets.ts";
+import { icmp, tcp, udp } from "./testing/packets.ts";
 import { TCP_SYN } from "../../base/packet/tcp.ts";
 
 const CLIENT = "198.18.1.2";
@@ -325,4 +325,22 @@ Deno.test("engine: an IPv6 atomic fragment (offset 0, M = 0) is a plain packet, 
   assert.deepEqual(addrs(out[0]), [LOCAL6, RS6]);
   assert.equal(out[0][6], 44, "the Fragment header stays");
   assert.deepEqual(moved(e), { connections: 1 });
+});
+
+Deno.test("engine: a fragmented echo request to a VIP is answered, IPv6 in fragments within the MTU", () => {
+  for (const [src, dst, mtu] of [[CLIENT, VIP, 1500], [CLIENT6, VIP6, 1280]] as const) {
+    const body = new Uint8Array(3000).map((_, i) => i);
+    const req = icmp(src, dst, src === CLIENT ? 8 : 128, 0, 0x00420001, body, BUF);
+    const whole = req.b.slice(0, req.len);
+    const e = engine();
+    const out = run(e, src === CLIENT ? fragment4(whole, 1500) : fragment6(whole, mtu, 0x1234));
+    const reply = src === CLIENT ? out[0] : reassemble(out);
+    assert.equal(out.length, src === CLIENT ? 1 : 3, "IPv4 whole (the kernel fragments), IPv6 in fragments");
+    for (const f of out.slice(src === CLIENT ? 1 : 0)) assert.ok(f.length <= 1500);
+    const info = sound(reply);
+    assert.deepEqual(addrs(reply), [dst, src]);
+    assert.equal(reply[info.l4Off], src === CLIENT ? 0 : 129, "echo reply");
+    assert.deepEqual(reply.subarray(info.l4Off + 8), body);
+    assert.equal(e.counters.events[C.EV_ECHO_REPLIED], 1);
+  }
 });

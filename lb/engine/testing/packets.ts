@@ -114,8 +114,16 @@ export function udp(
 }
 
 /** Builds an ICMP (IPv4) or ICMPv6 message with the given type, code, 4 rest-of-header bytes and body. */
-export function icmp(src: string, dst: string, type: number, code: number, rest: number, body: Uint8Array) {
-  const b = new Uint8Array(BUF_SIZE);
+export function icmp(
+  src: string,
+  dst: string,
+  type: number,
+  code: number,
+  rest: number,
+  body: Uint8Array,
+  size = BUF_SIZE,
+) {
+  const b = new Uint8Array(size);
   const v6 = isV6(src);
   const ip = writeIp(b, src, dst, v6 ? 58 : 1, 8 + body.length);
   b[ip] = type;

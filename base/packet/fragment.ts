@@ -24,7 +24,7 @@ export const IPV4_MF = 0x2000;
 export const IPV4_OFFSET_MASK = 0x1fff;
 /** Length of the IPv6 Fragment extension header. */
 export const IPV6_FRAGMENT_HEADER_LEN = 8;
-/** Largest IP datagram: IPv4 Total Length and IPv6 Payload Length are 16-bit fields. */
+/** Largest value of the IPv4 Total Length and the IPv6 Payload Length fields (no jumbograms). */
 export const IP_MAX_LENGTH = 65535;
 
 /** The IPv4 fragment offset of the header at `o`, in bytes. */

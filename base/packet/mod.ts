@@ -6,6 +6,7 @@
  * @module
  */
 export * from "./checksum.ts";
+export * from "./fragment.ts";
 export * from "./icmp.ts";
 export * from "./icmpv6.ts";
 export * from "./ipv4.ts";

@@ -26,6 +26,7 @@ import {
   write32,
   write32Summed,
 } from "./checksum.ts";
+import { IP_MAX_LENGTH } from "./fragment.ts";
 import { ipv4SetTotalLength } from "./ipv4.ts";
 import { ipv6PayloadLength, ipv6SetPayloadLength } from "./ipv6.ts";
 import type { PacketInfo } from "./packet_info.ts";
@@ -210,9 +211,6 @@ export function tcpNopAllOptions(b: Uint8Array, o: number, kind: number): number
   }
   return n;
 }
-
-/** Largest value of the IPv4 Total Length and the IPv6 Payload Length fields (no jumbograms). */
-const IP_MAX_LENGTH = 0xffff;
 
 /** Sets both IP length fields and the packet's recorded lengths after the TCP segment grew by `delta`. */
 function growSegment(b: Uint8Array, info: PacketInfo, delta: number): void {

@@ -42,7 +42,10 @@ export const PACKET_REASONS = {
   bad_ihl: 3,
   /** An IP or UDP length field disagrees with the bytes present. */
   length_mismatch: 4,
-  /** An IP fragment: the transport header may be absent, so ports cannot be trusted. */
+  /**
+   * An IP fragment: its ports cannot be trusted, so it goes to the reassembler (lb/engine/reassembly.ts),
+   * with the fragment's data offset in `info`; as a drop, a fragment to us of a protocol we do not serve.
+   */
   fragment: 5,
   /** TCP data offset below 20 bytes or past the segment. */
   bad_data_offset: 6,
@@ -61,7 +64,7 @@ export const PACKET_BAD_VERSION = PACKET_REASONS.bad_version;
 export const PACKET_BAD_IHL = PACKET_REASONS.bad_ihl;
 /** An IP or UDP length field disagrees with the bytes present. */
 export const PACKET_LENGTH_MISMATCH = PACKET_REASONS.length_mismatch;
-/** An IP fragment: the transport header may be absent, so ports cannot be trusted. */
+/** An IP fragment: reassembled by the engine, never read as a whole packet (see PACKET_REASONS). */
 export const PACKET_FRAGMENT = PACKET_REASONS.fragment;
 /** TCP data offset below 20 bytes or past the segment. */
 export const PACKET_BAD_DATA_OFFSET = PACKET_REASONS.bad_data_offset;
@@ -76,6 +79,20 @@ export const PACKET_REASON_NAMES: readonly string[] = reasonNames;
 
 /** Most IPv6 extension headers walked before the packet is called unsupported (bounds the loop). */
 const MAX_IPV6_EXTENSIONS = 8;
+
+/**
+ * Answers PACKET_FRAGMENT with what the reassembler needs in `info`: `l4Off` is where the fragment's data
+ * starts (past the IPv4 header, or past the IPv6 Fragment header, which sits 8 bytes before it), `l4Proto`
+ * the protocol the datagram carries (IPv6: the Fragment header's Next Header), `l4Len` the data bytes.
+ */
+function fragment(info: PacketInfo, data: number, proto: number, end: number): number {
+  info.l4Off = data;
+  info.l4Proto = proto;
+  info.l4Len = end - data;
+  info.l4HeaderLen = 0;
+  info.end = end;
+  return PACKET_FRAGMENT;
+}
 
 /**
  * Classifies the packet in `b[off, off+len)`, filling `info`. With `quoted` set the packet is the one an ICMP
@@ -108,12 +125,12 @@ export function classifyPacket(
     } else {
       end = off + total;
     }
-    const frag = read16(b, off + IPV4_FRAGMENT);
-    if ((frag & 0x1fff) !== 0 || (!quoted && (frag & 0x2000) !== 0)) return PACKET_FRAGMENT;
     info.family = 4;
     p = off + ihl;
     proto = b[off + IPV4_PROTOCOL];
     info.l4Len = total - ihl;
+    const frag = read16(b, off + IPV4_FRAGMENT);
+    if ((frag & 0x1fff) !== 0 || (!quoted && (frag & 0x2000) !== 0)) return fragment(info, p, proto, end);
   } else if (version === 6) {
     if (len < IPV6_HEADER_LEN) return PACKET_TRUNCATED;
     const total = IPV6_HEADER_LEN + read16(b, off + IPV6_PAYLOAD_LENGTH);
@@ -144,7 +161,7 @@ export function classifyPacket(
       } else if (proto === IPV6_EXT_FRAGMENT) {
         if (p + 8 > end) return PACKET_TRUNCATED;
         // An atomic fragment (offset 0, no more fragments) carries the whole datagram: walk past it.
-        if ((read16(b, p + 2) & 0xfff9) !== 0) return PACKET_FRAGMENT;
+        if ((read16(b, p + 2) & 0xfff9) !== 0) return fragment(info, p + 8, b[p], end);
         proto = b[p];
         p += 8;
       } else {

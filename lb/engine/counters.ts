@@ -50,6 +50,20 @@ export const DROP_REASONS = {
   bad_checksum: 21,
   /** Source address no client can have: a VIP or local address (land), loopback, multicast, unspecified, broadcast. */
   martian_source: 22,
+  /** A fragment whose offset, length or last-fragment flag contradicts its datagram (discarded with it). */
+  frag_malformed: 23,
+  /** A fragment overlapping another of its datagram (RFC 5722; IPv4 too): the datagram is discarded. */
+  frag_overlap: 24,
+  /** An exact duplicate of a fragment held (RFC 8200 §4.5 allows dropping it alone). */
+  frag_duplicate: 25,
+  /** A first fragment without the whole transport header (RFC 1858, RFC 7112): the datagram is discarded. */
+  frag_tiny: 26,
+  /** A fragment reaching past 65535 bytes, or the caller's buffer: the datagram is discarded. */
+  frag_too_big: 27,
+  /** One fragment too many for a datagram (the reassembler's `maxFragments`): the datagram is discarded. */
+  frag_too_many: 28,
+  /** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
+  frag_discarded: 29,
 } as const;
 
 /** Not addressed to a VIP or local address of ours. */
@@ -80,6 +94,20 @@ export const DROP_ECHO_RATE_LIMITED = DROP_REASONS.echo_rate_limited;
 export const DROP_BAD_CHECKSUM = DROP_REASONS.bad_checksum;
 /** Source address no client can have: a VIP or local address (land), loopback, multicast, unspecified, broadcast. */
 export const DROP_MARTIAN_SOURCE = DROP_REASONS.martian_source;
+/** A fragment whose offset, length or last-fragment flag contradicts its datagram (discarded with it). */
+export const DROP_FRAG_MALFORMED = DROP_REASONS.frag_malformed;
+/** A fragment overlapping another of its datagram (RFC 5722; IPv4 too): the datagram is discarded. */
+export const DROP_FRAG_OVERLAP = DROP_REASONS.frag_overlap;
+/** An exact duplicate of a fragment held (RFC 8200 §4.5 allows dropping it alone). */
+export const DROP_FRAG_DUPLICATE = DROP_REASONS.frag_duplicate;
+/** A first fragment without the whole transport header (RFC 1858, RFC 7112): the datagram is discarded. */
+export const DROP_FRAG_TINY = DROP_REASONS.frag_tiny;
+/** A fragment reaching past 65535 bytes, or the caller's buffer: the datagram is discarded. */
+export const DROP_FRAG_TOO_BIG = DROP_REASONS.frag_too_big;
+/** One fragment too many for a datagram (the reassembler's `maxFragments`): the datagram is discarded. */
+export const DROP_FRAG_TOO_MANY = DROP_REASONS.frag_too_many;
+/** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
+export const DROP_FRAG_DISCARDED = DROP_REASONS.frag_discarded;
 
 /** Names of the drop reasons, indexed by code: the validator's reasons (0 is unused), then DROP_REASONS. */
 export const DROP_NAMES: readonly string[] = namesByCode(DROP_REASONS, PACKET_REASON_NAMES);
@@ -112,6 +140,18 @@ export const EVENTS = {
   reply_rate_limited: 11,
   /** Connections created. */
   connections: 12,
+  /** Fragments toward a VIP or local address taken by the reassembler. */
+  frag_received: 13,
+  /** Fragments held for the rest of their datagram: `process` returned 0 without a drop. */
+  frag_held: 14,
+  /** Datagrams reassembled and passed on as one packet. */
+  frag_reassembled: 15,
+  /** Datagrams discarded incomplete when their reassembly time ran out. */
+  frag_timeout: 16,
+  /** Datagrams discarded incomplete to make room (datagram slots or bytes held). */
+  frag_evicted: 17,
+  /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
+  frag_sent: 18,
 } as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
@@ -140,6 +180,18 @@ export const EV_REUSED = EVENTS.reused;
 export const EV_REPLY_RATE_LIMITED = EVENTS.reply_rate_limited;
 /** Connections created. */
 export const EV_CONNECTIONS = EVENTS.connections;
+/** Fragments toward a VIP or local address taken by the reassembler. */
+export const EV_FRAG_RECEIVED = EVENTS.frag_received;
+/** Fragments held for the rest of their datagram: `process` returned 0 without a drop. */
+export const EV_FRAG_HELD = EVENTS.frag_held;
+/** Datagrams reassembled and passed on as one packet. */
+export const EV_FRAG_REASSEMBLED = EVENTS.frag_reassembled;
+/** Datagrams discarded incomplete when their reassembly time ran out. */
+export const EV_FRAG_TIMEOUT = EVENTS.frag_timeout;
+/** Datagrams discarded incomplete to make room (datagram slots or bytes held). */
+export const EV_FRAG_EVICTED = EVENTS.frag_evicted;
+/** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
+export const EV_FRAG_SENT = EVENTS.frag_sent;
 /** Names of the events, indexed by code. */
 export const EVENT_NAMES: readonly string[] = namesByCode(EVENTS);
 

@@ -101,8 +101,15 @@ Deno.test("codes keep their published values (logs and stats readers key on them
       C.DROP_ECHO_RATE_LIMITED,
       C.DROP_BAD_CHECKSUM,
       C.DROP_MARTIAN_SOURCE,
+      C.DROP_FRAG_MALFORMED,
+      C.DROP_FRAG_OVERLAP,
+      C.DROP_FRAG_DUPLICATE,
+      C.DROP_FRAG_TINY,
+      C.DROP_FRAG_TOO_BIG,
+      C.DROP_FRAG_TOO_MANY,
+      C.DROP_FRAG_DISCARDED,
     ],
-    [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22],
+    [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29],
   );
   assert.deepEqual(
     [
@@ -119,8 +126,14 @@ Deno.test("codes keep their published values (logs and stats readers key on them
       C.EV_REUSED,
       C.EV_REPLY_RATE_LIMITED,
       C.EV_CONNECTIONS,
+      C.EV_FRAG_RECEIVED,
+      C.EV_FRAG_HELD,
+      C.EV_FRAG_REASSEMBLED,
+      C.EV_FRAG_TIMEOUT,
+      C.EV_FRAG_EVICTED,
+      C.EV_FRAG_SENT,
     ],
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18],
   );
 });
 

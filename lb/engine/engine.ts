@@ -9,18 +9,32 @@
  *
  * {@link Engine.process} rewrites the packet in place and returns the length to write back (a forwarded
  * packet, or a reply the gateway generated in the same buffer), 0 when it was dropped — always counted —
- * or, with several workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts).
- * Nothing on this path throws or allocates.
+ * or held (a fragment waiting for the rest of its datagram, counted as `frag_held`), or, with several
+ * workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts). Nothing on this
+ * path throws or allocates; fragments take the reassembler's rare path (reassembly.ts), which is bounded.
  *
  * @module
  */
 import type { GatewayConfig } from "../config.ts";
 import type { EngineCounters } from "../stats.ts";
 import type { IpAddress } from "../../base/addr.ts";
-import { read16, read32 } from "../../base/packet/checksum.ts";
+import { read16, read32, write16 } from "../../base/packet/checksum.ts";
+import {
+  IPV6_FRAGMENT_HEADER_LEN,
+  ipv6FragmentId,
+  ipv6Unfragmentable,
+  ipv6WriteFragmentHeader,
+} from "../../base/packet/fragment.ts";
+import {
+  IPV6_EXT_DEST_OPTS,
+  IPV6_EXT_FRAGMENT,
+  IPV6_EXT_ROUTING,
+  IPV6_HEADER_LEN,
+  IPV6_PAYLOAD_LENGTH,
+} from "../../base/packet/ipv6.ts";
 import { ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, icmpIsError } from "../../base/packet/icmp.ts";
 import { ICMPV6_ECHO_REQUEST, icmpv6IsError } from "../../base/packet/icmpv6.ts";
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from "../../base/packet/ipv4.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, ipv4Id } from "../../base/packet/ipv4.ts";
 import {
   ipDstOffset,
   ipGiveBackHop,
@@ -56,7 +70,7 @@ import {
   tcpSetSeq,
 } from "../../base/packet/tcp.ts";
 import { fillTransportChecksum, transportChecksumOk } from "../../base/packet/transport_checksum.ts";
-import { classifyPacket, PACKET_OK } from "../../base/packet/validate.ts";
+import { classifyPacket, PACKET_FRAGMENT, PACKET_OK } from "../../base/packet/validate.ts";
 import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
 import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
@@ -80,7 +94,8 @@ import {
 } from "./tcp_state.ts";
 import { TimerWheel } from "./timer_wheel.ts";
 import { IsnGenerator } from "./isn.ts";
-import { steerClient, steerLocalPort } from "./steering.ts";
+import { steerClient, steerFragment, steerLocalPort } from "./steering.ts";
+import { Reassembler, type ReassemblyOptions } from "./reassembly.ts";
 
 /** Options of one worker's engine. */
 export interface EngineOptions {
@@ -104,6 +119,8 @@ export interface EngineOptions {
   isnSecret?: Uint32Array;
   /** Generated replies (RST, ICMP) per second for this worker. Default: the config's `replyRate` / workers. */
   replyRate?: number;
+  /** Limits of fragment reassembly (datagrams, bytes, fragments, timeouts); defaults in reassembly.ts. */
+  reassembly?: ReassemblyOptions;
 }
 
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
@@ -120,6 +137,8 @@ export class Engine {
   readonly sets: ServerSet[];
   /** The configuration the engine was built from. */
   readonly config: GatewayConfig;
+  /** Fragments held until their datagram is whole (reassembly.ts). */
+  readonly frags: Reassembler;
 
   private readonly info = new PacketInfo();
   private readonly inner = new PacketInfo();
@@ -159,7 +178,22 @@ export class Engine {
   generated = false;
   /** After {@link process}: how many bytes the transport header grew (TOA) or shrank (option packing). */
   headerDelta = 0;
+  /**
+   * After {@link process}: the length of the packet now in the buffer — the input's, or the datagram
+   * reassembled from it. A hand-off (a negative return) carries this many bytes.
+   */
+  length = 0;
   private partial = false;
+  /** A reassembled IPv6 datagram too big for the MTU, sent again as fragments by {@link nextOutput}. */
+  private outBuf: Uint8Array | undefined;
+  private outLen = 0;
+  private outPos = 0;
+  private outHdr = 0;
+  private outNhAt = 0;
+  private outNext = 0;
+  private outId = 0;
+  /** Scratch for ipv6Unfragmentable: length, Next Header offset. */
+  private readonly unfrag = new Int32Array(2);
 
   /** Builds the engine for one worker from a validated configuration. */
   constructor(config: GatewayConfig, opts: EngineOptions = {}) {
@@ -242,6 +276,9 @@ export class Engine {
       this.localAddr.set(w, i * 4);
       this.localMap.set(a.family, w[0], w[1], w[2], w[3], 0, 0, i);
     });
+    this.frags = new Reassembler(this.counters, opts.reassembly);
+    // Fragment ids this worker sends: distinct across workers (steps of `workers`), unpredictable start.
+    this.outId = (crypto.getRandomValues(new Uint32Array(1))[0] * workers + worker) >>> 0;
     this.expireFn = (id) => {
       this.counters.events[C.EV_EXPIRED]++;
       this.removeConnection(id);
@@ -282,26 +319,46 @@ export class Engine {
     };
   }
 
-  /** Advances the clock: expires idle connections. Call about once a second. */
+  /** Advances the clock: expires idle connections and stale fragments. Call about once a second. */
   tick(now: number): number {
     this.now = now;
+    this.frags.expire(now);
     return this.wheel.advance(now, this.expireFn);
   }
 
   /**
    * Handles one IP packet in `b[0, len)` at time `now` (seconds). Returns the length of the packet to send
    * (rewritten in place, possibly longer — `b` must have room for TOA — or a generated reply), 0 when
-   * the packet was dropped (counted by reason), or −(owner + 1) when worker `owner` owns its connection
-   * (the packet is untouched; hand it over).
+   * the packet was dropped (counted by reason) or is a fragment held for the rest of its datagram
+   * (counted as `frag_held`), or −(owner + 1) when worker `owner` owns its connection (hand over
+   * {@link length} bytes: the packet untouched, or the datagram its fragments made). When the return is
+   * positive, call {@link nextOutput} until it returns 0 for more packets to send (IPv6 fragments).
    */
   process(b: Uint8Array, len: number, now: number, csumPartial = false): number {
     this.now = now;
     this.generated = false;
     this.headerDelta = 0;
+    this.length = len;
+    this.outLen = 0;
     this.partial = csumPartial;
+    const out = this.route(b, len);
+    // Routers do not fragment IPv6 (RFC 8200): the kernel would answer Packet Too Big, so we fragment what
+    // we reassembled (here or on another worker: anything past the MTU without a partial checksum — a GSO
+    // super-packet always has one — came from reassembly), forwarded or answered (a large echo request).
+    if (out > this.config.mtu && !this.partial && this.info.family === 6) {
+      // What follows the IP length (a link's padding, kept on forwarded packets) is no part of the datagram.
+      const ipLen = IPV6_HEADER_LEN + read16(b, IPV6_PAYLOAD_LENGTH);
+      if (ipLen > this.config.mtu) return this.fragmentOut(b, ipLen < out ? ipLen : out);
+    }
+    return out;
+  }
+
+  /** {@link process} without the IPv6 fragmentation of its output. */
+  private route(b: Uint8Array, len: number): number {
     const info = this.info;
     const r = classifyPacket(b, 0, len, info);
     if (r !== PACKET_OK) {
+      if (r === PACKET_FRAGMENT) return this.fragment(b);
       this.counters.drops[r]++;
       return 0;
     }
@@ -325,6 +382,87 @@ export class Engine {
   private drop(reason: number): number {
     this.counters.drops[reason]++;
     return 0;
+  }
+
+  /**
+   * A fragment to a VIP or local address: held by the reassembler (on the worker its datagram hashes to,
+   * since later fragments carry no ports) until the datagram is whole, which then goes through
+   * {@link process} as one packet.
+   */
+  private fragment(b: Uint8Array): number {
+    const info = this.info;
+    const fam = info.family;
+    const w = this.words;
+    readAddressWords(b, fam, info.ipOff + ipDstOffset(fam), w);
+    if (
+      this.vipMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) === ADDR_MAP_MISS &&
+      this.localMap.get(fam, w[0], w[1], w[2], w[3], 0, 0) === ADDR_MAP_MISS
+    ) return this.drop(C.DROP_NOT_FOR_US);
+    // Only what the gateway serves is worth memory: TCP, UDP, ICMP (IPv6: or an extension header first).
+    const p = info.l4Proto;
+    if (
+      p !== IPPROTO_TCP && p !== IPPROTO_UDP &&
+      (fam === 4
+        ? p !== IPPROTO_ICMP
+        : p !== IPPROTO_ICMPV6 && p !== IPV6_EXT_DEST_OPTS && p !== IPV6_EXT_ROUTING)
+    ) return this.drop(PACKET_FRAGMENT);
+    if (this.workers > 1) {
+      let x = w[0] ^ w[1] ^ w[2] ^ w[3];
+      readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
+      x ^= w[0] ^ w[1] ^ w[2] ^ w[3];
+      const id = fam === 4 ? ipv4Id(b, info.ipOff) : ipv6FragmentId(b, info.l4Off - IPV6_FRAGMENT_HEADER_LEN);
+      const owner = steerFragment(x, id, this.workers);
+      if (owner !== this.worker) return -owner - 1;
+    }
+    const n = this.frags.add(b, info, this.now);
+    if (n === 0) return 0; // held or dropped: the reassembler counted which
+    this.length = n;
+    return this.route(b, n);
+  }
+
+  /** Keeps the IPv6 datagram in `b[0, len)` and puts its first fragment in `b` (see {@link nextOutput}). */
+  private fragmentOut(b: Uint8Array, len: number): number {
+    const u = this.unfrag;
+    if (!ipv6Unfragmentable(b, 0, len, u) || u[0] + IPV6_FRAGMENT_HEADER_LEN + 8 > this.config.mtu) {
+      return this.drop(C.DROP_FRAG_TOO_BIG);
+    }
+    const hl = u[0];
+    // The datagram must survive the first fragment being built in `b`: keep a copy (rare path).
+    const out = this.outBuf ??= new Uint8Array(b.length);
+    out.set(b.subarray(0, len));
+    this.outLen = len;
+    this.outPos = 0;
+    this.outHdr = hl;
+    this.outNhAt = u[1];
+    this.outNext = out[this.outNhAt];
+    this.outId = (this.outId + this.workers) >>> 0;
+    return this.nextOutput(b);
+  }
+
+  /**
+   * After {@link process} returned a length: the next packet to send for the same input, built in `b`
+   * (an IPv6 fragment of a reassembled datagram larger than the MTU), or 0 when there is none.
+   */
+  nextOutput(b: Uint8Array): number {
+    const data = this.outLen - this.outHdr;
+    if (this.outPos >= data) return 0;
+    const out = this.outBuf!;
+    const hl = this.outHdr;
+    const pos = this.outPos;
+    // Every fragment but the last carries a multiple of 8 bytes; all fit the MTU with the Fragment header.
+    const chunk = (this.config.mtu - hl - IPV6_FRAGMENT_HEADER_LEN) & ~7;
+    const n = data - pos < chunk ? data - pos : chunk;
+    b.set(out.subarray(0, hl), 0);
+    b[this.outNhAt] = IPV6_EXT_FRAGMENT;
+    ipv6WriteFragmentHeader(b, hl, this.outNext, pos, pos + n < data, this.outId);
+    b.set(out.subarray(hl + pos, hl + pos + n), hl + IPV6_FRAGMENT_HEADER_LEN);
+    const len = hl + IPV6_FRAGMENT_HEADER_LEN + n;
+    write16(b, IPV6_PAYLOAD_LENGTH, len - IPV6_HEADER_LEN);
+    this.outPos = pos + n;
+    this.generated = true; // complete checksums, no offload: the vnet header is cleared
+    this.headerDelta = 0;
+    this.counters.events[C.EV_FRAG_SENT]++;
+    return len;
   }
 
   /** Token bucket for generated replies, so a flood of bad packets cannot turn the gateway into an amplifier. */

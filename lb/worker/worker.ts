@@ -120,6 +120,23 @@ async function run(init: WorkerInit): Promise<void> {
     if (q.gso) runtime.gso_packets++;
     return e.process(pkt, n, t, q.csumPartial);
   };
+  /** Writes the engine's output `out` (> 0), then any more packets it has for the same input (fragments). */
+  const send = (out: number): void => {
+    for (let m = out; m > 0; m = e.nextOutput(pkt)) {
+      if (q.write(buf, m, e.generated, e.headerDelta)) runtime.tx_packets++;
+      else runtime.tx_dropped++;
+    }
+  };
+  /** Hands the frame in `buf` (the engine's `length` bytes: a datagram it reassembled may be longer) over. */
+  const handOff = (out: number): void => {
+    const owner = -out - 1;
+    if (outRings[owner]!.push(buf, hr + e.length)) {
+      runtime.handoff_out++;
+      wakeNeeded[owner] = 1;
+    } else {
+      runtime.handoff_ring_full++;
+    }
+  };
   let lastTick = now();
   let lastYield = lastTick;
   const ctl = new Int32Array(init.control);
@@ -152,10 +169,9 @@ async function run(init: WorkerInit): Promise<void> {
           const n = q.loadFrame(buf, f);
           if (n < 0) continue;
           const out = handle(n, t);
-          if (out > 0) {
-            if (q.write(buf, out, e.generated, e.headerDelta)) runtime.tx_packets++;
-            else runtime.tx_dropped++;
-          }
+          if (out > 0) send(out);
+          // A fragment handed here for reassembly: the whole datagram may belong to a third worker.
+          else if (out < 0) handOff(out);
         }
       }
       for (let i = 0; i < BATCH; i++) {
@@ -163,19 +179,9 @@ async function run(init: WorkerInit): Promise<void> {
         if (n <= 0) break;
         runtime.rx_packets++;
         const out = handle(n, t);
-        if (out > 0) {
-          if (q.write(buf, out, e.generated, e.headerDelta)) runtime.tx_packets++;
-          else runtime.tx_dropped++;
-        } else if (out < 0) {
-          // The whole frame (vnet header included) goes to the owner, which loads it as if read.
-          const owner = -out - 1;
-          if (outRings[owner]!.push(buf, hr + n)) {
-            runtime.handoff_out++;
-            wakeNeeded[owner] = 1;
-          } else {
-            runtime.handoff_ring_full++;
-          }
-        }
+        if (out > 0) send(out);
+        // The whole frame (vnet header included) goes to the owner, which loads it as if read.
+        else if (out < 0) handOff(out);
       }
       for (let w = 0; w < workers; w++) {
         if (wakeNeeded[w]) {

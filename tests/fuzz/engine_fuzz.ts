@@ -349,6 +349,64 @@ export interface CaseInput {
 const protoName = (p: number) =>
   p === 6 ? "tcp" : p === 17 ? "udp" : p === 1 ? "icmp" : p === 58 ? "icmpv6" : `proto${p}`;
 
+/**
+ * When the engine's output is the first of several IPv6 fragments (a datagram larger than the MTU, which the
+ * gateway fragments itself: routers do not), collects the rest with `nextOutput`, checks each fragment fits
+ * the MTU and the offsets line up, and writes the datagram they carry back into `b`; returns its length, or
+ * a violation text. Any other output is returned as it is. The walk is this file's own (RFC 8200 §4).
+ */
+function joinIpv6Fragments(e: Engine, b: Uint8Array, ret: number): number | string {
+  if (ret < 48 || b[0] >> 4 !== 6) return ret;
+  let nhAt = 6;
+  let p = 40;
+  const word = (x: Uint8Array, at: number) => (x[at] << 8) | x[at + 1];
+  // Past the headers before a Fragment header, and past an atomic fragment's (offset 0, M = 0) the input had.
+  for (let n = 0; n < 9; n++) {
+    const nh = b[nhAt];
+    const atomic = nh === 44 && p + 8 <= ret && word(b, p + 2) === 0;
+    if (nh !== 0 && nh !== 43 && nh !== 60 && !atomic) break;
+    if (p + 2 > ret) return ret;
+    nhAt = p;
+    p += nh === 44 ? 8 : (b[p + 1] + 1) * 8;
+  }
+  if (b[nhAt] !== 44 || p + 8 > ret) return ret;
+  if (word(b, p + 2) !== 1) return ret; // not the first of several fragments
+  const unfrag = p;
+  const next = b[p];
+  const id = ((b[p + 4] << 24) | (b[p + 5] << 16) | (b[p + 6] << 8) | b[p + 7]) >>> 0;
+  const head = b.slice(0, unfrag);
+  const parts: Uint8Array[] = [b.slice(unfrag + 8, ret)];
+  let expect = ret - unfrag - 8;
+  let more = true;
+  const f = new Uint8Array(b.length);
+  for (let k = 0; more; k++) {
+    if (k > 64) return "more than 64 fragments";
+    const n = e.nextOutput(f);
+    if (n === 0) return "fragments end before one without M";
+    if (n > e.config.mtu) return `fragment of ${n} bytes over the MTU ${e.config.mtu}`;
+    if (f[nhAt] !== 44 || f[unfrag] !== next) return "fragments disagree on their headers";
+    const fid = ((f[unfrag + 4] << 24) | (f[unfrag + 5] << 16) | (f[unfrag + 6] << 8) | f[unfrag + 7]) >>> 0;
+    if (fid !== id) return "fragments carry different ids";
+    const off = word(f, unfrag + 2) & 0xfff8;
+    if (off !== expect) return `fragment at ${off}, expected ${expect}`;
+    more = (word(f, unfrag + 2) & 1) === 1;
+    parts.push(f.slice(unfrag + 8, n));
+    expect += n - unfrag - 8;
+  }
+  if (e.nextOutput(f) !== 0) return "a fragment after the last";
+  if (ret > e.config.mtu) return `first fragment of ${ret} bytes over the MTU ${e.config.mtu}`;
+  b.set(head, 0);
+  b[nhAt] = next;
+  let at = unfrag;
+  for (const x of parts) {
+    b.set(x, at);
+    at += x.length;
+  }
+  b[4] = (at - 40) >> 8;
+  b[5] = (at - 40) & 0xff;
+  return at;
+}
+
 function sumDrops(e: Engine): number {
   let s = 0;
   for (const v of e.counters.drops) s += v;
@@ -410,6 +468,7 @@ export function checkPacket(
     clientToa = toas !== null && toas.length > 0;
   }
   const drops0 = sumDrops(e);
+  const held0 = e.counters.events[C.EV_FRAG_HELD];
   const noSpace0 = e.counters.events[C.EV_TOA_NO_SPACE];
   let ret: number;
   try {
@@ -435,7 +494,9 @@ export function checkPacket(
     return { ret, violations: v };
   }
   if (ret === 0) {
-    if (dDrops !== 1) {
+    // A fragment held for the rest of its datagram is the one 0 that is no drop: counted as frag_held.
+    const dHeld = e.counters.events[C.EV_FRAG_HELD] - held0;
+    if (dDrops + dHeld !== 1) {
       const tag = echo ? ":echo" : "";
       v.push({
         cls: dDrops < 1 ? `drop-uncounted${tag}` : `drop-overcounted${tag}`,
@@ -444,8 +505,19 @@ export function checkPacket(
     }
     return { ret, violations: v };
   }
-  // A packet out.
-  const generated = e.generated;
+  // A packet out: a datagram the engine sent as IPv6 fragments is judged whole.
+  const joined = joinIpv6Fragments(e, b, ret);
+  if (typeof joined === "string") {
+    v.push({ cls: "ipv6-fragments", detail: joined });
+    return { ret, violations: v };
+  }
+  // `generated` also marks fragments the engine cut (complete checksums, no offload, for the worker): for a
+  // joined datagram, a reply is what goes back to the input's sender.
+  const wasCut = joined !== ret;
+  ret = joined;
+  const generated = wasCut && inL !== null
+    ? addrEq(b, inL.family === 4 ? 16 : 24, input, inL.family === 4 ? 12 : 8, inL.family === 4 ? 4 : 16)
+    : e.generated;
   const out = parseLayers(b, ret);
   if (ret < 20 || out === null) {
     v.push({ cls: "reparse", detail: `output of ${ret} bytes does not parse` });
@@ -453,7 +525,7 @@ export function checkPacket(
   }
   const p = protoName(out.proto);
   const trailing = inL === null ? 0 : len - inL.end;
-  if (ret - out.end !== (generated ? 0 : trailing)) {
+  if (ret - out.end !== (generated || wasCut ? 0 : trailing)) {
     v.push({ cls: "ip-length", detail: `IP length ${out.end}, returned ${ret}, input trailer ${trailing}` });
   }
   // The kernel checks an IPv4 header before it routes the packet into the TUN: only a good one must stay good.

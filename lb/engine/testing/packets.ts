@@ -93,9 +93,16 @@ export function tcp(s: TcpSpec): { b: Uint8Array; len: number } {
   return { b, len };
 }
 
-/** Builds a UDP datagram. */
-export function udp(src: string, dst: string, sport: number, dport: number, payload: Uint8Array) {
-  const b = new Uint8Array(BUF_SIZE);
+/** Builds a UDP datagram (in a buffer of `size` bytes: BUF_SIZE, or more for a datagram to fragment). */
+export function udp(
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  payload: Uint8Array,
+  size = BUF_SIZE,
+) {
+  const b = new Uint8Array(size);
   const ip = writeIp(b, src, dst, 17, 8 + payload.length);
   write16(b, ip, sport);
   write16(b, ip + 2, dport);
@@ -107,8 +114,16 @@ export function udp(src: string, dst: string, sport: number, dport: number, payl
 }
 
 /** Builds an ICMP (IPv4) or ICMPv6 message with the given type, code, 4 rest-of-header bytes and body. */
-export function icmp(src: string, dst: string, type: number, code: number, rest: number, body: Uint8Array) {
-  const b = new Uint8Array(BUF_SIZE);
+export function icmp(
+  src: string,
+  dst: string,
+  type: number,
+  code: number,
+  rest: number,
+  body: Uint8Array,
+  size = BUF_SIZE,
+) {
+  const b = new Uint8Array(size);
   const v6 = isV6(src);
   const ip = writeIp(b, src, dst, v6 ? 58 : 1, 8 + body.length);
   b[ip] = type;

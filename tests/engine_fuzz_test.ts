@@ -50,10 +50,6 @@ const EXPECTED_KNOWN = new Map<string, string>([
   // local address and port (the quoted real server is never compared); from the client side, the VIP the
   // error was sent to need not be the quoted source. IPVS's ip_vs_in_icmp matches the whole quoted tuple.
   ["icmp-quote-mismatch", "found by the fuzzer: ICMP error translated on a partial quote match"],
-  // Found by this fuzzer: tcpAdjustSack translates the first SACK option only; Linux uses the last.
-  ["nat-sack:repeated-option", "found by the fuzzer: second SACK option toward the client untranslated"],
-  // Found by this fuzzer: tcpClampMss clamps the first MSS option only; Linux uses the last.
-  ["mss-not-clamped:repeated-option", "found by the fuzzer: second MSS option in a SYN left unclamped"],
 ]);
 
 const A = FUZZ_ADDR;
@@ -312,7 +308,7 @@ const ROWS: Row[] = [
     reproduces: "icmp-quote-mismatch",
   },
   {
-    name: "found: only the first of two SACK options toward the client is translated (Linux reads the last)",
+    name: "found, fixed: both of two SACK options toward the client are translated (Linux reads the last)",
     run: (send) => {
       const c = connect(send);
       const sack = [5, 10, 0x10, 0, 0, 0x10, 0x10, 0, 0x10, 0];
@@ -328,10 +324,9 @@ const ROWS: Row[] = [
       });
       return { p, partial: false };
     },
-    reproduces: "nat-sack:repeated-option",
   },
   {
-    name: "found: only the first of two MSS options in a SYN is clamped (Linux reads the last)",
+    name: "found, fixed: both of two MSS options in a SYN are clamped (Linux reads the last)",
     run: () => ({
       p: tcp({
         src: A.clients4[0],
@@ -344,7 +339,6 @@ const ROWS: Row[] = [
       }),
       partial: false,
     }),
-    reproduces: "mss-not-clamped:repeated-option",
   },
   {
     name: "control: offload SYN with timestamps, MSS and a TOA to insert; its SYN+ACK back",

@@ -4,10 +4,9 @@
 // walker reports lies inside the TCP header (the bytes after it are changed between two runs and must not
 // matter; the packet ends its buffer, so a read past it would see undefined), the walk and the decoded TOA
 // agree with the independent ones (docs/toa.md: the first option of the packet's own form; a broken list has
-// none), and a well-formed TOA inserted anywhere is found with its address; the
-// option edits the engine makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, tcpClampMss,
-// tcpAdjustSack) keep the options, the payload and an RFC 1071 checksum right. A failure prints the seed,
-// index and the packet in hex.
+// none), and a well-formed TOA inserted anywhere is found with its address; the option edits the engine
+// makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, tcpClampMss, tcpAdjustSack) keep the options,
+// the payload and an RFC 1071 checksum right. A failure prints the seed, index and the packet in hex.
 import assert from "node:assert/strict";
 import { PacketInfo } from "../base/packet/packet_info.ts";
 import {

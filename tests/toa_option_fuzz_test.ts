@@ -3,10 +3,10 @@
 // against an option walk written here from RFC 9293 §3.1: random option soups never throw, every option the
 // walker reports lies inside the TCP header (the bytes after it are changed between two runs and must not
 // matter; the packet ends its buffer, so a read past it would see undefined), the walk and the decoded TOA
-// agree with the independent ones, and a well-formed TOA inserted anywhere is found with its address; the
-// option edits the engine makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, tcpClampMss,
-// tcpAdjustSack) keep the options, the payload and an RFC 1071 checksum right. A failure prints the seed,
-// index and the packet in hex.
+// agree with the independent ones (docs/toa.md: the first option of the packet's own form; a broken list has
+// none), and a well-formed TOA inserted anywhere is found with its address; the option edits the engine
+// makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, tcpClampMss, tcpAdjustSack) keep the options,
+// the payload and an RFC 1071 checksum right. A failure prints the seed, index and the packet in hex.
 import assert from "node:assert/strict";
 import { PacketInfo } from "../base/packet/packet_info.ts";
 import {
@@ -118,11 +118,16 @@ function toaAt(b: Uint8Array, p: number): ToaAddress | null {
   return null;
 }
 
-/** What decodeToa must return: the first kind-254 option of a sound list, decoded here. */
+/**
+ * What decodeToa must return (docs/toa.md): nothing from a broken list; else the first kind-254 option whose
+ * length is the packet's own family's form (8 in IPv4, 20 in IPv6), decoded here. Any other kind 254 (another
+ * length, the other family's form) is passed over; port 0 is a TOA like any other.
+ */
 function expectedToa(b: Uint8Array, o: number): ToaAddress | null {
   const w = walk(b, o);
   if (!w.wellFormed) return null;
-  const p = w.offsets.find((q) => b[q] === 254);
+  const form = b[0] >> 4 === 4 ? 8 : 20;
+  const p = w.offsets.find((q) => b[q] === 254 && b[q + 1] === form);
   return p === undefined ? null : toaAt(b, p);
 }
 
@@ -230,31 +235,53 @@ function soundOptions(r: Rand): number[][] {
 
 Deno.test("TOA fuzz: a well-formed TOA inserted anywhere in a sound list is found with its address", () => {
   const r = new Rand(SEED + 1);
-  let found = 0;
+  const seen = { found: 0, otherForm: 0, later: 0, strays: 0 };
   for (let i = 0; i < 20_000; i++) {
     const family: 4 | 6 = r.chance(0.5) ? 4 : 6;
     const v6 = r.chance(0.5);
     const addr = r.bytes(v6 ? 16 : 4);
     if (v6) { for (let k = 0; k < 16; k += 2) if (r.chance(0.4)) addr[k] = addr[k + 1] = 0; }
-    const port = r.int(65536);
+    const port = r.chance(0.05) ? 0 : r.int(65536); // port 0 is a TOA too
     const toa = [254, v6 ? 20 : 8, port >> 8, port & 255, ...addr];
     const list = soundOptions(r);
-    list.splice(r.int(list.length + 1), 0, toa);
-    if (r.chance(0.2)) list.push([254, 8, 0, 1, 10, 0, 0, 1]); // a later one: the first counts
+    const at = r.int(list.length + 1);
+    list.splice(at, 0, toa);
+    // Kind 254 of neither form before it: passed over, as toa.ko does.
+    const strays = r.chance(0.2) ? 1 + r.int(2) : 0;
+    for (let k = 0; k < strays; k++) {
+      list.splice(r.int(at + k + 1), 0, r.pick([[254, 6, 1, 2, 3, 4], [254, 2]]));
+    }
+    const later = r.chance(0.2);
+    if (later) {
+      list.push([254, family === 4 ? 8 : 20, 0, 1, 10, 0, 0, 1, ...new Array(family === 4 ? 0 : 12).fill(7)]);
+    }
     const flat = list.flat();
     if (flat.length > 40) continue;
-    const { b, o } = packet(family, Uint8Array.from(flat), r.bytes(r.int(20)));
+    const { b } = packet(family, Uint8Array.from(flat), r.bytes(r.int(20)));
     const label = () => `seed ${SEED + 1} index ${i}: packet ${hex(b)}`;
-    const want: ToaAddress = v6
+    const mine: ToaAddress = v6
       ? { family: 6, address: v6Text(Uint8Array.from(addr), 0), port }
       : { family: 4, address: addr.join("."), port };
+    // The packet's own family's form is taken, the first one; the other family's form is passed over, and a
+    // later option of the right form taken instead.
+    const laterToa: ToaAddress = family === 4
+      ? { family: 4, address: "10.0.0.1", port: 1 }
+      : { family: 6, address: "a00:1:707:707:707:707:707:707", port: 1 };
+    const own = (family === 6) === v6;
+    const want = own ? mine : later ? laterToa : null;
     assert.deepEqual(decodeToa(b), want, `${label()}: decodeToa`);
-    const at = tcpFindOption(b, o, 254);
-    assert.ok(at > 0, `${label()}: tcpFindOption finds it`);
-    assert.deepEqual(readToaOption(b, at), want, `${label()}: readToaOption`);
-    found++;
+    // readToaOption decodes the option it is pointed at, whatever the packet's family.
+    const off = 40 + (family === 4 ? 0 : 20) + list.slice(0, list.indexOf(toa)).flat().length;
+    assert.deepEqual(readToaOption(b, off), mine, `${label()}: readToaOption`);
+    seen.found += own ? 1 : 0;
+    seen.otherForm += own ? 0 : 1;
+    seen.later += !own && later ? 1 : 0;
+    seen.strays += strays > 0 ? 1 : 0;
   }
-  assert.ok(found > 10_000, `${found} cases fit in 40 bytes`);
+  assert.ok(
+    seen.found > 5_000 && seen.otherForm > 5_000 && seen.later > 500 && seen.strays > 1_000,
+    JSON.stringify(seen),
+  );
 });
 
 Deno.test("TOA fuzz: mutated TCP headers around a TOA never throw and decode as the independent walk says", () => {
@@ -342,7 +369,10 @@ Deno.test("TOA fuzz: inserting TOA, packing, NOPing, clamping MSS and moving SAC
       len = n;
       info = sound("TOA inserted");
       assert.deepEqual(records(b, o), [hex(toa), ...kept], `${label()}: TOA first, the rest behind it`);
-      const want: ToaAddress = v6
+      // The engine inserts its own family's form; the other family's is passed over by the decoder.
+      const want: ToaAddress | null = (family === 6) !== v6
+        ? null
+        : v6
         ? { family: 6, address: v6Text(addr, 0), port }
         : { family: 4, address: addr.join("."), port };
       assert.deepEqual(decodeToa(b.subarray(0, len)), want, `${label()}: decodeToa after the insert`);

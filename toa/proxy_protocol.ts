@@ -176,6 +176,8 @@ export function decodeProxyV1(b: Uint8Array): ProxyDecodeResult {
   const limit = Math.min(b.length, PROXY_V1_MAX_LEN);
   for (let i = 0; i < limit; i++) {
     if (b[i] === 0x0d) {
+      // Its LF would be byte 108 or later: the line is too long, whatever follows (section 2.1).
+      if (i + 2 > PROXY_V1_MAX_LEN) break;
       if (i + 1 >= b.length) break;
       if (b[i + 1] !== 0x0a) return { status: "invalid", reason: "CR without LF" };
       end = i;

@@ -137,6 +137,13 @@ Deno.test("v1 decoder rejects what the specification forbids", () => {
   for (const s of bad) assert.equal(decodeProxyHeader(text(s)).status, "invalid", JSON.stringify(s));
   const long = text("PROXY UNKNOWN " + "x".repeat(PROXY_V1_MAX_LEN) + "\r\n");
   assert.equal(decodeProxyV1(long).status, "invalid", "no CRLF within 107 bytes");
+  // 108 bytes whose LF is the 108th: too long, as its 107-byte prefix already was; 107 bytes are the most.
+  const l108 = text(`PROXY UNKNOWN ${"x".repeat(92)}\r\n`);
+  assert.equal(l108.length, 108);
+  assert.equal(decodeProxyV1(l108).status, "invalid", "a 108-byte line");
+  assert.equal(decodeProxyV1(l108.subarray(0, 107)).status, "invalid", "its 107-byte prefix");
+  assert.equal(decodeProxyV1(l108.subarray(0, 106)).status, "incomplete", "its 106-byte prefix");
+  assert.equal(decodeProxyV1(text(`PROXY UNKNOWN ${"x".repeat(91)}\r\n`)).status, "ok", "a 107-byte line");
 });
 
 Deno.test("v2 decoder rejects bad version, command, family, short blocks and overrunning TLVs", () => {

@@ -290,10 +290,20 @@ export function tcpCompactOptions(b: Uint8Array, info: PacketInfo, pktLen: numbe
   return pktLen - shrink;
 }
 
-/** Adds `delta` (mod 2^32) to every SACK block edge, updating the checksum; returns the blocks rewritten. */
+/**
+ * Adds `delta` (mod 2^32) to every SACK block edge of every SACK option (a receiver such as Linux reads the
+ * last one, so none may be left behind), updating the checksum; returns the blocks rewritten.
+ */
 export function tcpAdjustSack(b: Uint8Array, o: number, delta: number): number {
-  const p = tcpFindOption(b, o, TCPOPT_SACK);
-  if (p < 0) return 0;
+  let n = 0;
+  for (let p = tcpNextOption(b, o, -1); p >= 0; p = tcpNextOption(b, o, p)) {
+    if (b[p] === TCPOPT_SACK) n += adjustSackOption(b, o, p, delta);
+  }
+  return n;
+}
+
+/** Adds `delta` to the edges of the SACK option at `p`, updating the checksum; returns its blocks. */
+function adjustSackOption(b: Uint8Array, o: number, p: number, delta: number): number {
   const blocks = (b[p + 1] - 2) >>> 3;
   if (((p - o) & 1) !== 0) {
     // Edges at an odd offset straddle checksum words: re-sum the header instead of RFC 1624 per edge.
@@ -319,16 +329,20 @@ export function tcpAdjustSack(b: Uint8Array, o: number, delta: number): number {
   return blocks;
 }
 
-/** Lowers the MSS option to `max` when it is larger, updating the checksum; true when it changed. */
+/**
+ * Lowers every MSS option (length 4) to `max` when it is larger, updating the checksum; true when one
+ * changed. Every one, because a receiver such as Linux takes the last MSS of a SYN, not the first.
+ */
 export function tcpClampMss(b: Uint8Array, o: number, max: number): boolean {
-  const p = tcpFindOption(b, o, TCPOPT_MSS);
-  if (p < 0 || b[p + 1] !== 4) return false;
-  const mss = read16(b, p + 2);
-  if (mss <= max) return false;
-  // The option may sit at an odd offset after NOP padding: re-sum the header rather than assume alignment.
   const hl = tcpHeaderLength(b, o);
-  const before = onesComplementSum(b, o, hl);
-  write16(b, p + 2, max);
+  let before = -1;
+  for (let p = tcpNextOption(b, o, -1); p >= 0; p = tcpNextOption(b, o, p)) {
+    if (b[p] !== TCPOPT_MSS || b[p + 1] !== 4 || read16(b, p + 2) <= max) continue;
+    // The option may sit at an odd offset after NOP padding: re-sum the header rather than assume alignment.
+    if (before < 0) before = onesComplementSum(b, o, hl);
+    write16(b, p + 2, max);
+  }
+  if (before < 0) return false;
   write16(
     b,
     o + TCP_CHECKSUM,

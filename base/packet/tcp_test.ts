@@ -174,6 +174,61 @@ Deno.test("tcp: MSS clamp lowers only, at odd offsets too, and never touches a s
   assert.equal(tcpMss(none.b, none.o), -1);
 });
 
+/** An IPv4 segment 198.18.1.2 → 198.18.0.100 with `opts` (a multiple of 4 bytes) and a right checksum. */
+function segmentWith(opts: number[], flags = 0x10) {
+  const tcpLen = 20 + opts.length;
+  const b = new Uint8Array(20 + tcpLen);
+  b.set([0x45, 0, 0, 20 + tcpLen, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 1, 2, 198, 18, 0, 100]);
+  b.set([0x9c, 0x41, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, (tcpLen / 4) << 4, flags, 0xff, 0xff], 20);
+  b.set(opts, 40);
+  ipv4FillChecksum(b, 0);
+  const info = new PacketInfo();
+  assert.equal(classifyPacket(b, 0, b.length, info), PACKET_OK);
+  fillTransportChecksum(b, info);
+  return { b, info, o: info.l4Off };
+}
+
+Deno.test("tcp: every MSS option is clamped (Linux reads the last), at even and odd offsets", () => {
+  // The engine fuzzer's reproducer: a SYN with MSS 9000 twice.
+  const rep = fromHex(
+    "450000301234400040069b09c6120102c61200649c41005000000001000000007002ffff1b6500000204232802042328",
+  );
+  const ri = new PacketInfo();
+  assert.equal(classifyPacket(rep, 0, rep.length, ri), PACKET_OK);
+  checksumRight(rep, ri, "reproducer as built");
+  assert.equal(tcpClampMss(rep, ri.l4Off, 1460), true);
+  assert.deepEqual([read16(rep, 42), read16(rep, 46)], [1460, 1460]);
+  checksumRight(rep, ri, "reproducer clamped");
+  // A small one first, a large one last (at odd offsets after a NOP): only the large one changes.
+  const s = segmentWith([1, 2, 4, 0x02, 0x18, 2, 4, 0x23, 0x28, 0, 0, 0], 0x02);
+  assert.equal(tcpClampMss(s.b, s.o, 1460), true);
+  assert.deepEqual([read16(s.b, 43), read16(s.b, 47)], [536, 1460]);
+  checksumRight(s.b, s.info, "odd clamp of the second");
+  const before = s.b.slice();
+  assert.equal(tcpClampMss(s.b, s.o, 1460), false);
+  assert.deepEqual(s.b, before);
+  // An MSS option of the wrong length is no MSS (Linux ignores it) and is left alone.
+  const w = segmentWith([2, 6, 0x23, 0x28, 0, 0, 2, 4, 0x23, 0x28, 0, 0], 0x02);
+  assert.equal(tcpClampMss(w.b, w.o, 1460), true);
+  assert.deepEqual([read16(w.b, 42), read16(w.b, 48)], [9000, 1460]);
+  checksumRight(w.b, w.info, "wrong-length MSS kept");
+});
+
+Deno.test("tcp: every SACK option's edges move (Linux reads the last), at even and odd offsets", () => {
+  const sack = [5, 10, 0x10, 0, 0, 0x10, 0x10, 0, 0x10, 0];
+  for (const opts of [[1, 1, ...sack, 1, 1, ...sack], [1, ...sack, ...sack, 1, 0, 0, 0]]) {
+    const s = segmentWith(opts);
+    const at: number[] = [];
+    for (let p = tcpNextOption(s.b, s.o, -1); p >= 0; p = tcpNextOption(s.b, s.o, p)) {
+      if (s.b[p] === TCPOPT_SACK) at.push(p);
+    }
+    assert.equal(at.length, 2);
+    assert.equal(tcpAdjustSack(s.b, s.o, -0x100), 2, "blocks rewritten, both options");
+    for (const p of at) assert.deepEqual([read32(s.b, p + 2), read32(s.b, p + 6)], [0x0fffff10, 0x10000f00]);
+    checksumRight(s.b, s.info, `SACK at ${at.map((p) => p - s.o)}`);
+  }
+});
+
 Deno.test("tcp: NOP-ing and compacting a SYN frees the timestamp's room for an 8-byte option", () => {
   const { f, b, info, len, o } = load("tcp4_full_40_p1", 16);
   assert.equal(tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP), 1);

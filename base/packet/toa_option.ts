@@ -23,7 +23,7 @@ import { formatIpv6 } from "./ipv6.ts";
 import { PacketInfo } from "./packet_info.ts";
 import { IPPROTO_TCP } from "./ipv4.ts";
 import { classifyPacket, PACKET_LENGTH_MISMATCH, PACKET_OK, PACKET_OPTION_OVERFLOW } from "./validate.ts";
-import { TCP_MIN_HEADER_LEN, tcpNextOption } from "./tcp.ts";
+import { TCP_MIN_HEADER_LEN, tcpHeaderLength, tcpNextOption, tcpOptionsWellFormed } from "./tcp.ts";
 
 /** TCP option kind of TOA. */
 export const TCPOPT_TOA = 254;
@@ -128,6 +128,11 @@ export function scanToa(syn: Uint8Array): ToaScan {
   if (r !== PACKET_OK || info.l4Proto !== IPPROTO_TCP) return { toa: null, malformed: 0 };
   const o = info.l4Off;
   if (info.end - o < TCP_MIN_HEADER_LEN) return { toa: null, malformed: 0 };
+  // A saved SYN is classified as a quote, which checks neither the data offset nor the options: check both
+  // here as for a whole packet, so a cut SYN is believed no more than the same SYN whole.
+  const hl = tcpHeaderLength(syn, o);
+  if (hl < TCP_MIN_HEADER_LEN || o + hl > info.end) return { toa: null, malformed: 0 };
+  if (!tcpOptionsWellFormed(syn, o)) return { toa: null, malformed: 1 };
   let malformed = 0;
   for (let p = tcpNextOption(syn, o, -1); p >= 0; p = tcpNextOption(syn, o, p)) {
     if (syn[p] !== TCPOPT_TOA) continue;

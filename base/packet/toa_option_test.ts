@@ -150,3 +150,26 @@ Deno.test("a port-0 TOA is a TOA: announced with port 0", () => {
     port: 0,
   });
 });
+
+Deno.test("scanToa on a saved SYN (cut after the TCP header): a broken option list still yields no TOA", () => {
+  // The IP length counts 10 payload bytes the saved SYN does not hold, so the packet is read as a cut one.
+  const cut = (opts: number[]) => {
+    const syn = synWith(opts);
+    syn[3] += 10;
+    return syn;
+  };
+  assert.deepEqual(scanToa(cut(TOA4)), {
+    toa: { family: 4, address: "198.18.1.2", port: 40000 },
+    malformed: 0,
+  });
+  // TOA, then an option whose length runs past the header: the whole list is not believed.
+  assert.deepEqual(scanToa(cut([...TOA4, 3, 9, 7])), { toa: null, malformed: 1 });
+  assert.deepEqual(scanToa(cut([...TOA4, 8, 1])), { toa: null, malformed: 1 });
+  // A data offset past the saved bytes: no TCP header to read options from.
+  const long = cut(TOA4);
+  long[32] = 0xf0;
+  assert.deepEqual(scanToa(long), { toa: null, malformed: 0 });
+  const short = cut(TOA4);
+  short[32] = 0x40;
+  assert.deepEqual(scanToa(short), { toa: null, malformed: 0 });
+});

@@ -118,7 +118,7 @@ export const EVENTS = {
   toa_inserted: 0,
   /** TOA left out: the 40-byte option space (or the buffer) had no room. */
   toa_no_space: 1,
-  /** A client-supplied TOA option removed. */
+  /** An option 254 removed: a client's (only the gateway's TOA may reach a server) or a server's. */
   toa_stripped: 2,
   /** A SYN's timestamp option removed. */
   timestamp_removed: 3,
@@ -158,7 +158,7 @@ export const EVENTS = {
 export const EV_TOA_INSERTED = EVENTS.toa_inserted;
 /** TOA left out: the 40-byte option space (or the buffer) had no room. */
 export const EV_TOA_NO_SPACE = EVENTS.toa_no_space;
-/** A client-supplied TOA option removed. */
+/** An option 254 removed, from a client's segment or a server's. */
 export const EV_TOA_STRIPPED = EVENTS.toa_stripped;
 /** A SYN's timestamp option removed. */
 export const EV_TIMESTAMP_REMOVED = EVENTS.timestamp_removed;

@@ -800,6 +800,9 @@ export class Engine {
       const delta = conns.seqDelta[id];
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+        // No TOA toward a client either: a server's option 254 (its own gateway's, or forged) becomes NOPs.
+        const n = tcpNopAllOptions(b, o, TCPOPT_TOA);
+        if (n > 0) this.counters.events[C.EV_TOA_STRIPPED] += n;
         tcpAdjustSack(b, o, -delta);
         // The SYN+ACK's MSS bounds what the client sends; leave room for the TOA the gateway may add.
         if ((flags & TCP_SYN) && tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) {

@@ -1097,6 +1097,19 @@ const CONN_ROWS: ConnRow[] = [
     counts: { flow: "out" },
   },
   {
+    name: "SYN+ACK with a server-sent option 254: NOPed, no TOA reaches the client",
+    setup: (e) => open(e, { cport: 40005, seq: 1 }),
+    input: (c) =>
+      fromServer(c, {
+        seq: 9,
+        ack: c.isn + 1,
+        flags: TCP_SYN | TCP_ACK,
+        options: [...optToa4(80, "10.0.0.1"), ...optMss(1400)],
+      }),
+    verdict: () => ({ out: { grow: 0, dst: CLIENT, dport: 40005, ack: 2, toaOptions: 0, mss: 1400 } }),
+    counts: { events: { toa_stripped: 1 }, flow: "out" },
+  },
+  {
     name: "handshake ACK with a forged TOA: removed; the gateway's TOA is the one inserted",
     setup: synWithForgedToa,
     input: (c) => fromClient(c, { seq: 2, ack: 10, flags: TCP_ACK, options: optToa4(2, "6.6.6.6") }),
@@ -1764,6 +1777,8 @@ Deno.test("offload: partial checksums stay partial and complete correctly (addre
       seq: 5,
       ack: tcpSeq(s.b, si.l4Off) + 1,
       flags: TCP_SYN | TCP_ACK,
+      // A server-sent option 254 is NOPed on the way out: the partial sum must not take a complete update.
+      options: v6 ? [] : optToa4(80, "10.0.0.1"),
       payload: new Uint8Array(333).fill(7),
     });
     makePartial(r.b, r.len);
@@ -1772,6 +1787,7 @@ Deno.test("offload: partial checksums stay partial and complete correctly (addre
     completePartial(r.b, rn);
     expectOut("completed SYN+ACK", r.b, rn, r.len, {
       ack: 78,
+      toaOptions: 0,
       src: v6 ? VIP6 : VIP,
       payload: new Uint8Array(333).fill(7),
     });

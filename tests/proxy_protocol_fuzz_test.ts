@@ -17,32 +17,11 @@ import {
   type ProxyDecodeResult,
   type ProxyHeader,
 } from "../toa/proxy_protocol.ts";
-import { prng } from "./helpers/prng.ts";
+import { Rand } from "./helpers/prng.ts";
 
 const SEED = 0x9e01;
 const ROUND_TRIPS = 10_000;
 const MUTANTS = 60_000;
-
-class Rand {
-  readonly next: () => number;
-  constructor(seed: number) {
-    this.next = prng(seed);
-  }
-  int(n: number): number {
-    return n <= 1 ? 0 : this.next() % n;
-  }
-  chance(p: number): boolean {
-    return this.next() < p * 4294967296;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
-  bytes(n: number): Uint8Array {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = this.next() & 255;
-    return b;
-  }
-}
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 

@@ -29,7 +29,7 @@ import { validateConfig } from "../../lb/config.ts";
 import * as C from "../../lb/engine/counters.ts";
 import { Engine } from "../../lb/engine/engine.ts";
 import { icmp, tcp, udp } from "../../lb/engine/testing/packets.ts";
-import { prng } from "../helpers/prng.ts";
+import { prng, Rand } from "../helpers/prng.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // An independent parser and checksum (RFC 791, RFC 8200, RFC 1071): nothing from base/packet.
@@ -667,28 +667,6 @@ interface Flow {
   lport: number;
   rs: string;
   rport: number;
-}
-
-/** The seeded random source with the helpers generation uses. */
-class Rand {
-  readonly next: () => number;
-  constructor(seed: number) {
-    this.next = prng(seed);
-  }
-  int(n: number): number {
-    return n <= 1 ? 0 : this.next() % n;
-  }
-  chance(p: number): boolean {
-    return this.next() < p * 4294967296;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
-  bytes(n: number): Uint8Array {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = this.next() & 255;
-    return b;
-  }
 }
 
 const TCP_FLAG_CHOICES = [0x10, 0x18, 0x11, 0x04, 0x14, 0x02, 0x12, 0x01, 0x00, 0x3f];

@@ -42,7 +42,7 @@ const LOCALS = [LOCAL4, LOCAL6];
 const FRAMES = 3000;
 /** curl requests at least, and at most: the loop runs while the frames go out, then a few more. */
 const MIN_REQUESTS = 40;
-const MAX_REQUESTS = 400;
+const MAX_REQUESTS = 3000;
 const AFTER_REQUESTS = 10;
 
 function config(t: Topology): Record<string, unknown> {

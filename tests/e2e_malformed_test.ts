@@ -404,6 +404,11 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
         }
       }
       assert.deepEqual(wrong, []);
+      const announced = fromGateway.filter((p) => (p.toa ?? []).length > 0).length;
+      console.log(
+        `TOA checked on ${announced} segments; ${stats.events.toa_stripped ?? 0} forged ones stripped`,
+      );
+      assert.ok((stats.events.toa_stripped ?? 0) > 0, "no client-sent option 254 was stripped");
       // Every request's connection was announced with its true client, on the SYN and the handshake ACK —
       // as far as the capture holds them: a starved tcpdump may lose a few (it says how many).
       const missing: string[] = [];

@@ -18,8 +18,9 @@ Each frame carries its index: the IPv4 identification field is 0x8000 | index, t
 Usage: malformed_frames.py --iface eth0 --dst-mac MAC --config JSON --seed N --count N --manifest FILE
   --config  {"vip4", "vip6", "udpVip4", "udpVip6", "local4", "local6", "client4", "client6", "rs4",
              "rs6", "gw4", "gw6", "port", "udpPort"}
-Prints one JSON summary: frames sent per class, the "address port" of every TCP segment sent, the forged TOA contents, and the
-number of frames whose IP layer is sound but transport layer is certainly unusable ("gatewayDrops").
+Prints one JSON summary: frames sent per class, the "address port" of every TCP segment sent, the forged
+TOA contents, and the number of frames whose IP layer is sound but transport layer is certainly unusable
+("gatewayDrops": the gateway namespace's kernel forwards them, the gateway must drop them).
 """
 import argparse
 import ipaddress
@@ -31,7 +32,7 @@ import sys
 import time
 
 from scapy.all import (ICMP, IP, TCP, UDP, Ether, ICMPv6DestUnreach, ICMPv6EchoRequest, ICMPv6PacketTooBig,
-                       ICMPv6ParamProblem, ICMPv6TimeExceeded, IPOption, IPv6, IPv6ExtHdrDestOpt,
+                       ICMPv6ParamProblem, ICMPv6TimeExceeded, IPv6, IPv6ExtHdrDestOpt,
                        IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw, get_if_hwaddr)
 
 # Forged TOA contents: addresses never used as a source, so a TOA naming one was taken from a client.
@@ -154,7 +155,8 @@ class Gen:
     def tcp_opts(self, fam, idx):
         ip, port = self.l3(fam, idx, "tcp")
         flags = self.r.choice(["S", "S", "S", "SE", "SEC", "A", "PA"])
-        pkt = ip / self.tcp(self.sport(), port, flags, self.options(), self.r.randbytes(self.r.choice([0, 0, 7])))
+        payload = self.r.randbytes(self.r.choice([0, 0, 7]))
+        pkt = ip / self.tcp(self.sport(), port, flags, self.options(), payload)
         return "tcp_option_soup", bytes(pkt), False
 
     def tcp_flags(self, fam, idx):
@@ -219,7 +221,8 @@ class Gen:
 
     def length_lie(self, fam, idx):
         ip, port = self.l3(fam, idx, "tcp")
-        b = bytearray(bytes(ip / self.tcp(self.sport(), port, "S", b"\x02\x04\x05\xb4", self.r.randbytes(16))))
+        seg = self.tcp(self.sport(), port, "S", b"\x02\x04\x05\xb4", self.r.randbytes(16))
+        b = bytearray(bytes(ip / seg))
         at, base = (2, 0) if fam == 4 else (4, 40)
         true_len = len(b) - base
         lie = self.r.choice([true_len + self.r.randint(1, 600), max(0, true_len - self.r.randint(1, 30)), 0,
@@ -299,8 +302,10 @@ class Gen:
         r = self.r
         seg = self.tcp(self.sport(), port, "S", b"\x02\x04\x05\xa0")
         k = r.random()
-        if k < 0.3:
+        if k < 0.15:
             pkt = ip / IPv6ExtHdrDestOpt() / seg
+        elif k < 0.3:  # hop-by-hop: the gateway namespace's kernel reads it on the way
+            pkt = ip / IPv6ExtHdrHopByHop() / seg
         elif k < 0.5:
             pkt = ip / IPv6ExtHdrRouting(type=r.choice([0, 2, 4]), segleft=0, addresses=[]) / seg
         elif k < 0.7:
@@ -523,8 +528,10 @@ def in_test_space(a):
 
 def check_addresses(l3, fam):
     """Refuses to send a frame whose IP addresses (as far as present) leave the test's address space."""
-    net, at = (ipaddress.ip_network("198.18.0.0/15"), (12, 16)) if fam == 4 else (ipaddress.ip_network("fd00::/8"), (8, 24))
-    size = 4 if fam == 4 else 16
+    if fam == 4:
+        net, at, size = ipaddress.ip_network("198.18.0.0/15"), (12, 16), 4
+    else:
+        net, at, size = ipaddress.ip_network("fd00::/8"), (8, 24), 16
     for o in at:
         if len(l3) >= o + size:
             addr = ipaddress.ip_address(l3[o:o + size])

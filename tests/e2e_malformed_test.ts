@@ -5,7 +5,8 @@
  *   client ns ── eth0 ══▶ c0 ── gateway ns kernel ──▶ TUN ══ fnat-lb ══ TUN ──▶ br0/r1 ──▶ rs1 eth0
  *     │  malformed_frames.py: seeded scapy frames        (tx checksum offload off    tcpdump: every IP
  *     │  over AF_PACKET, exactly as built                  on c0, br0, r1: complete   packet, audited by
- *     └─ curl through the VIPs, all the while             checksums on the wire)     pcap_audit.py
+ *     └─ curl and a UDP echo client through the VIPs,     checksums on the wire)     pcap_audit.py;
+ *        all the while                                                               a UDP echo server
  *
  * The frames (tests/helpers/malformed_frames.py) aim at the TCP and UDP VIPs, a VIP port without a service
  * and the local addresses, IPv4 and IPv6: truncated headers, IHL / data-offset / length lies, bad IP and
@@ -14,7 +15,8 @@
  * errors quoting garbage. The gateway namespace's kernel drops some before the TUN (header checksum,
  * length, IHL lies); the rest reach fnat-lb.
  *
- * Then: every curl succeeded with the right body; every packet that reached the real server came from a
+ * Then: every curl succeeded with the right body, no UDP echo came back corrupted (at least 99% came
+ * back: UDP has no retransmission, and a busy box may drop a datagram in a burst); every packet that reached the real server came from a
  * local address (or is the gateway kernel's neighbour discovery), is well-formed with complete, correct
  * checksums (pcap_audit.py sums the wire bytes itself); TOA at most once per segment, only on a SYN or
  * the handshake ACK, always naming a source that really sent (never a forged TOA's content); the gateway
@@ -27,7 +29,15 @@
  */
 import assert from "node:assert/strict";
 import { nsExec, run, type Topology } from "../netns-scripts/topology.ts";
-import { checksumErrors, httpUrl, kernelCounters, PYTHON, startCapture, withLab } from "./helpers/mod.ts";
+import {
+  checksumErrors,
+  httpUrl,
+  kernelCounters,
+  PYTHON,
+  spawnIn,
+  startCapture,
+  withLab,
+} from "./helpers/mod.ts";
 
 const HERE = new URL("./helpers/", import.meta.url).pathname;
 const VIP4 = "198.18.0.10";
@@ -44,6 +54,8 @@ const FRAMES = 3000;
 const MIN_REQUESTS = 40;
 const MAX_REQUESTS = 3000;
 const AFTER_REQUESTS = 10;
+/** UDP client runs (2 flows × 4 rounds × 4 datagrams each) at least. */
+const MIN_UDP_RUNS = 4;
 
 function config(t: Topology): Record<string, unknown> {
   const svc = (vip: string, port: number, protocol: string, rs: string) => ({
@@ -187,6 +199,33 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       }
       for (let i = 0; i < AFTER_REQUESTS; i++) requests.push(await curl(topo.nsCli, vips[i % 2]));
     })();
+    // And a UDP client: rounds of datagrams echoed by the real server, each checked byte for byte.
+    const echo = spawnIn(lab, topo.nsRs[0], [PYTHON, `${HERE}udp_gso.py`, "server", String(UDP_PORT)]);
+    await echo.waitFor(() => echo.stdout().includes("listening"), "UDP echo server", 10_000);
+    const udp = { sent: 0, ok: 0, bad: 0, missing: 0, dup: 0, runs: 0 };
+    const udpClient = (async () => {
+      while (udp.runs < MAX_REQUESTS && (fuzzing || udp.runs < MIN_UDP_RUNS)) {
+        const vip = udp.runs++ % 2 === 0 ? UDP_VIP4 : UDP_VIP6;
+        const r = await nsExec(topo.nsCli, [
+          PYTHON,
+          `${HERE}udp_gso.py`,
+          "client",
+          vip,
+          String(UDP_PORT),
+          "--flows",
+          "2",
+          "--rounds",
+          "4",
+          "--segments",
+          "4",
+          "--size",
+          "300",
+        ], 60_000);
+        for (const m of r.stdout.matchAll(/(sent|ok|bad|missing|dup)=(\d+)/g)) {
+          udp[m[1] as "sent"] += Number(m[2]);
+        }
+      }
+    })();
     const manifest = `${lab.dir}/frames.jsonl`;
     const fuzzConfig = {
       vip4: VIP4,
@@ -229,6 +268,7 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
     } finally {
       fuzzing = false;
       await client;
+      await udpClient;
     }
     // The last frames' echoes (the real server's answers, the client's resets) settle.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -261,7 +301,9 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
     console.log(
       `server rs1: ${toServer.length} packets addressed to it, ${fromGateway.length} from local ` +
         `addresses (about ${traced.size} of them traced to a frame); client: ${good.length}/${requests.length} ` +
-        `requests right; gateway drops ${drops} ${JSON.stringify(stats.drops)}; events ` +
+        `requests right, UDP ${JSON.stringify(udp)}; gateway drops ${drops} ${
+          JSON.stringify(stats.drops)
+        }; events ` +
         `${JSON.stringify(stats.events)}; gateway runtime ${JSON.stringify(stats.runtime)}; ` +
         `gateway-kernel drops ${JSON.stringify(kernelDrops)}; tcpdump: ${capStats}`,
     );
@@ -275,6 +317,14 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       const bad = requests.filter((r) => !good.includes(r));
       assert.ok(requests.length >= MIN_REQUESTS + AFTER_REQUESTS, `only ${requests.length} requests`);
       assert.deepEqual(bad.map((r) => `${r.vip}: ${r.status} ${JSON.stringify(r.body)} ${r.error}`), []);
+    });
+
+    await t.step("the UDP client kept working: no echo corrupted, at least 99% back", () => {
+      // UDP has no retransmission: a datagram a busy box drops in a burst stays lost, so a few may miss.
+      assert.ok(udp.runs >= MIN_UDP_RUNS && udp.sent >= MIN_UDP_RUNS * 32, `UDP runs ${JSON.stringify(udp)}`);
+      assert.equal(udp.bad, 0, `corrupted echoes: ${JSON.stringify(udp)}`);
+      assert.equal(udp.dup, 0, `duplicated echoes: ${JSON.stringify(udp)}`);
+      assert.ok(udp.ok >= 0.99 * udp.sent, `UDP echoes back: ${JSON.stringify(udp)}`);
     });
 
     await t.step("the gateway is alive and counted its drops by reason", () => {

@@ -86,8 +86,8 @@ interface FuzzSummary {
   classes: Record<string, number>;
   /** Frames with a sound IP layer and an unusable transport layer (null when not all were sent). */
   gatewayDrops: number | null;
-  /** `address port` of every TCP segment sent. */
-  tcpSources: string[];
+  /** `tcp|udp address port` of every TCP segment and UDP datagram sent. */
+  sources: string[];
   /** Addresses only ever written into forged TOA options. */
   forged: string[];
 }
@@ -188,6 +188,14 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       bufferKiB: 32_768,
     });
     lab.defer(() => cap.abort());
+    // The ICMP the client gets (the gateway's echo replies, port unreachables and translated errors), for
+    // a reproducer should its kernel count a bad checksum.
+    const cliCap = await startCapture({
+      ns: topo.nsCli,
+      filter: `(icmp and dst host ${topo.cliIp4}) or (icmp6 and dst host ${topo.cliIp6})`,
+      bufferKiB: 8_192,
+    });
+    lab.defer(() => cliCap.abort());
 
     // The client works before, during and after the frames.
     const requests: Request[] = [];
@@ -274,6 +282,7 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
     await new Promise((r) => setTimeout(r, 1_000));
     const pcap = `${lab.dir}/rs1.pcap`;
     const capStats = await cap.save(pcap);
+    await cliCap.save(`${lab.dir}/cli-icmp.pcap`);
     const audit = await run([PYTHON, `${HERE}pcap_audit.py`, pcap], 120_000);
     assert.ok(audit.success, `pcap_audit.py: ${audit.stderr.trim()}`);
     const packets = JSON.parse(audit.stdout) as Audited[];
@@ -363,14 +372,15 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
 
     await t.step("only local addresses reached the server, but for answers to its spoofed address", () => {
       // Frames that spoofed the real server's own address as their source are answered toward it: by the
-      // gateway from a VIP (a SYN-ACK, RST, echo reply or port unreachable for that "client") and by the
+      // gateway from a VIP (a SYN-ACK, RST, UDP echo, echo reply or port unreachable for that "client"), by the
       // gateway namespace's kernel (ICMP errors about frames it dropped). Nothing else but neighbour
       // discovery may come from anywhere but a local address.
       const others = toServer.filter((p) => !fromGateway.includes(p) && !isNeighbourDiscovery(p));
-      const spoofedRs = new Set(fuzz.tcpSources.filter((s) => rsAddrs.has(s.split(" ")[0])));
+      const spoofedRs = new Set(fuzz.sources.filter((s) => rsAddrs.has(s.split(" ")[1])));
       const icmp = (p: Audited) => p.proto === 1 || p.proto === 58;
       const answer = (p: Audited) =>
-        (vipAddrs.has(p.src!) && (icmp(p) || spoofedRs.has(`${p.dst} ${p.dport}`))) ||
+        (vipAddrs.has(p.src!) &&
+          (icmp(p) || spoofedRs.has(`${p.proto === 6 ? "tcp" : "udp"} ${p.dst} ${p.dport}`))) ||
         (gwAddrs.has(p.src!) && icmp(p));
       assert.deepEqual(others.filter((p) => !answer(p)).map(describe), []);
       assert.ok(fromGateway.length > 0, "nothing reached the server");
@@ -428,7 +438,7 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
     );
 
     await t.step("TOA: at most one, only on a SYN or the handshake ACK, always a true source", () => {
-      const sources = new Set(fuzz.tcpSources);
+      const sources = new Set(fuzz.sources.filter((s) => s.startsWith("tcp ")).map((s) => s.slice(4)));
       for (const r of good) sources.add(`${r.localIp} ${r.localPort}`);
       const forged = new Set(fuzz.forged);
       const wrong: string[] = [];
@@ -476,9 +486,39 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       assert.ok(missing.length <= lost, `${missing.length} announcements missing:\n${missing.join("\n")}`);
     });
 
-    await t.step("the client's kernel counted no checksum error (the gateway's replies)", async () => {
-      assert.deepEqual(await checksumErrors(topo.nsCli), []);
-    });
+    // What the client got from the gateway (echo replies, port unreachables, translated errors).
+    const cliAudit = await run([PYTHON, `${HERE}pcap_audit.py`, `${lab.dir}/cli-icmp.pcap`], 60_000);
+    assert.ok(cliAudit.success, `pcap_audit.py: ${cliAudit.stderr.trim()}`);
+    const atClient = (JSON.parse(cliAudit.stdout) as Audited[]).filter((p) => p.problems.length > 0);
+    // An echo reply whose checksum field is 0x0000 where 0xffff is due: the -0/+0 of RFC 1624 §3.
+    const zeroEcho = (p: Audited) => p.proto === 1 && p.icmpType === 0 && /^0000/.test(p.hex!.slice(44));
+    const clientCounted = await checksumErrors(topo.nsCli);
+
+    await t.step(
+      "GATEWAY DEFECT (issue 9), class 'echo reply checksum 0x0000': the reply to an all-zero echo request " +
+        "(frame 0: 08 00 f7 ff 00 00 00 00) must carry checksum 0xffff",
+      () => {
+        // buildEchoReply changes the type 8 → 0 by RFC 1624 (~(~HC + ~m + m')): from 0xf7ff that gives
+        // ~(0x0800 + 0xf7ff) = ~0xffff = 0x0000, but the message is all zero now, whose sum is +0, so the
+        // checksum must be 0xffff; the client's kernel discards the reply (IcmpInCsumErrors).
+        const bad = atClient.filter(zeroEcho).map((p) => `${describe(p)} ${p.hex}`);
+        if (bad.length > 0) console.log(`GATEWAY DEFECT (issue 9):\n${bad.join("\n")}\n${clientCounted}`);
+        assert.deepEqual(bad, []);
+      },
+    );
+
+    await t.step(
+      "the client's kernel counted no other checksum error, nor did any other reply have one",
+      () => {
+        const others = atClient.filter((p) => !zeroEcho(p)).map((p) => `${describe(p)} ${p.hex}`);
+        assert.deepEqual(others, []);
+        const zero = atClient.filter(zeroEcho).length;
+        const rest = clientCounted.filter((kv) =>
+          !(kv.startsWith("IcmpInCsumErrors=") && Number(kv.split("=")[1]) <= zero)
+        );
+        assert.deepEqual(rest, []);
+      },
+    );
   });
 });
 

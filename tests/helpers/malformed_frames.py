@@ -12,13 +12,14 @@ fragments, IPv4 options and IPv6 extension chains, martian-like sources, random 
 quoting garbage. Every address is in 198.18.0.0/15 or fd00::/8. Source ports stay below 30000, away from
 the client kernel's ephemeral ports, so no frame can hit a connection of the test's working client.
 
-Each frame carries its index: the IPv4 identification field is 0x8000 | index, the IPv6 flow label
-0x80000 | index, so a packet seen later can be traced back to the frame (MANIFEST lists every frame's hex).
+Frame 0 is always an all-zero echo request to the VIP (see echo_all_zero). Each frame carries its index:
+the IPv4 identification field is 0x8000 | index, the IPv6 flow label 0x80000 | index, so a packet seen
+later can be traced back to the frame (MANIFEST lists every frame's hex).
 
 Usage: malformed_frames.py --iface eth0 --dst-mac MAC --config JSON --seed N --count N --manifest FILE
   --config  {"vip4", "vip6", "udpVip4", "udpVip6", "local4", "local6", "client4", "client6", "rs4",
              "rs6", "gw4", "gw6", "port", "udpPort"}
-Prints one JSON summary: frames sent per class, the "address port" of every TCP segment sent, the forged
+Prints one JSON summary: frames sent per class, "tcp|udp address port" of every segment sent, the forged
 TOA contents, and the number of frames whose IP layer is sound but transport layer is certainly unusable
 ("gatewayDrops": the gateway namespace's kernel forwards them, the gateway must drop them).
 """
@@ -380,6 +381,13 @@ class Gen:
             pkt = ip / ICMPv6EchoRequest(type=t) / Raw(r.randbytes(r.randint(0, 64)))
         return "icmp_other", bytes(pkt), False
 
+    def echo_all_zero(self, fam, idx):
+        """An echo request from the client whose message is all zero but for its type (id 0, seq 0, no
+        data): the one ICMP message whose reply must carry checksum 0xffff, which an incremental update
+        from the request's 0xf7ff gets wrong (0x0000). Always frame 0, so every run has one."""
+        ip = IP(src=self.c["client4"], dst=self.c["vip4"], id=0x8000 | idx, ttl=64)
+        return "icmp_echo_all_zero", bytes(ip / ICMP(type=8, code=0, id=0, seq=0)), False
+
     def bad_version(self, fam, idx):
         ip, port = self.l3(fam, idx, "tcp")
         b = bytearray(bytes(ip / self.tcp(self.sport(), port, "S")))
@@ -462,8 +470,8 @@ def main():
     sources = set()
     with open(a.manifest, "w") as mf:
         for i in range(count):
-            fam = 4 if g.r.random() < 0.55 else 6
-            cls, l3, dropped = g.r.choice(classes)(fam, i)
+            fam = 4 if g.r.random() < 0.55 or i == 0 else 6
+            cls, l3, dropped = g.r.choice(classes)(fam, i) if i > 0 else g.echo_all_zero(fam, i)
             check_addresses(l3, fam)
             eth = bytes(Ether(src=src_mac, dst=a.dst_mac, type=0x0800 if fam == 4 else 0x86DD))
             frames.append(eth + l3)
@@ -471,7 +479,7 @@ def main():
             sent[key] = sent.get(key, 0) + 1
             certain += dropped
             mf.write(json.dumps({"i": i, "class": key, "hex": l3.hex()}) + "\n")
-            sources.update(tcp_source(l3, fam))
+            sources.update(l4_source(l3, fam))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((a.iface, 0))
     t0 = time.monotonic()
@@ -491,14 +499,14 @@ def main():
         "seconds": round(time.monotonic() - t0, 2),
         "classes": sent,
         "gatewayDrops": certain if n == len(frames) else None,
-        "tcpSources": sorted(sources),
+        "sources": sorted(sources),
         "forged": FORGED4 + FORGED6,
     }))
 
 
-def tcp_source(l3, fam):
-    """"address port" of a frame's TCP segment, read from the bytes as the gateway would (past IPv6
-    extension headers); nothing when it holds no TCP source port."""
+def l4_source(l3, fam):
+    """"tcp|udp address port" of a frame's TCP segment or UDP datagram, read from the bytes as the gateway
+    would (past IPv6 extension headers); nothing when it holds no source port."""
     if fam == 4:
         if len(l3) < 20:
             return []
@@ -512,9 +520,9 @@ def tcp_source(l3, fam):
                 break
             hl = 8 if proto == 44 else (l3[p + 1] + 2) * 4 if proto == 51 else (l3[p + 1] + 1) * 8
             proto, p = l3[p], p + hl
-    if proto != 6 or p < 20 or p + 2 > len(l3):
+    if proto not in (6, 17) or p < 20 or p + 2 > len(l3):
         return []
-    return [f"{src} {struct.unpack('!H', l3[p:p + 2])[0]}"]
+    return [f"{'tcp' if proto == 6 else 'udp'} {src} {struct.unpack('!H', l3[p:p + 2])[0]}"]
 
 
 def in_test_space(a):

@@ -68,12 +68,19 @@ export interface CaptureOptions {
   timeoutMs?: number;
   /** Most packets to keep (tcpdump -c; default 100000), so a capture stays bounded. */
   maxPackets?: number;
+  /** Kernel capture buffer in KiB (tcpdump -B), for bursts a busy tcpdump must not lose; libpcap's default else. */
+  bufferKiB?: number;
 }
 
 /** A running capture. */
 export interface Capture {
   /** Stops tcpdump, writes the pcap to `pcapPath` and returns the TCP segments scapy found in it. */
   stop(pcapPath: string): Promise<TcpSegment[]>;
+  /**
+   * Stops tcpdump and writes the pcap to `pcapPath` only, for a dissector of the caller's choice; returns
+   * tcpdump's closing statistics (`N packets captured`, `N packets dropped by kernel`, …).
+   */
+  save(pcapPath: string): Promise<string>;
   /** Stops tcpdump and discards the capture (for cleanup paths). Idempotent. */
   abort(): Promise<void>;
 }
@@ -99,6 +106,7 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
     "root",
     "-c",
     String(opts.maxPackets ?? 100_000),
+    ...(opts.bufferKiB ? ["-B", String(opts.bufferKiB)] : []),
     "-w",
     "-",
     ...(opts.filter ?? "tcp").split(" "),
@@ -113,15 +121,20 @@ export async function startCapture(opts: CaptureOptions): Promise<Capture> {
     await p.stop("SIGKILL", 1_000);
     throw e;
   }
+  const save = async (pcapPath: string) => {
+    // Immediate mode and -U write every packet at once; a short pause lets the last ones reach tcpdump.
+    await new Promise((r) => setTimeout(r, 200));
+    const s = await p.stop("SIGINT", 5_000);
+    if (s.stdout.length < 24) throw new Error(`tcpdump wrote no pcap: ${s.stderr.trim()}`);
+    await Deno.writeFile(pcapPath, s.stdout);
+    return s.stderr.split("\n").filter((l) => /^\d+ packets? /.test(l)).join(", ");
+  };
   return {
     async stop(pcapPath) {
-      // Immediate mode and -U write every packet at once; a short pause lets the last ones reach tcpdump.
-      await new Promise((r) => setTimeout(r, 200));
-      const s = await p.stop("SIGINT", 5_000);
-      if (s.stdout.length < 24) throw new Error(`tcpdump wrote no pcap: ${s.stderr.trim()}`);
-      await Deno.writeFile(pcapPath, s.stdout);
+      await save(pcapPath);
       return await readTcpPcap(pcapPath);
     },
+    save,
     async abort() {
       await p.stop("SIGKILL", 1_000);
     },

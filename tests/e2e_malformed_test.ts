@@ -354,7 +354,6 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       for (
         const reason of [
           "truncated",
-          "fragment",
           "bad_data_offset",
           "option_overflow",
           "length_mismatch",
@@ -362,6 +361,7 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
           "no_connection",
           "no_connection_reply",
           "icmp_no_connection",
+          "bad_checksum",
         ]
       ) {
         assert.ok(
@@ -369,6 +369,11 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
           `no drop counted as ${reason}: ${JSON.stringify(stats.drops)}`,
         );
       }
+      // Fragments are reassembled: the generator's broken ones are refused by the reassembler's reasons.
+      assert.ok(
+        Object.keys(stats.drops).some((k) => k === "fragment" || k.startsWith("frag_")),
+        `no fragment refused: ${JSON.stringify(stats.drops)}`,
+      );
       assert.ok(
         Object.values(kernelDrops).reduce((a, b) => a + b, 0) > 0,
         "the gateway kernel dropped nothing",
@@ -391,7 +396,7 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       assert.ok(fromGateway.length > 0, "nothing reached the server");
     });
 
-    // A bad checksum that came in with the frame and went out with it (see the DEFECT step below).
+    // A bad checksum that came in with the frame and went out with it (see the bad-checksum step below).
     const passedThrough = (p: Audited, why: string) => {
       const f = traced.get(p);
       return CHECKSUM_PROBLEMS.includes(why) && f !== undefined && PASS_THROUGH.has(f.class);
@@ -410,7 +415,7 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
       "nothing malformed reached the server, and every checksum the gateway made is right",
       async () => {
         assert.deepEqual(problems(false), []);
-        // The real server's kernel saw no bad checksum but those the frames brought in (the DEFECT step).
+        // The real server's kernel saw no bad checksum but those the frames brought in (the bad-checksum step).
         const passed = toServer.filter((p) => p.problems.some((why) => passedThrough(p, why))).length;
         const counted = (await checksumErrors(topo.nsRs[0])).reduce(
           (n, kv) => n + Number(kv.split("=")[1]),
@@ -425,16 +430,16 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
     );
 
     await t.step(
-      "GATEWAY DEFECT (issue 9), class 'unverified transport checksum': no segment whose TCP/UDP checksum " +
-        "is wrong (or an IPv6 UDP checksum of 0) reaches the server, whose kernel counts no checksum error",
+      "bad checksums make nothing: no segment whose TCP/UDP checksum is wrong (or an IPv6 UDP checksum " +
+        "of 0) reaches the server, whose kernel counts no checksum error",
       async () => {
-        // fnat-lb never verifies a transport checksum: it adjusts it incrementally (RFC 1624), so a wrong one
-        // stays wrong. A SYN with a bad checksum still gets a connection, a local port and a TOA, and the
-        // real server's kernel discards it (TcpInCsumErrors); UDP likewise (UdpInCsumErrors), and an IPv6
-        // datagram with checksum 0 (forbidden, RFC 8200 8.1) goes out as it came (Udp6InCsumErrors).
+        // The gateway verifies the checksum of what would create state (a client SYN, a flow's first
+        // datagram; an IPv6 UDP checksum of 0 is a bad one, RFC 8200 8.1) and adjusts every other one
+        // incrementally (RFC 1624), so a wrong one would stay wrong: before the check, a SYN with a bad
+        // checksum got a connection, a local port and a TOA, and the real server's kernel discarded it.
         const report = problems(true);
         const counted = await checksumErrors(topo.nsRs[0]);
-        if (report.length > 0) console.log(`GATEWAY DEFECT (issue 9):\n${report.join("\n")}\n${counted}`);
+        if (report.length > 0) console.log(`unverified checksums:\n${report.join("\n")}\n${counted}`);
         assert.deepEqual({ atTheServer: report, serverKernel: counted }, {
           atTheServer: [],
           serverKernel: [],
@@ -500,14 +505,13 @@ Deno.test("e2e malformed: thousands of malformed frames at the gateway; the clie
     const clientCounted = await checksumErrors(topo.nsCli);
 
     await t.step(
-      "GATEWAY DEFECT (issue 9), class 'echo reply checksum 0x0000': the reply to an all-zero echo request " +
-        "(frame 0: 08 00 f7 ff 00 00 00 00) must carry checksum 0xffff",
+      "the reply to an all-zero echo request (frame 0: 08 00 f7 ff 00 00 00 00) carries checksum 0xffff",
       () => {
-        // buildEchoReply changes the type 8 → 0 by RFC 1624 (~(~HC + ~m + m')): from 0xf7ff that gives
-        // ~(0x0800 + 0xf7ff) = ~0xffff = 0x0000, but the message is all zero now, whose sum is +0, so the
-        // checksum must be 0xffff; the client's kernel discards the reply (IcmpInCsumErrors).
+        // Changing the type 8 → 0 by RFC 1624 (~(~HC + ~m + m')) from 0xf7ff gives ~(0x0800 + 0xf7ff) = 0x0000,
+        // but the message is all zero now, whose sum is +0, so the checksum must be 0xffff; a reply with
+        // 0x0000 is discarded by the client's kernel (IcmpInCsumErrors).
         const bad = atClient.filter(zeroEcho).map((p) => `${describe(p)} ${p.hex}`);
-        if (bad.length > 0) console.log(`GATEWAY DEFECT (issue 9):\n${bad.join("\n")}\n${clientCounted}`);
+        if (bad.length > 0) console.log(`zero-sum echo replies:\n${bad.join("\n")}\n${clientCounted}`);
         assert.deepEqual(bad, []);
       },
     );

@@ -21,7 +21,8 @@
  */
 import { type GatewayConfig, validateConfig } from "../lb/config.ts";
 import { read16, read32 } from "../base/packet/checksum.ts";
-import { TCP_ACK, TCP_PSH, TCP_SYN } from "../base/packet/tcp.ts";
+import { ipv4SetSrc } from "../base/packet/ipv4.ts";
+import { TCP_ACK, TCP_PSH, TCP_SYN, tcpAdjustChecksum32, tcpSetSrcPort } from "../base/packet/tcp.ts";
 import { Engine } from "../lb/engine/engine.ts";
 import { optMss, optTimestamp, tcp } from "../lb/engine/testing/packets.ts";
 
@@ -104,12 +105,11 @@ class SynFlood {
       const addr = (CLIENT_BASE + Math.floor(i / CLIENT_PORTS) % 32768) >>> 0;
       const port = 1024 + (i % CLIENT_PORTS);
       b.set(this.tmpl);
-      b[12] = addr >>> 24;
-      b[13] = addr >>> 16;
-      b[14] = addr >>> 8;
-      b[15] = addr;
-      b[20] = port >>> 8;
-      b[21] = port;
+      // A new client each SYN, with checksums kept right (the engine verifies a SYN before it makes state).
+      const old = read32(b, 12);
+      ipv4SetSrc(b, 0, addr);
+      tcpAdjustChecksum32(b, 20, old, addr);
+      tcpSetSrcPort(b, 20, port);
       out += e.process(b, this.len, this.now);
     }
     return out;

@@ -115,8 +115,8 @@ export function parseStatusLine(line: string): number {
 
 /**
  * HTTP check: `GET path HTTP/1.0` with a Host header to `addr:port`; success when the status line arrives
- * within `timeoutMs` with `expectStatus`, else `status N`, `bad response` (no HTTP status line), or the
- * connection's reason. HTTP/1.0 so the server closes after the answer and never keeps us waiting.
+ * within `timeoutMs` with `expectStatus`, else `status N`, `bad response` (no HTTP status line, or the
+ * connection ended first — Deno reports a reset during a read as that end), or the connection's reason. HTTP/1.0 so the server closes after the answer and never keeps us waiting.
  *
  * @example
  * ```ts

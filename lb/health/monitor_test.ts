@@ -295,3 +295,71 @@ Deno.test("monitor: a throwing listener does not stop the others", async () => {
   assert.ok(lines.some((l) => l.includes("listener_error") && l.includes("boom")));
   await m.stop();
 });
+
+Deno.test("monitor: real timers and sockets on loopback — refused goes down, a listener brings it up", async () => {
+  const lo = parseIpAddress("127.0.0.1")!;
+  // A free port: bind, note it, close.
+  const probeL = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probeL.addr as Deno.NetAddr).port;
+  probeL.close();
+  const seen: HealthTransition[] = [];
+  const m = new HealthMonitor([{
+    service: "tcp 198.18.0.100:80",
+    server: `127.0.0.1:${port}`,
+    address: lo,
+    port,
+    check: { ...CHECK, interval: 0.1, timeout: 0.5, fall: 2, rise: 2 },
+  }], { log: () => {} });
+  m.onTransition((t) => seen.push(t));
+  const until = async (n: number) => {
+    for (let i = 0; i < 100 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+  };
+  let l: Deno.Listener | undefined;
+  try {
+    await until(1);
+    assert.deepEqual(seen.map((t) => [t.up, t.reason]), [[false, "refused"]]);
+    l = Deno.listen({ hostname: "127.0.0.1", port });
+    const accepting = (async () => {
+      for await (const c of l!) c.close();
+    })();
+    await until(2);
+    assert.deepEqual(seen.map((t) => [t.up, t.reason]), [[false, "refused"], [true, "ok"]]);
+    await m.stop();
+    l.close();
+    await accepting;
+  } finally {
+    await m.stop();
+    try {
+      l?.close();
+    } catch { /* closed above */ }
+  }
+});
+
+Deno.test("monitor: stop during a real HTTP check that hangs closes its socket (sanitizers pass)", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  const conns: Deno.Conn[] = [];
+  let accepted!: () => void;
+  const firstAccept = new Promise<void>((r) => accepted = r);
+  const accepting = (async () => {
+    for await (const c of l) {
+      conns.push(c); // held open, never answered
+      accepted();
+    }
+  })();
+  const m = new HealthMonitor([{
+    service: "tcp 198.18.0.100:80",
+    server: `127.0.0.1:${port}`,
+    address: parseIpAddress("127.0.0.1")!,
+    port,
+    check: { ...CHECK, type: "http", interval: 0.05, timeout: 30 },
+  }], { log: () => {} });
+  await firstAccept;
+  const t0 = performance.now();
+  await m.stop();
+  assert.ok(performance.now() - t0 < 1000, "stop did not wait for the 30 s timeout");
+  assert.deepEqual(m.state().get(`tcp 198.18.0.100:80 127.0.0.1:${port}`), { state: "up" });
+  l.close();
+  await accepting;
+  for (const c of conns) c.close();
+});

@@ -81,9 +81,8 @@ Deno.test("health checks from the gateway namespace: nginx killed → down, rest
       bound * 3,
     );
     const downMs = performance.now() - t0;
-    console.log(
-      `down after ${downMs.toFixed(0)} ms (interval ${INTERVAL} s × fall ${FALL}; bound ${bound.toFixed(0)} ms)`,
-    );
+    const limit = `bound ${Math.round(bound)} ms`;
+    console.log(`down after ${Math.round(downMs)} ms (interval ${INTERVAL} s × fall ${FALL}; ${limit})`);
     for (const s of [v4, v6]) {
       assert.deepEqual(transitions(mon.stderr(), s), [{ state: "down", reason: "refused" }]);
     }
@@ -108,9 +107,8 @@ Deno.test("health checks from the gateway namespace: nginx killed → down, rest
       upBound * 3,
     );
     const upMs = performance.now() - t1;
-    console.log(
-      `up after ${upMs.toFixed(0)} ms (interval ${INTERVAL} s × rise ${RISE}; bound ${upBound.toFixed(0)} ms)`,
-    );
+    const upLimit = `bound ${Math.round(upBound)} ms`;
+    console.log(`up after ${Math.round(upMs)} ms (interval ${INTERVAL} s × rise ${RISE}; ${upLimit})`);
     for (const s of [v4, v6]) {
       assert.deepEqual(transitions(mon.stderr(), s)[1], { state: "up", reason: "ok" });
     }

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers of the tests, the demo and the benchmarks: nginx, HAProxy, curl, ab, iperf3, wrk, tcpdump, scapy.
+# Real peers of the tests, the demo and the benchmarks: nginx, HAProxy, curl, ab, iperf3, wrk, tcpdump, scapy;
+# headless Chromium loads the status page (tests/status_page_test.ts).
 PACKAGES=(iproute2 iputils-ping procps util-linux ethtool python3 python3-scapy nftables tcpdump
-  nginx-light haproxy curl apache2-utils iperf3 wrk)
+  nginx-light haproxy curl apache2-utils iperf3 wrk chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (network namespaces and TUN devices need CAP_NET_ADMIN)" >&2

@@ -258,7 +258,7 @@ function healthCheck(v: unknown, p: string): HealthCheckConfig {
     throw new ConfigError(`${f}.timeout`, `must not exceed interval (${interval} s), got ${timeout}`);
   }
   const path = v.path ?? d.path;
-  if (typeof path !== "string" || !path.startsWith("/") || /[\s\x00-\x1f\x7f]/.test(path)) {
+  if (typeof path !== "string" || !/^\/[\x21-\x7e]*$/.test(path)) {
     throw new ConfigError(
       `${f}.path`,
       `expected a request path starting with "/", got ${JSON.stringify(path)}`,

@@ -276,9 +276,8 @@ export function formatRate(r: GatewayRates): string {
 /** `ipvsadm -Lnc` with dpvs's local column: `pro expire state source virtual local destination`. */
 export function formatConnections(rows: readonly ListedConnection[]): string {
   // ipvsadm's address columns are 18 wide; here they widen to the longest entry so IPv6 rows stay aligned.
-  const w = (k: "source" | "virtual" | "local" | "destination") =>
-    Math.max(18, ...rows.map((r) => r[k].length));
-  const [ws, wv, wl, wd] = [w("source"), w("virtual"), w("local"), w("destination")];
+  const w = (k: "source" | "virtual" | "local") => Math.max(18, ...rows.map((r) => r[k].length));
+  const [ws, wv, wl] = [w("source"), w("virtual"), w("local")];
   const line = (head: string, src: string, vip: string, local: string, dst: string) =>
     `${head} ${src.padEnd(ws)} ${vip.padEnd(wv)} ${local.padEnd(wl)} ${dst}`;
   const out = [

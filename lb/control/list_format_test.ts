@@ -99,9 +99,9 @@ Deno.test("list format: largeNum prints as ipvsadm's print_largenum (9 wide, K/M
   assert.equal(largeNum(100_000_000), "  100000K");
   assert.equal(largeNum(999_999_999), "  999999K");
   assert.equal(largeNum(1_000_000_000), "    1000M");
-  assert.equal(largeNum(99_999_999_999), "    99999M");
-  assert.equal(largeNum(100_000_000_000), "      100G");
-  assert.equal(largeNum(123_456_789_012_345), "      123T");
+  assert.equal(largeNum(99_999_999_999), "   99999M");
+  assert.equal(largeNum(100_000_000_000), "     100G");
+  assert.equal(largeNum(123_456_789_012_345), "     123T");
 });
 
 Deno.test("list format: --list follows ipvsadm -Ln, Forward FullNat, with a Health column", () => {

@@ -191,7 +191,7 @@ function address(v: unknown, field: string): IpAddress {
 }
 
 /** Edit distance (Levenshtein) of two short strings: how close a misspelt key is to a known one. */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
@@ -204,7 +204,7 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** The known key closest to `key`, if close enough to be a misspelling (a third of its length, at least 1). */
-export function closestKey(key: string, known: Iterable<string>): string | undefined {
+function closestKey(key: string, known: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of known) {

@@ -8,6 +8,9 @@
  *       "realServers": [ { "address": "198.18.3.10", "port": 80, "weight": 1 } ] } ] }
  * ```
  *
+ * Unknown keys are refused at every level, naming the closest known key when one is near (a misspelt key
+ * silently ignored would leave a default in force that the operator thinks they changed).
+ *
  * Addresses are parsed here, once: the validated configuration carries {@link IpAddress} values (family and
  * words), plain data that survives `postMessage` to the workers.
  *

@@ -9,7 +9,8 @@
  * any request the gateway refuses          ← {"error":"unknown cmd \"x\""}
  * ```
  *
- * The answer ends at EOF or at the first newline after a complete document, whichever comes first.
+ * The answer ends at EOF or at the first newline after a complete document, whichever comes first. The
+ * gateway reads request lines with {@link parseRequest}, so both sides agree on the protocol in one place.
  *
  * @module
  */
@@ -123,4 +124,37 @@ export function reloadAnswer(v: unknown): ReloadAnswer {
     throw new ControlError(`reload: expected {"ok": true|false, "message": "…"}, got ${JSON.stringify(v)}`);
   }
   return { ok: o.ok, message: typeof o.message === "string" ? o.message : "" };
+}
+
+/**
+ * The server side's reading of one request line (for the gateway): the request, or an `{error}` answer to
+ * send back as is. An empty line is a stats request, as the first protocol (connect, read to EOF) meant.
+ */
+export function parseRequest(line: string): ControlRequest | { error: string } {
+  if (line.trim() === "") return { cmd: "stats" };
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return {
+      error: `expected one JSON line such as {"cmd":"stats"}, got ${JSON.stringify(line.slice(0, 80))}`,
+    };
+  }
+  const o = v as { cmd?: unknown; max?: unknown } | null;
+  if (typeof o !== "object" || o === null) {
+    return { error: `expected an object with "cmd", got ${line.slice(0, 80)}` };
+  }
+  switch (o.cmd) {
+    case "stats":
+    case "reload":
+      return { cmd: o.cmd };
+    case "connections":
+      if (o.max === undefined) return { cmd: "connections" };
+      if (typeof o.max === "number" && Number.isInteger(o.max) && o.max >= 0) {
+        return { cmd: "connections", max: o.max };
+      }
+      return { error: `connections: "max" must be a non-negative integer, got ${JSON.stringify(o.max)}` };
+    default:
+      return { error: `unknown cmd ${JSON.stringify(o.cmd)}; known: stats, connections, reload` };
+  }
 }

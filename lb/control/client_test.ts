@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ControlError, reloadAnswer, request } from "./client.ts";
+import { ControlError, parseRequest, reloadAnswer, request } from "./client.ts";
 import { startControlServer } from "./testing/control_server.ts";
 
 Deno.test("control client: sends one JSON line, returns the parsed answer", async () => {
@@ -70,4 +70,18 @@ Deno.test("control client: a gateway that never answers times out", async () => 
     held.forEach((c) => c.close());
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("control protocol: parseRequest reads what request sends, and refuses the rest with a reason", () => {
+  assert.deepEqual(parseRequest(`{"cmd":"stats"}`), { cmd: "stats" });
+  assert.deepEqual(parseRequest(""), { cmd: "stats" }, "a client that sends nothing gets the stats");
+  assert.deepEqual(parseRequest(`{"cmd":"connections","max":5}`), { cmd: "connections", max: 5 });
+  assert.deepEqual(parseRequest(`{"cmd":"reload","extra":1}`), { cmd: "reload" });
+  assert.match((parseRequest(`{"cmd":"connections","max":-1}`) as { error: string }).error, /non-negative/);
+  assert.match(
+    (parseRequest(`{"cmd":"flush"}`) as { error: string }).error,
+    /unknown cmd "flush"; known: stats/,
+  );
+  assert.match((parseRequest(`stats`) as { error: string }).error, /expected one JSON line/);
+  assert.match((parseRequest(`[1]`) as { error: string }).error, /unknown cmd undefined/);
 });

@@ -8,6 +8,9 @@
  *       "realServers": [ { "address": "198.18.3.10", "port": 80, "weight": 1 } ] } ] }
  * ```
  *
+ * Unknown keys are refused at every level, naming the closest known key when one is near (a misspelt key
+ * silently ignored would leave a default in force that the operator thinks they changed).
+ *
  * Addresses are parsed here, once: the validated configuration carries {@link IpAddress} values (family and
  * words), plain data that survives `postMessage` to the workers.
  *
@@ -55,6 +58,45 @@ export interface RealServerConfig {
   weight: number;
 }
 
+/** How a service's real servers are probed (seconds for the times). */
+export interface HealthCheckConfig {
+  /** "tcp" (a connect), "http" (a GET of `path`, expecting `expectStatus`), "none" (never probed: "unchecked"). */
+  type: "tcp" | "http" | "none";
+  /** Seconds between probes of one server. */
+  interval: number;
+  /** Seconds a probe may take before it counts as failed. */
+  timeout: number;
+  /** Consecutive successes that bring a down server up. */
+  rise: number;
+  /** Consecutive failures that take an up server down. */
+  fall: number;
+  /** HTTP request path. */
+  path: string;
+  /** HTTP status that counts as up. */
+  expectStatus: number;
+  /** Port probed; absent: each server's own port. */
+  port?: number;
+}
+
+/** The defaults of {@link HealthCheckConfig} (an absent `healthCheck` is a TCP check with these). */
+export const DEFAULT_HEALTH_CHECK: Readonly<HealthCheckConfig> = {
+  type: "tcp",
+  interval: 2,
+  timeout: 1,
+  rise: 2,
+  fall: 2,
+  path: "/",
+  expectStatus: 200,
+};
+
+/** Where the metrics page listens. */
+export interface MetricsConfig {
+  /** Listening address. */
+  address: IpAddress;
+  /** Listening port. */
+  port: number;
+}
+
 /** One virtual service: VIP, port and protocol, and the real servers it balances over. */
 export interface ServiceConfig {
   /** Virtual IP address. */
@@ -69,6 +111,10 @@ export interface ServiceConfig {
   toa: boolean;
   /** The real servers. */
   realServers: RealServerConfig[];
+  /** How the real servers are probed. */
+  healthCheck: HealthCheckConfig;
+  /** What happens to a server's connections when it goes down: "keep" them running, or "reset" them. */
+  onServerDown: "keep" | "reset";
 }
 
 /** The whole validated configuration. */
@@ -107,6 +153,8 @@ export interface GatewayConfig {
    * service, echo replies), all workers together; past it they are dropped and counted. 0: never answer.
    */
   replyRate: number;
+  /** Where the metrics page listens (absent: no metrics page). */
+  metrics?: MetricsConfig;
 }
 
 /** A configuration error: `field` says where, the message says what is wrong and what is expected. */
@@ -145,7 +193,120 @@ function address(v: unknown, field: string): IpAddress {
   return a;
 }
 
-const KNOWN_TOP = new Set([
+/** Edit distance (Levenshtein) of two short strings: how close a misspelt key is to a known one. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** The known key closest to `key`, if close enough to be a misspelling (a third of its length, at least 1). */
+function closestKey(key: string, known: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return bestD <= Math.max(1, Math.floor(Math.max(key.length, best?.length ?? 0) / 3)) ? best : undefined;
+}
+
+/** Rejects any key of `o` not in `known`, naming it at `path` with the closest known key as the fix. */
+function onlyKnown(o: Obj, known: readonly string[], path: string): void {
+  for (const k of Object.keys(o)) {
+    if (known.includes(k)) continue;
+    const near = closestKey(k, known);
+    throw new ConfigError(
+      `${path}${k}`,
+      near !== undefined
+        ? `unknown key (did you mean "${near}"?)`
+        : `unknown key; known keys: ${known.join(", ")}`,
+    );
+  }
+}
+
+const KNOWN_SERVICE = [
+  "vip",
+  "port",
+  "protocol",
+  "scheduler",
+  "toa",
+  "realServers",
+  "healthCheck",
+  "onServerDown",
+] as const;
+const KNOWN_SERVER = ["address", "port", "weight"] as const;
+const KNOWN_HEALTH = ["type", "interval", "timeout", "rise", "fall", "path", "expectStatus", "port"] as const;
+
+/** Validates `services[i].healthCheck` (absent: the defaults). */
+function healthCheck(v: unknown, p: string): HealthCheckConfig {
+  if (v === undefined) return { ...DEFAULT_HEALTH_CHECK };
+  const f = `${p}healthCheck`;
+  if (!isObj(v)) throw new ConfigError(f, `expected an object such as {"type": "tcp", "interval": 2}`);
+  onlyKnown(v, KNOWN_HEALTH, `${f}.`);
+  const d = DEFAULT_HEALTH_CHECK;
+  const type = v.type ?? d.type;
+  if (type !== "tcp" && type !== "http" && type !== "none") {
+    throw new ConfigError(`${f}.type`, `expected "tcp", "http" or "none", got ${JSON.stringify(type)}`);
+  }
+  const interval = seconds(v, "interval", `${f}.`, d.interval);
+  const timeout = seconds(v, "timeout", `${f}.`, d.timeout);
+  if (timeout > interval) {
+    throw new ConfigError(`${f}.timeout`, `must not exceed interval (${interval} s), got ${timeout}`);
+  }
+  const path = v.path ?? d.path;
+  if (typeof path !== "string" || !/^\/[\x21-\x7e]*$/.test(path)) {
+    throw new ConfigError(
+      `${f}.path`,
+      `expected a request path starting with "/", got ${JSON.stringify(path)}`,
+    );
+  }
+  const out: HealthCheckConfig = {
+    type,
+    interval,
+    timeout,
+    rise: int(v, "rise", `${f}.`, 1, 100, d.rise),
+    fall: int(v, "fall", `${f}.`, 1, 100, d.fall),
+    path,
+    expectStatus: int(v, "expectStatus", `${f}.`, 100, 599, d.expectStatus),
+  };
+  if (v.port !== undefined) out.port = int(v, "port", `${f}.`, 1, 65535);
+  return out;
+}
+
+/** A duration in seconds: a number from 0.01 to 3600 (fractions allowed). */
+function seconds(o: Obj, key: string, path: string, def: number): number {
+  const v = o[key] ?? def;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0.01 || v > 3600) {
+    throw new ConfigError(
+      `${path}${key}`,
+      `expected seconds from 0.01 to 3600, got ${JSON.stringify(o[key])}`,
+    );
+  }
+  return v;
+}
+
+/** Parses `metrics`, "ADDR:PORT" ("[v6]:PORT" for IPv6). */
+function metrics(v: unknown): MetricsConfig {
+  const m = typeof v === "string" ? /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v) : null;
+  const addr = m ? parseIpAddress(m[1] ?? m[2]) : null;
+  const port = m ? Number(m[3]) : 0;
+  if (m === null || addr === null || port < 1 || port > 65535) {
+    throw new ConfigError(
+      "metrics",
+      `expected "ADDR:PORT" such as "127.0.0.1:9100" or "[::1]:9100", got ${JSON.stringify(v)}`,
+    );
+  }
+  return { address: addr, port };
+}
+
+const KNOWN_TOP = [
   "tun",
   "workers",
   "localAddresses",
@@ -158,14 +319,13 @@ const KNOWN_TOP = new Set([
   "steering",
   "offload",
   "replyRate",
-]);
+  "metrics",
+] as const;
 
 /** Validates a parsed JSON value; throws {@link ConfigError} naming the first bad field. */
 export function validateConfig(raw: unknown): GatewayConfig {
   if (!isObj(raw)) throw new ConfigError("(top)", "expected a JSON object");
-  for (const k of Object.keys(raw)) {
-    if (!KNOWN_TOP.has(k)) throw new ConfigError(k, `unknown key; known keys: ${[...KNOWN_TOP].join(", ")}`);
-  }
+  onlyKnown(raw, KNOWN_TOP, "");
   const tun = raw.tun ?? "fnat0";
   if (typeof tun !== "string" || !/^[A-Za-z0-9_.-]{1,15}$/.test(tun)) {
     throw new ConfigError("tun", `expected an interface name of 1–15 letters, digits, '_', '.', '-'`);
@@ -198,13 +358,8 @@ export function validateConfig(raw: unknown): GatewayConfig {
   const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS };
   if (raw.timeouts !== undefined) {
     if (!isObj(raw.timeouts)) throw new ConfigError("timeouts", "expected an object of seconds per state");
+    onlyKnown(raw.timeouts, Object.keys(DEFAULT_TIMEOUTS), "timeouts.");
     for (const k of Object.keys(raw.timeouts)) {
-      if (!(k in DEFAULT_TIMEOUTS)) {
-        throw new ConfigError(
-          `timeouts.${k}`,
-          `unknown state; known: ${Object.keys(DEFAULT_TIMEOUTS).join(", ")}`,
-        );
-      }
       timeouts[k as keyof Timeouts] = int(raw.timeouts, k, "timeouts.", 1, 7 * 86400);
     }
   }
@@ -215,6 +370,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
   const services = raw.services.map((s, i): ServiceConfig => {
     const p = `services[${i}].`;
     if (!isObj(s)) throw new ConfigError(`services[${i}]`, "expected an object");
+    onlyKnown(s, KNOWN_SERVICE, p);
     const vip = address(s.vip, `${p}vip`);
     const fam = vip.family;
     const port = int(s, "port", p, 1, 65535);
@@ -240,6 +396,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
     const realServers = s.realServers.map((r, j): RealServerConfig => {
       const rp = `${p}realServers[${j}].`;
       if (!isObj(r)) throw new ConfigError(`${p}realServers[${j}]`, "expected an object");
+      onlyKnown(r, KNOWN_SERVER, rp);
       const a = address(r.address, `${rp}address`);
       if (a.family !== fam) {
         throw new ConfigError(`${rp}address`, `must be IPv${fam} like the service's vip ${vip.text}`);
@@ -253,7 +410,23 @@ export function validateConfig(raw: unknown): GatewayConfig {
     if (!localAddresses.some((a) => a.family === fam)) {
       throw new ConfigError(`${p}vip`, `no IPv${fam} address in localAddresses to reach its real servers`);
     }
-    return { vip, port, protocol, scheduler, toa, realServers };
+    const onServerDown = s.onServerDown ?? "keep";
+    if (onServerDown !== "keep" && onServerDown !== "reset") {
+      throw new ConfigError(
+        `${p}onServerDown`,
+        `expected "keep" or "reset", got ${JSON.stringify(onServerDown)}`,
+      );
+    }
+    return {
+      vip,
+      port,
+      protocol,
+      scheduler,
+      toa,
+      realServers,
+      healthCheck: healthCheck(s.healthCheck, p),
+      onServerDown,
+    };
   });
   const control = raw.control ?? `/run/fnat-lb/${tun}.sock`;
   if (typeof control !== "string" || control === "") {
@@ -266,7 +439,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
   const offload = raw.offload ?? true;
   if (typeof offload !== "boolean") throw new ConfigError("offload", "expected true or false");
   const replyRate = int(raw, "replyRate", "", 0, 1_000_000, 1000);
-  return {
+  const out: GatewayConfig = {
     tun,
     workers,
     localAddresses,
@@ -280,6 +453,8 @@ export function validateConfig(raw: unknown): GatewayConfig {
     offload,
     replyRate,
   };
+  if (raw.metrics !== undefined) out.metrics = metrics(raw.metrics);
+  return out;
 }
 
 /** Reads, parses and validates a configuration file; throws {@link ConfigError} with the reason. */

@@ -78,3 +78,114 @@ Deno.test("config: replyRate, the generated replies per second, is a validated k
     assert.match(e.message, /expected an integer from 0 to 1000000/);
   }
 });
+
+Deno.test("config: healthCheck defaults to a TCP check (interval 2, timeout 1, rise 2, fall 2)", () => {
+  const c = validateConfig(minimal);
+  assert.deepEqual(c.services[0].healthCheck, {
+    type: "tcp",
+    interval: 2,
+    timeout: 1,
+    rise: 2,
+    fall: 2,
+    path: "/",
+    expectStatus: 200,
+  });
+  assert.equal(c.services[0].onServerDown, "keep");
+  assert.equal(c.metrics, undefined, "no metrics page unless asked");
+});
+
+Deno.test("config: healthCheck keys are typed and validated", () => {
+  const svc = (hc: unknown, extra = {}) => ({
+    ...minimal,
+    services: [{ ...minimal.services[0], healthCheck: hc, ...extra }],
+  });
+  const c = validateConfig(
+    svc({ type: "http", path: "/healthz", expectStatus: 204, port: 8081, interval: 0.5, timeout: 0.25 }, {
+      onServerDown: "reset",
+    }),
+  );
+  assert.deepEqual(c.services[0].healthCheck, {
+    type: "http",
+    interval: 0.5,
+    timeout: 0.25,
+    rise: 2,
+    fall: 2,
+    path: "/healthz",
+    expectStatus: 204,
+    port: 8081,
+  });
+  assert.equal(c.services[0].onServerDown, "reset");
+  assert.equal(validateConfig(svc({ type: "none" })).services[0].healthCheck.type, "none");
+  const cases: [unknown, string, RegExp][] = [
+    [{ type: "icmp" }, "services[0].healthCheck.type", /expected "tcp", "http" or "none", got "icmp"/],
+    [{ interval: 0 }, "services[0].healthCheck.interval", /expected seconds from 0\.01 to 3600/],
+    [{ interval: 1, timeout: 3 }, "services[0].healthCheck.timeout", /must not exceed interval \(1 s\)/],
+    [{ rise: 0 }, "services[0].healthCheck.rise", /expected an integer from 1 to 100/],
+    [{ fall: 1.5 }, "services[0].healthCheck.fall", /expected an integer from 1 to 100/],
+    [{ path: "healthz" }, "services[0].healthCheck.path", /starting with "\/"/],
+    [{ path: "/a b" }, "services[0].healthCheck.path", /starting with "\/"/],
+    [{ expectStatus: 99 }, "services[0].healthCheck.expectStatus", /from 100 to 599/],
+    [{ port: 0 }, "services[0].healthCheck.port", /from 1 to 65535/],
+    ["tcp", "services[0].healthCheck", /expected an object/],
+  ];
+  for (const [hc, field, message] of cases) {
+    const e = error(svc(hc));
+    assert.equal(e.field, field, JSON.stringify(hc));
+    assert.match(e.message, message);
+  }
+  const down = error(svc(undefined, { onServerDown: "drop" }));
+  assert.equal(down.field, "services[0].onServerDown");
+  assert.match(down.message, /expected "keep" or "reset", got "drop"/);
+});
+
+Deno.test("config: metrics is ADDR:PORT, parsed to an address and a port", () => {
+  const v4 = validateConfig({ ...minimal, metrics: "127.0.0.1:9100" }).metrics;
+  assert.deepEqual(v4, {
+    address: { family: 4, words: [0x7f000001, 0, 0, 0], text: "127.0.0.1" },
+    port: 9100,
+  });
+  const v6 = validateConfig({ ...minimal, metrics: "[::1]:9100" }).metrics;
+  assert.deepEqual(v6?.address.words, [0, 0, 0, 1]);
+  assert.equal(v6?.port, 9100);
+  for (const bad of ["127.0.0.1", "::1:9100", "localhost:9100", "127.0.0.1:0", "127.0.0.1:70000", 9100]) {
+    const e = error({ ...minimal, metrics: bad });
+    assert.equal(e.field, "metrics");
+    assert.match(e.message, /expected "ADDR:PORT" such as "127\.0\.0\.1:9100"/);
+  }
+});
+
+Deno.test("config: unknown keys are rejected at every level, with the closest known key", () => {
+  const s0 = minimal.services[0];
+  const cases: [unknown, string, string][] = [
+    [{ ...minimal, wrokers: 2 }, "wrokers", `unknown key (did you mean "workers"?)`],
+    [
+      { ...minimal, timeouts: { establised: 60 } },
+      "timeouts.establised",
+      `unknown key (did you mean "established"?)`,
+    ],
+    [
+      { ...minimal, services: [{ ...s0, shceduler: "rr" }] },
+      "services[0].shceduler",
+      `unknown key (did you mean "scheduler"?)`,
+    ],
+    [
+      { ...minimal, services: [{ ...s0, realServers: [{ address: "198.18.3.10", wieght: 2 }] }] },
+      "services[0].realServers[0].wieght",
+      `unknown key (did you mean "weight"?)`,
+    ],
+    [
+      { ...minimal, services: [{ ...s0, healthCheck: { intreval: 3 } }] },
+      "services[0].healthCheck.intreval",
+      `unknown key (did you mean "interval"?)`,
+    ],
+  ];
+  for (const [raw, field, message] of cases) {
+    const e = error(raw);
+    assert.equal(e.field, field);
+    assert.equal(e.message, `config: ${field}: ${message}`);
+  }
+  const far = error({ ...minimal, services: [{ ...s0, colour: "blue" }] });
+  assert.equal(far.field, "services[0].colour");
+  assert.doesNotMatch(far.message, /did you mean/, "no suggestion when nothing is close");
+  assert.match(far.message, /unknown key; known keys: vip, port, protocol/);
+});

@@ -1,7 +1,8 @@
 /**
  * The one libc binding of the project, bound once through Deno FFI: what the TUN device (`open`, `ioctl`,
- * `read`, `write`, `poll`, `eventfd`), the gateway's steering program (`syscall(SYS_bpf)`) and the TOA
- * proxy's sockets (`socket` … `epoll_wait`, `getrlimit`) call. This file is the only one that `dlopen`s.
+ * `read`, `write`, `poll`, `eventfd`), the gateway's steering program (`syscall(SYS_bpf)`), its systemd
+ * notifications (`socket`, `sendto` on an AF_UNIX datagram socket, `clock_gettime`) and the TOA proxy's
+ * sockets (`socket` … `epoll_wait`, `getrlimit`) call. This file is the only one that `dlopen`s.
  *
  * Why libc and not a Rust/C helper: these calls are all a TUN fd and a relay need, and libc is on every
  * Linux host, so the kernel edge stays TypeScript with no build step. Why FFI sockets and not `Deno.listen`:
@@ -57,8 +58,14 @@ export const POLLFD_SIZE = 8;
 export const AF_INET = 2;
 /** Address family IPv6. */
 export const AF_INET6 = 10;
+/** Address family of local (unix-domain) sockets: systemd's notify socket. */
+export const AF_UNIX = 1;
 /** Socket type: TCP stream. */
 export const SOCK_STREAM = 1;
+/** Socket type: datagrams (UDP, or unix-domain messages such as sd_notify's). */
+export const SOCK_DGRAM = 2;
+/** Size of `struct sockaddr_un`: sa_family_t, then `sun_path` of 108 bytes. */
+export const SOCKADDR_UN_SIZE = 110;
 /** socket(2)/accept4(2) flag: calls return EAGAIN instead of blocking the JS thread. */
 export const SOCK_NONBLOCK = 0o4000;
 /** socket(2)/accept4(2) flag: children (nginx, ip …) spawned later must not inherit proxy sockets. */
@@ -83,6 +90,8 @@ export const TCP_SAVE_SYN = 27;
 export const TCP_SAVED_SYN = 28;
 /** shutdown(2): no more sends (our FIN). */
 export const SHUT_WR = 1;
+/** recv(2)/send(2) flag: this call only does not block (EAGAIN instead). */
+export const MSG_DONTWAIT = 0x40;
 /** send(2) flag: report EPIPE instead of raising SIGPIPE when the peer is gone. */
 export const MSG_NOSIGNAL = 0x4000;
 
@@ -111,6 +120,19 @@ export const EPOLL_CLOEXEC = 0o2000000;
 export const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
 /** Offset of the `data` field in `struct epoll_event`. */
 export const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+
+// ---- clocks -------------------------------------------------------------------------------------------
+
+/** clock_gettime(2) clock: time since boot, never set back (what systemd's MONOTONIC_USEC counts). */
+export const CLOCK_MONOTONIC = 1;
+
+/** CLOCK_MONOTONIC in microseconds, as systemd's `now(CLOCK_MONOTONIC)` reads it (control path only). */
+export function monotonicMicros(): bigint {
+  const ts = new Uint8Array(16);
+  if (libc().clock_gettime(CLOCK_MONOTONIC, ts) !== 0) throw new Error(`clock_gettime: errno ${errno()}`);
+  const v = new DataView(ts.buffer);
+  return v.getBigInt64(0, true) * 1_000_000n + v.getBigInt64(8, true) / 1000n;
+}
 
 // ---- resource limits -----------------------------------------------------------------------------------
 
@@ -153,6 +175,8 @@ const SYMBOLS = {
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
@@ -212,6 +236,10 @@ export interface Libc {
   recv(fd: number, buf: Uint8Array, len: number, flags: number): number;
   /** send(2); result truncated to 32 bits (see module doc). */
   send(fd: number, buf: Uint8Array, len: number, flags: number): number;
+  /** clock_gettime(2); `ts` is one `struct timespec` (two i64: seconds, nanoseconds), filled in. */
+  clock_gettime(clock: number, ts: Uint8Array): number;
+  /** sendto(2) with a destination address; result truncated to 32 bits (see module doc). */
+  sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: number): number;
   /** shutdown(2). */
   shutdown(fd: number, how: number): number;
   /** epoll_create1(2). */
@@ -276,6 +304,27 @@ export function cString(s: string): Uint8Array {
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   return out;
+}
+
+/**
+ * A `struct sockaddr_un` for `path` and its length for bind/connect/sendto. A path starting with `@` is in
+ * the abstract namespace (`sun_path[0]` is NUL, the length counts only the name's bytes); throws a
+ * RangeError when the path does not fit `sun_path` (107 bytes and a NUL).
+ */
+export function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
+  const name = new TextEncoder().encode(path);
+  const abstract = name[0] === 0x40; // '@'
+  if (name.length === 0 || name.length > (abstract ? 108 : 107)) {
+    throw new RangeError(
+      `unix socket path of ${name.length} bytes: expected 1 to 107 (${JSON.stringify(path)})`,
+    );
+  }
+  const addr = new Uint8Array(SOCKADDR_UN_SIZE);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(name, 2);
+  if (abstract) addr[2] = 0;
+  // Abstract names are length-delimited; filesystem paths carry their NUL.
+  return { addr, len: 2 + name.length + (abstract ? 0 : 1) };
 }
 
 /** An `int` option value, for setsockopt. */

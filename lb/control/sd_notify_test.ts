@@ -1,0 +1,114 @@
+/**
+ * sd_notify against a datagram socket the test owns (bound through the same libc binding: Deno's
+ * `listenDatagram` for unix sockets is behind `--unstable-net`), at a path and in the abstract namespace.
+ */
+import assert from "node:assert/strict";
+import {
+  AF_UNIX,
+  errno,
+  libc,
+  monotonicMicros,
+  MSG_DONTWAIT,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  sockaddrUn,
+} from "../../base/sys/libc.ts";
+import {
+  NotifyError,
+  notifyReady,
+  notifyReloading,
+  notifyStatus,
+  notifyStopping,
+  sdNotify,
+} from "./sd_notify.ts";
+
+/** A bound AF_UNIX datagram socket: what systemd listens on. */
+function bindDatagram(path: string): { fd: number; drain(): string[] } {
+  const c = libc();
+  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert.ok(fd >= 0, `socket: errno ${errno()}`);
+  const { addr, len } = sockaddrUn(path);
+  assert.equal(c.bind(fd, addr, len), 0, `bind ${path}: errno ${errno()}`);
+  return {
+    fd,
+    drain() {
+      const out: string[] = [];
+      const buf = new Uint8Array(4096);
+      for (
+        let n = c.recv(fd, buf, buf.length, MSG_DONTWAIT);
+        n >= 0;
+        n = c.recv(fd, buf, buf.length, MSG_DONTWAIT)
+      ) {
+        out.push(new TextDecoder().decode(buf.subarray(0, n)));
+      }
+      return out;
+    },
+  };
+}
+
+Deno.test("sd_notify: READY, RELOADING with MONOTONIC_USEC, STATUS, STOPPING arrive in order at NOTIFY_SOCKET", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fnat-notify-" });
+  const path = `${dir}/notify`;
+  const sock = bindDatagram(path);
+  const before = Deno.env.get("NOTIFY_SOCKET");
+  Deno.env.set("NOTIFY_SOCKET", path);
+  try {
+    const t0 = monotonicMicros();
+    assert.equal(notifyReady("2 services, 3 servers"), true);
+    assert.equal(notifyReloading(), true);
+    assert.equal(notifyReady("reloaded:\nok"), true);
+    assert.equal(notifyStatus("draining 1 server"), true);
+    assert.equal(notifyStopping(), true);
+    const t1 = monotonicMicros();
+    const got = sock.drain();
+    assert.equal(got.length, 5, JSON.stringify(got));
+    assert.equal(got[0], "READY=1\nSTATUS=2 services, 3 servers");
+    const m = /^RELOADING=1\nMONOTONIC_USEC=(\d+)$/.exec(got[1]);
+    assert.ok(m, got[1]);
+    assert.ok(BigInt(m[1]) >= t0 && BigInt(m[1]) <= t1, "MONOTONIC_USEC is CLOCK_MONOTONIC now");
+    assert.equal(got[2], "READY=1\nSTATUS=reloaded: ok", "a status stays one line");
+    assert.equal(got[3], "STATUS=draining 1 server");
+    assert.equal(got[4], "STOPPING=1");
+  } finally {
+    if (before === undefined) Deno.env.delete("NOTIFY_SOCKET");
+    else Deno.env.set("NOTIFY_SOCKET", before);
+    libc().close(sock.fd);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sd_notify: an abstract-namespace socket (@name) works too", () => {
+  const name = `@fnat-lb-test-${crypto.randomUUID()}`;
+  const sock = bindDatagram(name);
+  try {
+    assert.equal(sdNotify("READY=1", name), true);
+    assert.equal(notifyStopping("bye", name), true);
+    assert.deepEqual(sock.drain(), ["READY=1", "STOPPING=1\nSTATUS=bye"]);
+  } finally {
+    libc().close(sock.fd);
+  }
+});
+
+Deno.test("sd_notify: nothing to do without NOTIFY_SOCKET; a dead socket is a NotifyError", async () => {
+  const before = Deno.env.get("NOTIFY_SOCKET");
+  Deno.env.delete("NOTIFY_SOCKET");
+  try {
+    assert.equal(notifyReady(), false);
+    assert.equal(sdNotify("READY=1"), false);
+  } finally {
+    if (before !== undefined) Deno.env.set("NOTIFY_SOCKET", before);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.throws(
+      () => sdNotify("READY=1", `${dir}/nobody`),
+      (e) => e instanceof NotifyError && /ENOENT/.test(e.message),
+    );
+    assert.throws(
+      () => sdNotify("READY=1", `/${"x".repeat(120)}`),
+      /NOTIFY_SOCKET: unix socket path of 121 bytes/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

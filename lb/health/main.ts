@@ -12,20 +12,10 @@
  */
 import { parseArgs } from "node:util";
 import { hostPort, parseIpAddress } from "../../base/addr.ts";
-import { type HealthCheckConfig, HealthMonitor, type HealthTarget } from "./monitor.ts";
+import { DEFAULT_HEALTH_CHECK, type HealthCheckConfig } from "../config.ts";
+import { HealthMonitor, type HealthTarget } from "./monitor.ts";
 
 const USAGE = "usage: main.ts --targets FILE";
-
-/** The configuration's defaults (docs: `services[].healthCheck`). */
-export const DEFAULT_HEALTH_CHECK: HealthCheckConfig = {
-  type: "tcp",
-  interval: 2,
-  timeout: 1,
-  rise: 2,
-  fall: 2,
-  path: "/",
-  expectStatus: 200,
-};
 
 /** Targets from the file's JSON text; errors name the entry and field. */
 export function parseTargets(text: string): HealthTarget[] {

@@ -1,6 +1,7 @@
 /** The targets file of `lb/health/main.ts`: defaults filled in, errors naming the entry and field. */
 import assert from "node:assert/strict";
-import { DEFAULT_HEALTH_CHECK, parseTargets } from "./main.ts";
+import { DEFAULT_HEALTH_CHECK } from "../config.ts";
+import { parseTargets } from "./main.ts";
 
 Deno.test("parseTargets: server keys as the stats spell them, check defaults filled in", () => {
   const t = parseTargets(JSON.stringify([

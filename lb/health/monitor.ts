@@ -21,28 +21,9 @@
  *
  * @module
  */
+import type { HealthCheckConfig } from "../config.ts";
 import { hostPort, type IpAddress } from "../../base/addr.ts";
 import { httpProbe, type ProbeResult, tcpProbe } from "./probe.ts";
-
-/** A service's health check (seconds), as `services[].healthCheck` in the configuration. */
-export interface HealthCheckConfig {
-  /** `tcp`: connect; `http`: GET `path` and expect `expectStatus`; `none`: no check, always `unchecked`. */
-  type: "tcp" | "http" | "none";
-  /** Seconds between checks of one server. */
-  interval: number;
-  /** Seconds a check may take before it fails with reason `timeout`. */
-  timeout: number;
-  /** Consecutive successes that bring a down server up. */
-  rise: number;
-  /** Consecutive failures that take an up server down. */
-  fall: number;
-  /** HTTP path to GET. */
-  path: string;
-  /** HTTP status a healthy server answers. */
-  expectStatus: number;
-  /** Port to check; the server's own when absent. */
-  port?: number;
-}
 
 /** One real server to watch. */
 export interface HealthTarget {

@@ -5,13 +5,8 @@
 import assert from "node:assert/strict";
 import { parseIpAddress } from "../../base/addr.ts";
 import { prng } from "../../tests/helpers/prng.ts";
-import {
-  type HealthCheckConfig,
-  HealthMonitor,
-  type HealthTarget,
-  type HealthTimers,
-  type HealthTransition,
-} from "./monitor.ts";
+import type { HealthCheckConfig } from "../config.ts";
+import { HealthMonitor, type HealthTarget, type HealthTimers, type HealthTransition } from "./monitor.ts";
 import type { ProbeResult } from "./probe.ts";
 
 /** Timers on a clock that moves only when the test says so. */

@@ -5,7 +5,9 @@
 // strict test: no violation at all.
 import assert from "node:assert/strict";
 import { TCP_ACK, TCP_SYN } from "../base/packet/tcp.ts";
-import { icmp, tcp } from "../lb/engine/testing/packets.ts";
+import { icmp, tcp, udp } from "../lb/engine/testing/packets.ts";
+import { parseIpAddress } from "../base/addr.ts";
+import { steerClient } from "../lb/engine/steering.ts";
 import { Engine } from "../lb/engine/engine.ts";
 import {
   checkWithModel,
@@ -157,7 +159,42 @@ function connect(send: (p: { b: Uint8Array; len: number }) => Uint8Array, v6 = f
   return synOut(send(syn), v6);
 }
 
+/** A client port of `client` that worker `worker` of two owns (the steering formula's hash of it). */
+function portOwnedBy(client: string, worker: number): number {
+  const w = parseIpAddress(client)!.words;
+  for (let port = 40000;; port++) if (steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], port, 2) === worker) return port;
+}
+
 const ROWS: Row[] = [
+  {
+    name: "model: a SYN forwarded as IPv6 fragments replaces a closed connection in the NAT model",
+    setup: SETUPS[1],
+    run: (send) => {
+      // A connection, closed by the client's RST; a new SYN on the tuple (TIME_WAIT/CLOSE reuse) carries 1000
+      // bytes and goes out cut (MTU 576) on a new local port. The model used to skip it, so the next segment
+      // seemed to move without a SYN (nat-remapped), and the server's replies missed (nat-ack).
+      const c = { src: A.clients6[0], dst: A.vip6, sport: portOwnedBy(A.clients6[0], 1), dport: 80 };
+      send(tcp({ ...c, seq: 1, flags: TCP_SYN }));
+      send(tcp({ ...c, seq: 2, flags: 0x04 }));
+      send(tcp({ ...c, seq: 100, flags: TCP_SYN, payload: new Uint8Array(1000).fill(9) }));
+      return { p: tcp({ ...c, seq: 1101, ack: 5, flags: TCP_ACK }), partial: false };
+    },
+  },
+  {
+    name: "model: a datagram forwarded as IPv6 fragments (past the MTU) opens its flow in the NAT model",
+    setup: SETUPS[1],
+    run: (send) => {
+      // 1000 bytes to a UDP VIP, MTU 576: the engine cuts what it forwards, and flags it `generated`
+      // (complete checksums). The model used to skip it as a reply, so the reply below named a flow it did
+      // not know (nat-unknown-connection), or the flow the port had before (nat-wrong-client).
+      const cport = portOwnedBy(A.clients6[0], SETUPS[1].worker);
+      const out = send(udp(A.clients6[0], A.vip6, cport, 53, new Uint8Array(1000).fill(7)));
+      const lport = (out[40] << 8) | out[41];
+      return { p: udp(A.rs6, A.local6, 53, lport, Uint8Array.of(1, 2, 3)), partial: false };
+    },
+    check: (out, l) =>
+      assert.equal((out[l.l4Off + 2] << 8) | out[l.l4Off + 3], portOwnedBy(A.clients6[0], 1)),
+  },
   {
     name: "found: an IPv6 datagram cut into fragments leaves its link padding behind (two workers, MTU 576)",
     setup: SETUPS[1],

@@ -312,11 +312,13 @@ export function fuzzConfig(extra: Record<string, unknown> = {}) {
 }
 
 /**
- * A deterministic engine for a setup (fixed ISN secret and epoch, so runs replay); `Ctor` lets a test run a
+ * A deterministic engine for a setup (fixed ISN secret, epoch and port-ring starts, so runs replay); `Ctor` lets a test run a
  * deliberately broken subclass to prove the oracles notice.
  */
 export function fuzzEngine(setup: EngineSetup, now = 1000, Ctor: typeof Engine = Engine): Engine {
+  const random = prng(0x5eed + setup.worker);
   return new Ctor(fuzzConfig(setup.config), {
+    random: () => random() / 0x100000000,
     now,
     worker: setup.worker,
     epoch: 0,
@@ -430,6 +432,20 @@ function isRealServer(b: Uint8Array, off: number, fam: 4 | 6): boolean {
   return true;
 }
 
+/** What {@link checkPacket} found. */
+export interface PacketVerdict {
+  /** What process returned (NaN when it threw); for IPv6 fragments the engine cut, the datagram's length. */
+  ret: number;
+  /** The broken invariants. */
+  violations: Violation[];
+  /**
+   * The output is a reply the engine built, not a forwarded packet. Not `Engine.generated` alone: that also
+   * marks a forwarded datagram the engine cut into IPv6 fragments (their checksums are complete), which is
+   * a forwarded packet for the NAT model all the same.
+   */
+  generated: boolean;
+}
+
 /**
  * Runs one packet through `e` and checks every invariant. `b` holds the packet in `b[0, len)` (and room to
  * grow); it is processed in place. Returns the result of process (NaN when it threw) and the violations.
@@ -440,7 +456,7 @@ export function checkPacket(
   len: number,
   now: number,
   csumPartial: boolean,
-): { ret: number; violations: Violation[] } {
+): PacketVerdict {
   const v: Violation[] = [];
   const input = b.slice(0, len);
   const inL = parseLayers(input, len);
@@ -475,14 +491,14 @@ export function checkPacket(
     ret = e.process(b, len, now, csumPartial);
   } catch (err) {
     v.push({ cls: "throws", detail: String((err as Error)?.stack ?? err) });
-    return { ret: NaN, violations: v };
+    return { ret: NaN, violations: v, generated: false };
   }
   const dDrops = sumDrops(e) - drops0;
   const max = Math.ceil(e.config.maxConnections / e.workers);
   if (e.conns.size > max) v.push({ cls: "conn-table-size", detail: `size ${e.conns.size} > ${max}` });
   if (!Number.isInteger(ret) || ret > b.length) {
     v.push({ cls: "length", detail: `returned ${ret} (buffer ${b.length})` });
-    return { ret, violations: v };
+    return { ret, violations: v, generated: false };
   }
   if (ret < 0) {
     const owner = -ret - 1;
@@ -491,7 +507,7 @@ export function checkPacket(
     }
     if (!addrEq(b, 0, input, 0, len)) v.push({ cls: "handoff-modified", detail: "bytes changed" });
     if (dDrops !== 0) v.push({ cls: "drop-overcounted", detail: `hand-off counted ${dDrops} drops` });
-    return { ret, violations: v };
+    return { ret, violations: v, generated: false };
   }
   if (ret === 0) {
     // A fragment held for the rest of its datagram is the one 0 that is no drop: counted as frag_held.
@@ -503,13 +519,13 @@ export function checkPacket(
         detail: `returned 0, drop counters moved by ${dDrops}`,
       });
     }
-    return { ret, violations: v };
+    return { ret, violations: v, generated: false };
   }
   // A packet out: a datagram the engine sent as IPv6 fragments is judged whole.
   const joined = joinIpv6Fragments(e, b, ret);
   if (typeof joined === "string") {
     v.push({ cls: "ipv6-fragments", detail: joined });
-    return { ret, violations: v };
+    return { ret, violations: v, generated: e.generated };
   }
   // `generated` also marks fragments the engine cut (complete checksums, no offload, for the worker): for a
   // joined datagram, a reply is what goes back to the input's sender.
@@ -521,7 +537,7 @@ export function checkPacket(
   const out = parseLayers(b, ret);
   if (ret < 20 || out === null) {
     v.push({ cls: "reparse", detail: `output of ${ret} bytes does not parse` });
-    return { ret, violations: v };
+    return { ret, violations: v, generated };
   }
   const p = protoName(out.proto);
   const trailing = inL === null ? 0 : len - inL.end;
@@ -649,7 +665,7 @@ export function checkPacket(
       }
     }
   }
-  return { ret, violations: v };
+  return { ret, violations: v, generated };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1308,10 +1324,10 @@ export function checkWithModel(
   len: number,
   now: number,
   csumPartial: boolean,
-): { ret: number; violations: Violation[] } {
+): PacketVerdict {
   const input = b.slice(0, len);
   const r = checkPacket(e, b, len, now, csumPartial);
-  if (r.ret > 0 && !e.generated) r.violations.push(...model.check(input, len, b, r.ret));
+  if (r.ret > 0 && !r.generated) r.violations.push(...model.check(input, len, b, r.ret));
   return r;
 }
 
@@ -1358,6 +1374,32 @@ export interface FuzzOptions {
   keep?: number;
   /** The engine class to fuzz (a test passes a sabotaged subclass to check the oracles). */
   engine?: typeof Engine;
+  /** Called after each packet (debugging: replay a run and watch the state a violation needs). */
+  trace?: (t: TraceEntry) => void;
+}
+
+/** One processed packet, for {@link FuzzOptions.trace}. */
+export interface TraceEntry {
+  /** Index in the run. */
+  index: number;
+  /** Index of the engine setup. */
+  which: number;
+  /** The engine. */
+  engine: Engine;
+  /** Clock. */
+  now: number;
+  /** Generator kind. */
+  kind: string;
+  /** Input bytes. */
+  input: Uint8Array;
+  /** Output bytes (the buffer after process), valid when ret > 0. */
+  out: Uint8Array;
+  /** What process returned (for IPv6 fragments the engine cut, the length of the datagram joined in `out`). */
+  ret: number;
+  /** The output is a reply the engine built ({@link PacketVerdict.generated}). */
+  generated: boolean;
+  /** Violations found on this packet. */
+  violations: Violation[];
 }
 
 /** Runs `count` packets from `seed` through the fuzzed engines and returns the classified findings. */
@@ -1387,15 +1429,27 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
     const g = gens[which];
     const c = g.next();
     const input = c.b.slice(0, c.len);
-    const { ret, violations } = checkWithModel(e, models[which], c.b, c.len, now, c.csumPartial);
+    const { ret, violations, generated } = checkWithModel(e, models[which], c.b, c.len, now, c.csumPartial);
     if (i % 16 === 0) violations.push(...checkBookkeeping(e));
     report.packets++;
     report.kinds[c.kind.split("+")[0]] = (report.kinds[c.kind.split("+")[0]] ?? 0) + 1;
     if (ret < 0) report.outcomes.handedOff++;
     else if (ret === 0) report.outcomes.dropped++;
-    else if (e.generated) report.outcomes.generated++;
+    else if (generated) report.outcomes.generated++;
     else report.outcomes.forwarded++;
-    if (ret > 0) g.learn(input, c.len, c.b, ret, e.generated);
+    if (ret > 0) g.learn(input, c.len, c.b, ret, generated);
+    opts.trace?.({
+      index: i,
+      which,
+      engine: e,
+      now,
+      kind: c.kind,
+      input,
+      out: c.b,
+      ret,
+      generated,
+      violations,
+    });
     for (const v of violations) {
       let entry = report.classes.get(v.cls);
       if (entry === undefined) report.classes.set(v.cls, entry = { count: 0, first: [] });

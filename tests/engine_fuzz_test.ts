@@ -98,6 +98,13 @@ function sabotaged(mode: string): typeof Engine {
       }
       if (mode === "books" && l.proto === 17 && !this.generated) this.sets[0].inactive[0] += 1;
       if (mode === "silent-drop" && !this.generated) return 0;
+      if (mode === "udp-forget" && !this.generated && l.proto === 17) {
+        // Forgets every live UDP flow after each datagram: the next one of a flow gets a new local port.
+        const self = this as unknown as { removeConnection(id: number): void };
+        for (let id = 0; id < this.conns.capacity; id++) {
+          if (this.conns.isLive(id) && this.conns.proto[id] === 17) self.removeConnection(id);
+        }
+      }
       return n;
     }
   };
@@ -113,6 +120,7 @@ Deno.test("fuzz oracle: engines broken on purpose are caught, each under its cla
       ["client-port", "nat-wrong-client"],
       ["books", "server-counts"],
       ["silent-drop", "drop-uncounted"],
+      ["udp-forget", "nat-remapped"],
     ]
   ) {
     const rep = runEngineFuzz({ seed: 7, count: 20_000, keep: 1, engine: sabotaged(mode) });
@@ -425,7 +433,7 @@ const ROWS: Row[] = [
 /** Runs a row on a fresh engine; returns the violations of its packet under test. */
 function runRow(row: Row): Violation[] {
   const e = fuzzEngine(row.setup ?? ONE);
-  const model = new NatModel();
+  const model = new NatModel(e.config.timeouts.udp);
   const send = (p: { b: Uint8Array; len: number }, partial = false) => {
     const { ret, violations } = checkWithModel(e, model, p.b, p.len, 1000, partial);
     assert.ok(ret > 0, `${row.name}: a set-up packet came out (${ret})`);

@@ -1111,6 +1111,8 @@ interface Mapping {
   rport: number;
   /** TCP sequence delta: what the engine adds to the client's sequence numbers. */
   delta: number;
+  /** When a packet of the connection was last forwarded (either way): the engine's idle timer restarts. */
+  seen: number;
 }
 
 function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
@@ -1122,16 +1124,20 @@ const LOCAL_HEX = new Set(["c6120201", "c6120202", "fd00000200000000000000000000
 
 /**
  * Follows the engine's connections from the outside. A client's packet forwarded for a known client tuple
- * must keep its local and server tuple unless it is a SYN (a new connection on a closing tuple) or UDP
- * (the old flow may have expired); a server's packet forwarded for a local tuple must go back to that
- * connection's client from its VIP, and come from its real server.
+ * must keep its local and server tuple unless it is a TCP SYN (a new connection on a closing or expired
+ * tuple) or the tuple's UDP flow has been idle for its whole timeout (it may have expired: a UDP flow ends
+ * no other way); a server's packet forwarded for a local tuple must go back to that connection's client from
+ * its VIP, and come from its real server.
  */
 export class NatModel {
   private readonly byClient = new Map<string, Mapping>();
   private readonly byLocal = new Map<string, Mapping>();
 
-  /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) and learns from it. */
-  check(input: Uint8Array, len: number, out: Uint8Array, ret: number): Violation[] {
+  /** A model for an engine whose UDP flows expire after `udpTimeout` idle seconds (`timeouts.udp`). */
+  constructor(private readonly udpTimeout: number) {}
+
+  /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) at time `now`, and learns from it. */
+  check(input: Uint8Array, len: number, out: Uint8Array, ret: number, now: number): Violation[] {
     const il = parseLayers(input, len);
     const ol = parseLayers(out, ret);
     if (il === null || ol === null || ol.proto !== il.proto) return [];
@@ -1153,19 +1159,25 @@ export class NatModel {
         rs: addrHex(out, d, fam),
         rport: rd16(out, ol.l4Off + 2),
         delta: tcp ? (rd32(out, ol.l4Off + 4) - rd32(input, il.l4Off + 4)) >>> 0 : 0,
+        seen: now,
       };
       const key = `${il.proto}|${m.client}|${m.cport}|${m.vip}|${m.vport}`;
       const old = this.byClient.get(key);
       const syn = tcp && (input[il.l4Off + 13] & 0x16) === 0x02;
-      if (old !== undefined && tcp && !syn) {
+      // The engine expires a flow at the first tick with deadline (last packet + timeout) ≤ now.
+      const expired = !tcp && old !== undefined && old.seen + this.udpTimeout <= now;
+      if (old !== undefined && !syn && !expired) {
         if (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport) {
           v.push({
             cls: "nat-remapped",
             detail:
               `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
-              `to ${m.local}:${m.lport}→${m.rs}:${m.rport} without a SYN`,
+              `to ${m.local}:${m.lport}→${m.rs}:${m.rport} ` +
+              (tcp
+                ? "without a SYN"
+                : `after ${(now - old.seen).toFixed(3)} s idle (timeout ${this.udpTimeout} s)`),
           });
-        } else if (old.delta !== m.delta) {
+        } else if (tcp && old.delta !== m.delta) {
           v.push({ cls: "nat-seq-delta", detail: `sequence delta ${m.delta}, connection's ${old.delta}` });
         }
       }
@@ -1193,6 +1205,7 @@ export class NatModel {
       }`;
       const want = `${m.vip}:${m.vport}→${m.client}:${m.cport}`;
       if (got !== want) v.push({ cls: "nat-wrong-client", detail: `out ${got}, connection ${want}` });
+      else m.seen = now;
       if (tcp && (input[il.l4Off + 13] & 0x10) !== 0) {
         const want = (rd32(input, il.l4Off + 8) - m.delta) >>> 0;
         const ack = rd32(out, ol.l4Off + 8);
@@ -1327,7 +1340,7 @@ export function checkWithModel(
 ): PacketVerdict {
   const input = b.slice(0, len);
   const r = checkPacket(e, b, len, now, csumPartial);
-  if (r.ret > 0 && !r.generated) r.violations.push(...model.check(input, len, b, r.ret));
+  if (r.ret > 0 && !r.generated) r.violations.push(...model.check(input, len, b, r.ret, now));
   return r;
 }
 
@@ -1409,7 +1422,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
   let now = 1000;
   const engines = SETUPS.map((s) => fuzzEngine(s, now, opts.engine));
   const gens = SETUPS.map(() => new Generator(r));
-  const models = SETUPS.map(() => new NatModel());
+  const models = engines.map((e) => new NatModel(e.config.timeouts.udp));
   const report: FuzzReport = {
     packets: 0,
     outcomes: { forwarded: 0, generated: 0, dropped: 0, handedOff: 0 },

@@ -98,11 +98,15 @@ function sabotaged(mode: string): typeof Engine {
       }
       if (mode === "books" && l.proto === 17 && !this.generated) this.sets[0].inactive[0] += 1;
       if (mode === "silent-drop" && !this.generated) return 0;
-      if (mode === "udp-forget" && !this.generated && l.proto === 17) {
-        // Forgets every live UDP flow after each datagram: the next one of a flow gets a new local port.
+      // Forgets live flows: every UDP one after each datagram; every other TCP one after each SYN forwarded.
+      // The next datagram of a flow, or a SYN retransmitted on a live connection, gets a new local port.
+      const syn = l.proto === 6 && (b[l.l4Off + 13] & 0x17) === TCP_SYN;
+      if ((mode === "udp-forget" && l.proto === 17 || mode === "syn-forget" && syn) && !this.generated) {
         const self = this as unknown as { removeConnection(id: number): void };
+        const lport = (b[l.l4Off] << 8) | b[l.l4Off + 1];
         for (let id = 0; id < this.conns.capacity; id++) {
-          if (this.conns.isLive(id) && this.conns.proto[id] === 17) self.removeConnection(id);
+          if (!this.conns.isLive(id) || this.conns.proto[id] !== l.proto) continue;
+          if (l.proto === 17 || this.conns.localPort[id] !== lport) self.removeConnection(id);
         }
       }
       return n;
@@ -121,6 +125,7 @@ Deno.test("fuzz oracle: engines broken on purpose are caught, each under its cla
       ["books", "server-counts"],
       ["silent-drop", "drop-uncounted"],
       ["udp-forget", "nat-remapped"],
+      ["syn-forget", "nat-remapped"],
     ]
   ) {
     const rep = runEngineFuzz({ seed: 7, count: 20_000, keep: 1, engine: sabotaged(mode) });
@@ -173,7 +178,27 @@ function portOwnedBy(client: string, worker: number): number {
   for (let port = 40000;; port++) if (steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], port, 2) === worker) return port;
 }
 
+/** The local port of the TIME_WAIT row's first connection. */
+let timeWaitPort = -1;
+
 const ROWS: Row[] = [
+  {
+    name: "model: a SYN on a TIME_WAIT tuple starts a new connection at once (control: no nat-remapped)",
+    run: (send) => {
+      // FIN both ways puts the connection in TIME_WAIT; the client's next SYN replaces it (`reused`) on the
+      // next local port, 0 s later: the model allows it because it saw the FINs.
+      const c = { src: A.clients4[0], dst: A.vip4, sport: 40000, dport: 80 };
+      const s = synOut(send(tcp({ ...c, seq: 1, flags: TCP_SYN })), false);
+      timeWaitPort = s.lport;
+      const back = { src: A.rs4[0], dst: A.locals4[0], sport: s.rport, dport: s.lport };
+      send(tcp({ ...back, seq: 50, ack: 2, flags: TCP_SYN | TCP_ACK }));
+      send(tcp({ ...c, seq: 2, ack: 51, flags: TCP_ACK | 0x01 }));
+      send(tcp({ ...back, seq: 51, ack: 3, flags: TCP_ACK | 0x01 }));
+      return { p: tcp({ ...c, seq: 9000, flags: TCP_SYN }), partial: false };
+    },
+    check: (out, l) =>
+      assert.notEqual((out[l.l4Off] << 8) | out[l.l4Off + 1], timeWaitPort, "a new local port"),
+  },
   {
     name: "model: a SYN forwarded as IPv6 fragments replaces a closed connection in the NAT model",
     setup: SETUPS[1],
@@ -433,7 +458,7 @@ const ROWS: Row[] = [
 /** Runs a row on a fresh engine; returns the violations of its packet under test. */
 function runRow(row: Row): Violation[] {
   const e = fuzzEngine(row.setup ?? ONE);
-  const model = new NatModel(e.config.timeouts.udp);
+  const model = new NatModel(e.config.timeouts);
   const send = (p: { b: Uint8Array; len: number }, partial = false) => {
     const { ret, violations } = checkWithModel(e, model, p.b, p.len, 1000, partial);
     assert.ok(ret > 0, `${row.name}: a set-up packet came out (${ret})`);

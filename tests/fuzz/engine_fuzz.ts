@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { validateConfig } from "../../lb/config.ts";
+import { type Timeouts, validateConfig } from "../../lb/config.ts";
 import * as C from "../../lb/engine/counters.ts";
 import { Engine } from "../../lb/engine/engine.ts";
 import { icmp, tcp, udp } from "../../lb/engine/testing/packets.ts";
@@ -1113,6 +1113,8 @@ interface Mapping {
   delta: number;
   /** When a packet of the connection was last forwarded (either way): the engine's idle timer restarts. */
   seen: number;
+  /** TCP: a FIN or RST was forwarded, either way: it may be in FIN_WAIT, TIME_WAIT or CLOSE. */
+  closing: boolean;
 }
 
 function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
@@ -1124,22 +1126,30 @@ const LOCAL_HEX = new Set(["c6120201", "c6120202", "fd00000200000000000000000000
 
 /**
  * Follows the engine's connections from the outside. A client's packet forwarded for a known client tuple
- * must keep its local and server tuple unless it is a TCP SYN (a new connection on a closing or expired
- * tuple) or the tuple's UDP flow has been idle for its whole timeout (it may have expired: a UDP flow ends
- * no other way); a server's packet forwarded for a local tuple must go back to that connection's client from
- * its VIP, and come from its real server.
+ * must keep its local and server tuple unless the connection may have ended: expiry, the only way a UDP flow
+ * ends, needs its whole idle timeout; a TCP connection also ends when a SYN finds it in TIME_WAIT or CLOSE
+ * (`reused`), so a SYN may move a tuple that was idle for the shortest timeout of the states before any FIN
+ * or RST (SYN_SENT, SYN_RECV, ESTABLISHED) or that saw a FIN or RST, and nothing else may move it; a
+ * server's packet forwarded for a local tuple must go back to that connection's client from its VIP, and
+ * come from its real server.
  */
 export class NatModel {
   private readonly byClient = new Map<string, Mapping>();
   private readonly byLocal = new Map<string, Mapping>();
+  private readonly udpTimeout: number;
+  private readonly openTimeout: number;
 
-  /** A model for an engine whose UDP flows expire after `udpTimeout` idle seconds (`timeouts.udp`). */
-  constructor(private readonly udpTimeout: number) {}
+  /** A model for an engine with these idle timeouts (its config's `timeouts`). */
+  constructor(timeouts: Readonly<Timeouts>) {
+    this.udpTimeout = timeouts.udp;
+    this.openTimeout = Math.min(timeouts.synSent, timeouts.synRecv, timeouts.established);
+  }
 
   /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) at time `now`, and learns from it. */
   check(input: Uint8Array, len: number, out: Uint8Array, ret: number, now: number): Violation[] {
     const il = parseLayers(input, len);
     const ol = parseLayers(out, ret);
+    if (il === null && ol !== null) this.touch(out, ol);
     if (il === null || ol === null || ol.proto !== il.proto) return [];
     if (il.proto === (il.family === 4 ? 1 : 58)) return this.checkIcmp(input, il, out, ol);
     if (il.proto !== 6 && il.proto !== 17) return [];
@@ -1160,27 +1170,34 @@ export class NatModel {
         rport: rd16(out, ol.l4Off + 2),
         delta: tcp ? (rd32(out, ol.l4Off + 4) - rd32(input, il.l4Off + 4)) >>> 0 : 0,
         seen: now,
+        closing: tcp && (input[il.l4Off + 13] & 0x05) !== 0,
       };
       const key = `${il.proto}|${m.client}|${m.cport}|${m.vip}|${m.vport}`;
       const old = this.byClient.get(key);
       const syn = tcp && (input[il.l4Off + 13] & 0x16) === 0x02;
-      // The engine expires a flow at the first tick with deadline (last packet + timeout) ≤ now.
-      const expired = !tcp && old !== undefined && old.seen + this.udpTimeout <= now;
-      if (old !== undefined && !syn && !expired) {
-        if (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport) {
-          v.push({
-            cls: "nat-remapped",
-            detail:
-              `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
-              `to ${m.local}:${m.lport}→${m.rs}:${m.rport} ` +
-              (tcp
-                ? "without a SYN"
-                : `after ${(now - old.seen).toFixed(3)} s idle (timeout ${this.udpTimeout} s)`),
-          });
-        } else if (tcp && old.delta !== m.delta) {
-          v.push({ cls: "nat-seq-delta", detail: `sequence delta ${m.delta}, connection's ${old.delta}` });
-        }
+      // The engine expires a connection at the first tick with its deadline (last packet + timeout) ≤ now.
+      const live = old !== undefined &&
+        (tcp ? !syn || !old.closing && old.seen + this.openTimeout > now : old.seen + this.udpTimeout > now);
+      const moved = old !== undefined &&
+        (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport);
+      if (live && moved) {
+        const idle = `${(now - old.seen).toFixed(3)} s idle`;
+        v.push({
+          cls: "nat-remapped",
+          detail:
+            `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
+            `to ${m.local}:${m.lport}→${m.rs}:${m.rport} ` +
+            (!tcp
+              ? `after ${idle} (timeout ${this.udpTimeout} s)`
+              : syn
+              ? `with a SYN, no FIN or RST seen, after ${idle} (timeout ${this.openTimeout} s at least)`
+              : "without a SYN"),
+        });
+      } else if (live && tcp && !syn && old.delta !== m.delta) {
+        v.push({ cls: "nat-seq-delta", detail: `sequence delta ${m.delta}, connection's ${old.delta}` });
       }
+      // The same connection (or one on the same tuples, which makes the model no stricter) keeps its FIN/RST.
+      if (old !== undefined && !moved && old.closing) m.closing = true;
       if (!LOCAL_HEX.has(m.local)) v.push({ cls: "nat-wrong-local", detail: `source ${m.local}` });
       this.byClient.set(key, m);
       this.byLocal.set(`${il.proto}|${m.local}|${m.lport}`, m);
@@ -1205,7 +1222,10 @@ export class NatModel {
       }`;
       const want = `${m.vip}:${m.vport}→${m.client}:${m.cport}`;
       if (got !== want) v.push({ cls: "nat-wrong-client", detail: `out ${got}, connection ${want}` });
-      else m.seen = now;
+      else {
+        m.seen = now;
+        if (tcp && (input[il.l4Off + 13] & 0x05) !== 0) m.closing = true;
+      }
       if (tcp && (input[il.l4Off + 13] & 0x10) !== 0) {
         const want = (rd32(input, il.l4Off + 8) - m.delta) >>> 0;
         const ack = rd32(out, ol.l4Off + 8);
@@ -1216,6 +1236,25 @@ export class NatModel {
       if (tcp) v.push(...this.checkSack(input, il, out, ol, m.delta));
     }
     return v;
+  }
+
+  /**
+   * A forwarded packet whose input this file cannot parse as one packet (a datagram the engine reassembled
+   * from fragments): a FIN or RST in it may be closing the connection its output's tuple names. Nothing
+   * else is learned (the connection it refreshed or opened may be one the model never saw), so the model
+   * only gets more lenient, never stricter, about what it did not see.
+   */
+  private touch(out: Uint8Array, ol: Layers): void {
+    if (ol.proto !== 6 && ol.proto !== 17) return;
+    const [s, d] = ol.family === 4 ? [12, 16] : [8, 24];
+    const src = addrHex(out, s, ol.family);
+    const sport = rd16(out, ol.l4Off);
+    const m = LOCAL_HEX.has(src) ? this.byLocal.get(`${ol.proto}|${src}|${sport}`) : this.byClient.get(
+      `${ol.proto}|${addrHex(out, d, ol.family)}|${rd16(out, ol.l4Off + 2)}|${src}|${sport}`,
+    );
+    if (m !== undefined && ol.proto === 6 && ol.end - ol.l4Off >= 14 && (out[ol.l4Off + 13] & 0x05) !== 0) {
+      m.closing = true;
+    }
   }
 
   /** SACK edges toward the client are the server's minus the connection's sequence delta. */
@@ -1422,7 +1461,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
   let now = 1000;
   const engines = SETUPS.map((s) => fuzzEngine(s, now, opts.engine));
   const gens = SETUPS.map(() => new Generator(r));
-  const models = engines.map((e) => new NatModel(e.config.timeouts.udp));
+  const models = engines.map((e) => new NatModel(e.config.timeouts));
   const report: FuzzReport = {
     packets: 0,
     outcomes: { forwarded: 0, generated: 0, dropped: 0, handedOff: 0 },

@@ -5,7 +5,9 @@
 // strict test: no violation at all.
 import assert from "node:assert/strict";
 import { TCP_ACK, TCP_SYN } from "../base/packet/tcp.ts";
-import { icmp, tcp } from "../lb/engine/testing/packets.ts";
+import { icmp, tcp, udp } from "../lb/engine/testing/packets.ts";
+import { parseIpAddress } from "../base/addr.ts";
+import { steerClient } from "../lb/engine/steering.ts";
 import { Engine } from "../lb/engine/engine.ts";
 import {
   checkWithModel,
@@ -96,6 +98,17 @@ function sabotaged(mode: string): typeof Engine {
       }
       if (mode === "books" && l.proto === 17 && !this.generated) this.sets[0].inactive[0] += 1;
       if (mode === "silent-drop" && !this.generated) return 0;
+      // Forgets live flows: every UDP one after each datagram; every other TCP one after each SYN forwarded.
+      // The next datagram of a flow, or a SYN retransmitted on a live connection, gets a new local port.
+      const syn = l.proto === 6 && (b[l.l4Off + 13] & 0x17) === TCP_SYN;
+      if ((mode === "udp-forget" && l.proto === 17 || mode === "syn-forget" && syn) && !this.generated) {
+        const self = this as unknown as { removeConnection(id: number): void };
+        const lport = (b[l.l4Off] << 8) | b[l.l4Off + 1];
+        for (let id = 0; id < this.conns.capacity; id++) {
+          if (!this.conns.isLive(id) || this.conns.proto[id] !== l.proto) continue;
+          if (l.proto === 17 || this.conns.localPort[id] !== lport) self.removeConnection(id);
+        }
+      }
       return n;
     }
   };
@@ -111,6 +124,8 @@ Deno.test("fuzz oracle: engines broken on purpose are caught, each under its cla
       ["client-port", "nat-wrong-client"],
       ["books", "server-counts"],
       ["silent-drop", "drop-uncounted"],
+      ["udp-forget", "nat-remapped"],
+      ["syn-forget", "nat-remapped"],
     ]
   ) {
     const rep = runEngineFuzz({ seed: 7, count: 20_000, keep: 1, engine: sabotaged(mode) });
@@ -157,7 +172,62 @@ function connect(send: (p: { b: Uint8Array; len: number }) => Uint8Array, v6 = f
   return synOut(send(syn), v6);
 }
 
+/** A client port of `client` that worker `worker` of two owns (the steering formula's hash of it). */
+function portOwnedBy(client: string, worker: number): number {
+  const w = parseIpAddress(client)!.words;
+  for (let port = 40000;; port++) if (steerClient(w[0] ^ w[1] ^ w[2] ^ w[3], port, 2) === worker) return port;
+}
+
+/** The local port of the TIME_WAIT row's first connection. */
+let timeWaitPort = -1;
+
 const ROWS: Row[] = [
+  {
+    name: "model: a SYN on a TIME_WAIT tuple starts a new connection at once (control: no nat-remapped)",
+    run: (send) => {
+      // FIN both ways puts the connection in TIME_WAIT; the client's next SYN replaces it (`reused`) on the
+      // next local port, 0 s later: the model allows it because it saw the FINs.
+      const c = { src: A.clients4[0], dst: A.vip4, sport: 40000, dport: 80 };
+      const s = synOut(send(tcp({ ...c, seq: 1, flags: TCP_SYN })), false);
+      timeWaitPort = s.lport;
+      const back = { src: A.rs4[0], dst: A.locals4[0], sport: s.rport, dport: s.lport };
+      send(tcp({ ...back, seq: 50, ack: 2, flags: TCP_SYN | TCP_ACK }));
+      send(tcp({ ...c, seq: 2, ack: 51, flags: TCP_ACK | 0x01 }));
+      send(tcp({ ...back, seq: 51, ack: 3, flags: TCP_ACK | 0x01 }));
+      return { p: tcp({ ...c, seq: 9000, flags: TCP_SYN }), partial: false };
+    },
+    check: (out, l) =>
+      assert.notEqual((out[l.l4Off] << 8) | out[l.l4Off + 1], timeWaitPort, "a new local port"),
+  },
+  {
+    name: "model: a SYN forwarded as IPv6 fragments replaces a closed connection in the NAT model",
+    setup: SETUPS[1],
+    run: (send) => {
+      // A connection, closed by the client's RST; a new SYN on the tuple (TIME_WAIT/CLOSE reuse) carries 1000
+      // bytes and goes out cut (MTU 576) on a new local port. The model used to skip it, so the next segment
+      // seemed to move without a SYN (nat-remapped), and the server's replies missed (nat-ack).
+      const c = { src: A.clients6[0], dst: A.vip6, sport: portOwnedBy(A.clients6[0], 1), dport: 80 };
+      send(tcp({ ...c, seq: 1, flags: TCP_SYN }));
+      send(tcp({ ...c, seq: 2, flags: 0x04 }));
+      send(tcp({ ...c, seq: 100, flags: TCP_SYN, payload: new Uint8Array(1000).fill(9) }));
+      return { p: tcp({ ...c, seq: 1101, ack: 5, flags: TCP_ACK }), partial: false };
+    },
+  },
+  {
+    name: "model: a datagram forwarded as IPv6 fragments (past the MTU) opens its flow in the NAT model",
+    setup: SETUPS[1],
+    run: (send) => {
+      // 1000 bytes to a UDP VIP, MTU 576: the engine cuts what it forwards, and flags it `generated`
+      // (complete checksums). The model used to skip it as a reply, so the reply below named a flow it did
+      // not know (nat-unknown-connection), or the flow the port had before (nat-wrong-client).
+      const cport = portOwnedBy(A.clients6[0], SETUPS[1].worker);
+      const out = send(udp(A.clients6[0], A.vip6, cport, 53, new Uint8Array(1000).fill(7)));
+      const lport = (out[40] << 8) | out[41];
+      return { p: udp(A.rs6, A.local6, 53, lport, Uint8Array.of(1, 2, 3)), partial: false };
+    },
+    check: (out, l) =>
+      assert.equal((out[l.l4Off + 2] << 8) | out[l.l4Off + 3], portOwnedBy(A.clients6[0], 1)),
+  },
   {
     name: "found: an IPv6 datagram cut into fragments leaves its link padding behind (two workers, MTU 576)",
     setup: SETUPS[1],
@@ -388,7 +458,7 @@ const ROWS: Row[] = [
 /** Runs a row on a fresh engine; returns the violations of its packet under test. */
 function runRow(row: Row): Violation[] {
   const e = fuzzEngine(row.setup ?? ONE);
-  const model = new NatModel();
+  const model = new NatModel(e.config.timeouts);
   const send = (p: { b: Uint8Array; len: number }, partial = false) => {
     const { ret, violations } = checkWithModel(e, model, p.b, p.len, 1000, partial);
     assert.ok(ret > 0, `${row.name}: a set-up packet came out (${ret})`);

@@ -121,6 +121,12 @@ export interface EngineOptions {
   replyRate?: number;
   /** Limits of fragment reassembly (datagrams, bytes, fragments, timeouts); defaults in reassembly.ts. */
   reassembly?: ReassemblyOptions;
+  /**
+   * Source of the random starts, in [0, 1): where each local address's port ring begins (local_pool.ts) and
+   * the first IPv6 fragment id this worker sends. Default: `Math.random`. Tests and the fuzzer pass a fixed
+   * one so a run replays with the same local ports.
+   */
+  random?: () => number;
 }
 
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
@@ -223,6 +229,7 @@ export class Engine {
       config.portRange[1],
       worker,
       workers,
+      opts.random,
     );
     this.timeouts = timeoutTable(config.timeouts);
     // MSS so that a full segment plus TOA still fits the MTU: MTU − IP − TCP − TOA.
@@ -278,7 +285,10 @@ export class Engine {
     });
     this.frags = new Reassembler(this.counters, opts.reassembly);
     // Fragment ids this worker sends: distinct across workers (steps of `workers`), unpredictable start.
-    this.outId = (crypto.getRandomValues(new Uint32Array(1))[0] * workers + worker) >>> 0;
+    const start = opts.random === undefined
+      ? crypto.getRandomValues(new Uint32Array(1))[0]
+      : Math.floor(opts.random() * 0x100000000);
+    this.outId = (start * workers + worker) >>> 0;
     this.expireFn = (id) => {
       this.counters.events[C.EV_EXPIRED]++;
       this.removeConnection(id);

@@ -344,3 +344,16 @@ Deno.test("engine: a fragmented echo request to a VIP is answered, IPv6 in fragm
     assert.equal(e.counters.events[C.EV_ECHO_REPLIED], 1);
   }
 });
+
+Deno.test("engine: the random option fixes the port rings' starts and the first fragment id (runs replay)", () => {
+  // Four ports, 2000–2003: a ring starts at floor(random · 4); the first id sent is (start · workers +
+  // worker) + workers, with start = floor(random · 2^32).
+  for (const [r, lport, id] of [[0, 2000, 1], [0.5, 2002, 0x80000001], [0.99, 2003, 0xfd70a3d8]]) {
+    const e = new Engine(config(), { now: 1000, random32: () => 0x10000000, random: () => r });
+    const big = udp(CLIENT6, VIP6, 40000, 53, new Uint8Array(3000), BUF);
+    const out = run(e, [big.b.slice(0, big.len)]);
+    assert.ok(out.length > 1, "cut into fragments");
+    assert.equal(read32(out[0], 44), id, `first fragment id with random ${r}`);
+    assert.equal(read16(reassemble(out), 40), lport, `local port with random ${r}`);
+  }
+});

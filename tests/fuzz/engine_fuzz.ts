@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { validateConfig } from "../../lb/config.ts";
+import { type Timeouts, validateConfig } from "../../lb/config.ts";
 import * as C from "../../lb/engine/counters.ts";
 import { Engine } from "../../lb/engine/engine.ts";
 import { icmp, tcp, udp } from "../../lb/engine/testing/packets.ts";
@@ -312,11 +312,13 @@ export function fuzzConfig(extra: Record<string, unknown> = {}) {
 }
 
 /**
- * A deterministic engine for a setup (fixed ISN secret and epoch, so runs replay); `Ctor` lets a test run a
+ * A deterministic engine for a setup (fixed ISN secret, epoch and port-ring starts, so runs replay); `Ctor` lets a test run a
  * deliberately broken subclass to prove the oracles notice.
  */
 export function fuzzEngine(setup: EngineSetup, now = 1000, Ctor: typeof Engine = Engine): Engine {
+  const random = prng(0x5eed + setup.worker);
   return new Ctor(fuzzConfig(setup.config), {
+    random: () => random() / 0x100000000,
     now,
     worker: setup.worker,
     epoch: 0,
@@ -430,6 +432,20 @@ function isRealServer(b: Uint8Array, off: number, fam: 4 | 6): boolean {
   return true;
 }
 
+/** What {@link checkPacket} found. */
+export interface PacketVerdict {
+  /** What process returned (NaN when it threw); for IPv6 fragments the engine cut, the datagram's length. */
+  ret: number;
+  /** The broken invariants. */
+  violations: Violation[];
+  /**
+   * The output is a reply the engine built, not a forwarded packet. Not `Engine.generated` alone: that also
+   * marks a forwarded datagram the engine cut into IPv6 fragments (their checksums are complete), which is
+   * a forwarded packet for the NAT model all the same.
+   */
+  generated: boolean;
+}
+
 /**
  * Runs one packet through `e` and checks every invariant. `b` holds the packet in `b[0, len)` (and room to
  * grow); it is processed in place. Returns the result of process (NaN when it threw) and the violations.
@@ -440,7 +456,7 @@ export function checkPacket(
   len: number,
   now: number,
   csumPartial: boolean,
-): { ret: number; violations: Violation[] } {
+): PacketVerdict {
   const v: Violation[] = [];
   const input = b.slice(0, len);
   const inL = parseLayers(input, len);
@@ -475,14 +491,14 @@ export function checkPacket(
     ret = e.process(b, len, now, csumPartial);
   } catch (err) {
     v.push({ cls: "throws", detail: String((err as Error)?.stack ?? err) });
-    return { ret: NaN, violations: v };
+    return { ret: NaN, violations: v, generated: false };
   }
   const dDrops = sumDrops(e) - drops0;
   const max = Math.ceil(e.config.maxConnections / e.workers);
   if (e.conns.size > max) v.push({ cls: "conn-table-size", detail: `size ${e.conns.size} > ${max}` });
   if (!Number.isInteger(ret) || ret > b.length) {
     v.push({ cls: "length", detail: `returned ${ret} (buffer ${b.length})` });
-    return { ret, violations: v };
+    return { ret, violations: v, generated: false };
   }
   if (ret < 0) {
     const owner = -ret - 1;
@@ -491,7 +507,7 @@ export function checkPacket(
     }
     if (!addrEq(b, 0, input, 0, len)) v.push({ cls: "handoff-modified", detail: "bytes changed" });
     if (dDrops !== 0) v.push({ cls: "drop-overcounted", detail: `hand-off counted ${dDrops} drops` });
-    return { ret, violations: v };
+    return { ret, violations: v, generated: false };
   }
   if (ret === 0) {
     // A fragment held for the rest of its datagram is the one 0 that is no drop: counted as frag_held.
@@ -503,13 +519,13 @@ export function checkPacket(
         detail: `returned 0, drop counters moved by ${dDrops}`,
       });
     }
-    return { ret, violations: v };
+    return { ret, violations: v, generated: false };
   }
   // A packet out: a datagram the engine sent as IPv6 fragments is judged whole.
   const joined = joinIpv6Fragments(e, b, ret);
   if (typeof joined === "string") {
     v.push({ cls: "ipv6-fragments", detail: joined });
-    return { ret, violations: v };
+    return { ret, violations: v, generated: e.generated };
   }
   // `generated` also marks fragments the engine cut (complete checksums, no offload, for the worker): for a
   // joined datagram, a reply is what goes back to the input's sender.
@@ -521,7 +537,7 @@ export function checkPacket(
   const out = parseLayers(b, ret);
   if (ret < 20 || out === null) {
     v.push({ cls: "reparse", detail: `output of ${ret} bytes does not parse` });
-    return { ret, violations: v };
+    return { ret, violations: v, generated };
   }
   const p = protoName(out.proto);
   const trailing = inL === null ? 0 : len - inL.end;
@@ -649,7 +665,7 @@ export function checkPacket(
       }
     }
   }
-  return { ret, violations: v };
+  return { ret, violations: v, generated };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1095,6 +1111,10 @@ interface Mapping {
   rport: number;
   /** TCP sequence delta: what the engine adds to the client's sequence numbers. */
   delta: number;
+  /** When a packet of the connection was last forwarded (either way): the engine's idle timer restarts. */
+  seen: number;
+  /** TCP: a FIN or RST was forwarded, either way: it may be in FIN_WAIT, TIME_WAIT or CLOSE. */
+  closing: boolean;
 }
 
 function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
@@ -1106,18 +1126,30 @@ const LOCAL_HEX = new Set(["c6120201", "c6120202", "fd00000200000000000000000000
 
 /**
  * Follows the engine's connections from the outside. A client's packet forwarded for a known client tuple
- * must keep its local and server tuple unless it is a SYN (a new connection on a closing tuple) or UDP
- * (the old flow may have expired); a server's packet forwarded for a local tuple must go back to that
- * connection's client from its VIP, and come from its real server.
+ * must keep its local and server tuple unless the connection may have ended: expiry, the only way a UDP flow
+ * ends, needs its whole idle timeout; a TCP connection also ends when a SYN finds it in TIME_WAIT or CLOSE
+ * (`reused`), so a SYN may move a tuple that was idle for the shortest timeout of the states before any FIN
+ * or RST (SYN_SENT, SYN_RECV, ESTABLISHED) or that saw a FIN or RST, and nothing else may move it; a
+ * server's packet forwarded for a local tuple must go back to that connection's client from its VIP, and
+ * come from its real server.
  */
 export class NatModel {
   private readonly byClient = new Map<string, Mapping>();
   private readonly byLocal = new Map<string, Mapping>();
+  private readonly udpTimeout: number;
+  private readonly openTimeout: number;
 
-  /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) and learns from it. */
-  check(input: Uint8Array, len: number, out: Uint8Array, ret: number): Violation[] {
+  /** A model for an engine with these idle timeouts (its config's `timeouts`). */
+  constructor(timeouts: Readonly<Timeouts>) {
+    this.udpTimeout = timeouts.udp;
+    this.openTimeout = Math.min(timeouts.synSent, timeouts.synRecv, timeouts.established);
+  }
+
+  /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) at time `now`, and learns from it. */
+  check(input: Uint8Array, len: number, out: Uint8Array, ret: number, now: number): Violation[] {
     const il = parseLayers(input, len);
     const ol = parseLayers(out, ret);
+    if (il === null && ol !== null) this.touch(out, ol);
     if (il === null || ol === null || ol.proto !== il.proto) return [];
     if (il.proto === (il.family === 4 ? 1 : 58)) return this.checkIcmp(input, il, out, ol);
     if (il.proto !== 6 && il.proto !== 17) return [];
@@ -1137,22 +1169,35 @@ export class NatModel {
         rs: addrHex(out, d, fam),
         rport: rd16(out, ol.l4Off + 2),
         delta: tcp ? (rd32(out, ol.l4Off + 4) - rd32(input, il.l4Off + 4)) >>> 0 : 0,
+        seen: now,
+        closing: tcp && (input[il.l4Off + 13] & 0x05) !== 0,
       };
       const key = `${il.proto}|${m.client}|${m.cport}|${m.vip}|${m.vport}`;
       const old = this.byClient.get(key);
       const syn = tcp && (input[il.l4Off + 13] & 0x16) === 0x02;
-      if (old !== undefined && tcp && !syn) {
-        if (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport) {
-          v.push({
-            cls: "nat-remapped",
-            detail:
-              `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
-              `to ${m.local}:${m.lport}→${m.rs}:${m.rport} without a SYN`,
-          });
-        } else if (old.delta !== m.delta) {
-          v.push({ cls: "nat-seq-delta", detail: `sequence delta ${m.delta}, connection's ${old.delta}` });
-        }
+      // The engine expires a connection at the first tick with its deadline (last packet + timeout) ≤ now.
+      const live = old !== undefined &&
+        (tcp ? !syn || !old.closing && old.seen + this.openTimeout > now : old.seen + this.udpTimeout > now);
+      const moved = old !== undefined &&
+        (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport);
+      if (live && moved) {
+        const idle = `${(now - old.seen).toFixed(3)} s idle`;
+        v.push({
+          cls: "nat-remapped",
+          detail:
+            `client ${m.client}:${m.cport} moved from ${old.local}:${old.lport}→${old.rs}:${old.rport} ` +
+            `to ${m.local}:${m.lport}→${m.rs}:${m.rport} ` +
+            (!tcp
+              ? `after ${idle} (timeout ${this.udpTimeout} s)`
+              : syn
+              ? `with a SYN, no FIN or RST seen, after ${idle} (timeout ${this.openTimeout} s at least)`
+              : "without a SYN"),
+        });
+      } else if (live && tcp && !syn && old.delta !== m.delta) {
+        v.push({ cls: "nat-seq-delta", detail: `sequence delta ${m.delta}, connection's ${old.delta}` });
       }
+      // The same connection (or one on the same tuples, which makes the model no stricter) keeps its FIN/RST.
+      if (old !== undefined && !moved && old.closing) m.closing = true;
       if (!LOCAL_HEX.has(m.local)) v.push({ cls: "nat-wrong-local", detail: `source ${m.local}` });
       this.byClient.set(key, m);
       this.byLocal.set(`${il.proto}|${m.local}|${m.lport}`, m);
@@ -1177,6 +1222,10 @@ export class NatModel {
       }`;
       const want = `${m.vip}:${m.vport}→${m.client}:${m.cport}`;
       if (got !== want) v.push({ cls: "nat-wrong-client", detail: `out ${got}, connection ${want}` });
+      else {
+        m.seen = now;
+        if (tcp && (input[il.l4Off + 13] & 0x05) !== 0) m.closing = true;
+      }
       if (tcp && (input[il.l4Off + 13] & 0x10) !== 0) {
         const want = (rd32(input, il.l4Off + 8) - m.delta) >>> 0;
         const ack = rd32(out, ol.l4Off + 8);
@@ -1187,6 +1236,25 @@ export class NatModel {
       if (tcp) v.push(...this.checkSack(input, il, out, ol, m.delta));
     }
     return v;
+  }
+
+  /**
+   * A forwarded packet whose input this file cannot parse as one packet (a datagram the engine reassembled
+   * from fragments): a FIN or RST in it may be closing the connection its output's tuple names. Nothing
+   * else is learned (the connection it refreshed or opened may be one the model never saw), so the model
+   * only gets more lenient, never stricter, about what it did not see.
+   */
+  private touch(out: Uint8Array, ol: Layers): void {
+    if (ol.proto !== 6 && ol.proto !== 17) return;
+    const [s, d] = ol.family === 4 ? [12, 16] : [8, 24];
+    const src = addrHex(out, s, ol.family);
+    const sport = rd16(out, ol.l4Off);
+    const m = LOCAL_HEX.has(src) ? this.byLocal.get(`${ol.proto}|${src}|${sport}`) : this.byClient.get(
+      `${ol.proto}|${addrHex(out, d, ol.family)}|${rd16(out, ol.l4Off + 2)}|${src}|${sport}`,
+    );
+    if (m !== undefined && ol.proto === 6 && ol.end - ol.l4Off >= 14 && (out[ol.l4Off + 13] & 0x05) !== 0) {
+      m.closing = true;
+    }
   }
 
   /** SACK edges toward the client are the server's minus the connection's sequence delta. */
@@ -1308,10 +1376,10 @@ export function checkWithModel(
   len: number,
   now: number,
   csumPartial: boolean,
-): { ret: number; violations: Violation[] } {
+): PacketVerdict {
   const input = b.slice(0, len);
   const r = checkPacket(e, b, len, now, csumPartial);
-  if (r.ret > 0 && !e.generated) r.violations.push(...model.check(input, len, b, r.ret));
+  if (r.ret > 0 && !r.generated) r.violations.push(...model.check(input, len, b, r.ret, now));
   return r;
 }
 
@@ -1358,6 +1426,32 @@ export interface FuzzOptions {
   keep?: number;
   /** The engine class to fuzz (a test passes a sabotaged subclass to check the oracles). */
   engine?: typeof Engine;
+  /** Called after each packet (debugging: replay a run and watch the state a violation needs). */
+  trace?: (t: TraceEntry) => void;
+}
+
+/** One processed packet, for {@link FuzzOptions.trace}. */
+export interface TraceEntry {
+  /** Index in the run. */
+  index: number;
+  /** Index of the engine setup. */
+  which: number;
+  /** The engine. */
+  engine: Engine;
+  /** Clock. */
+  now: number;
+  /** Generator kind. */
+  kind: string;
+  /** Input bytes. */
+  input: Uint8Array;
+  /** Output bytes (the buffer after process), valid when ret > 0. */
+  out: Uint8Array;
+  /** What process returned (for IPv6 fragments the engine cut, the length of the datagram joined in `out`). */
+  ret: number;
+  /** The output is a reply the engine built ({@link PacketVerdict.generated}). */
+  generated: boolean;
+  /** Violations found on this packet. */
+  violations: Violation[];
 }
 
 /** Runs `count` packets from `seed` through the fuzzed engines and returns the classified findings. */
@@ -1367,7 +1461,7 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
   let now = 1000;
   const engines = SETUPS.map((s) => fuzzEngine(s, now, opts.engine));
   const gens = SETUPS.map(() => new Generator(r));
-  const models = SETUPS.map(() => new NatModel());
+  const models = engines.map((e) => new NatModel(e.config.timeouts));
   const report: FuzzReport = {
     packets: 0,
     outcomes: { forwarded: 0, generated: 0, dropped: 0, handedOff: 0 },
@@ -1387,15 +1481,27 @@ export function runEngineFuzz(opts: FuzzOptions): FuzzReport {
     const g = gens[which];
     const c = g.next();
     const input = c.b.slice(0, c.len);
-    const { ret, violations } = checkWithModel(e, models[which], c.b, c.len, now, c.csumPartial);
+    const { ret, violations, generated } = checkWithModel(e, models[which], c.b, c.len, now, c.csumPartial);
     if (i % 16 === 0) violations.push(...checkBookkeeping(e));
     report.packets++;
     report.kinds[c.kind.split("+")[0]] = (report.kinds[c.kind.split("+")[0]] ?? 0) + 1;
     if (ret < 0) report.outcomes.handedOff++;
     else if (ret === 0) report.outcomes.dropped++;
-    else if (e.generated) report.outcomes.generated++;
+    else if (generated) report.outcomes.generated++;
     else report.outcomes.forwarded++;
-    if (ret > 0) g.learn(input, c.len, c.b, ret, e.generated);
+    if (ret > 0) g.learn(input, c.len, c.b, ret, generated);
+    opts.trace?.({
+      index: i,
+      which,
+      engine: e,
+      now,
+      kind: c.kind,
+      input,
+      out: c.b,
+      ret,
+      generated,
+      violations,
+    });
     for (const v of violations) {
       let entry = report.classes.get(v.cls);
       if (entry === undefined) report.classes.set(v.cls, entry = { count: 0, first: [] });

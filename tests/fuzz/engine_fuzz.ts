@@ -29,7 +29,7 @@ import { type Timeouts, validateConfig } from "../../lb/config.ts";
 import * as C from "../../lb/engine/counters.ts";
 import { Engine } from "../../lb/engine/engine.ts";
 import { icmp, tcp, udp } from "../../lb/engine/testing/packets.ts";
-import { Rand } from "../helpers/prng.ts";
+import { prng, Rand } from "../helpers/prng.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // An independent parser and checksum (RFC 791, RFC 8200, RFC 1071): nothing from base/packet.

@@ -393,7 +393,16 @@ export class Engine {
     for (let i = 0; i < n; i++) {
       const a = this.svcAddr;
       const o = i * 4;
-      this.svcMap.set(this.svcFamily[i], a[o], a[o + 1], a[o + 2], a[o + 3], this.svcPort[i], this.svcProto[i], i);
+      this.svcMap.set(
+        this.svcFamily[i],
+        a[o],
+        a[o + 1],
+        a[o + 2],
+        a[o + 3],
+        this.svcPort[i],
+        this.svcProto[i],
+        i,
+      );
       this.vipMap.set(this.svcFamily[i], a[o], a[o + 1], a[o + 2], a[o + 3], 0, 0, i);
     }
     this.localMap = new AddrMap(this.localText.length);

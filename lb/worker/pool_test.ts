@@ -6,12 +6,16 @@ import { WorkerPool } from "./pool.ts";
 
 const MODULE = new URL("./testing/stand_in_worker.ts", import.meta.url);
 
-function pool(behaviour: string, timeoutMs = 10_000): WorkerPool {
-  const config = validateConfig({
-    workers: 2,
+function cfg(workers = 2) {
+  return validateConfig({
+    workers,
     localAddresses: ["198.18.2.1"],
     services: [{ vip: "198.18.0.100", port: 80, realServers: [{ address: "198.18.3.10" }] }],
   });
+}
+
+function pool(behaviour: string, timeoutMs = 10_000): WorkerPool {
+  const config = cfg();
   return new WorkerPool({
     config,
     tun: behaviour,
@@ -64,4 +68,19 @@ Deno.test("pool: a worker's error or crash fails the start with its message", as
     assert.match(p.failure!.message, message);
     await p.stop();
   }
+});
+
+Deno.test("pool: reconfigure, setHealth, drainReset and connections ask every worker and settle on all replies", async () => {
+  const p = pool("ready");
+  assert.equal(await p.whenReady(never), true);
+  await p.reconfigure(cfg());
+  await p.setHealth("tcp 198.18.0.100:80", "198.18.3.10:80", false, true);
+  await p.drainReset("tcp 198.18.0.100:80");
+  const rows = await p.connections();
+  assert.deepEqual(rows.map((r) => r.source), ["198.51.100.1:40000", "198.51.100.2:40000"], "worker order");
+  assert.equal((await p.connections(1)).length, 1, "at most max rows");
+  await assert.rejects(p.reconfigure(cfg(3)), /worker \d: workers changed/);
+  await assert.rejects(p.setHealth("tcp 198.18.0.1:81", "x:1", true, false), /no service tcp 198.18.0.1:81/);
+  await p.stop();
+  await assert.rejects(p.connections(), /stopping/, "no requests to stopped workers");
 });

@@ -965,7 +965,8 @@ export class Engine {
       const t = tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
-      if (flags & TCP_ACK) conns.ackFromClient[id] = read32(b, o + TCP_ACK_NUM);
+      // For a RST this gateway may have to send (resetServer): a SYN's 0 is overwritten by the next segment.
+      conns.ackFromClient[id] = read32(b, o + TCP_ACK_NUM);
       if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
         if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;

@@ -3,8 +3,9 @@
  * wait until all are ready, gather their counters, stop them. The gateway (gateway.ts) only sequences these.
  *
  * Workers block in poll() on their queue and their wake eventfd, so a message alone may wait up to a poll
- * timeout before it is seen. Stop and stats therefore go through shared control words (Int32 × 2 per worker:
- * [0] stop when non-zero, [1] id of the latest stats request), and the pool writes the worker's eventfd after
+ * timeout before it is seen. Stop and stats therefore go through shared control words (Int32 × 3 per worker:
+ * [0] stop when non-zero, [1] id of the latest stats request, [2] requests posted, which the worker yields
+ * for until it has handled as many), and the pool writes the worker's eventfd after
  * changing them so that the poll returns at once. Replies come back as messages ({@link FromWorker}).
  *
  * @module
@@ -112,7 +113,7 @@ export class WorkerPool {
       );
       const module = opts.module ?? new URL("./worker.ts", import.meta.url);
       for (let i = 0; i < n; i++) {
-        this.controls.push(new Int32Array(new SharedArrayBuffer(8)));
+        this.controls.push(new Int32Array(new SharedArrayBuffer(12)));
         const w = new Worker(module, { type: "module" });
         w.onmessage = (ev: MessageEvent<FromWorker>) => this.receive(i, ev.data);
         w.onerror = (ev) => {
@@ -231,6 +232,8 @@ export class WorkerPool {
     this.requests.set(id, req);
     for (const i of targets) {
       this.workers[i].postMessage({ ...body, id } as ToWorker);
+      // Counted in the control words too: the worker keeps yielding until it has handled as many.
+      Atomics.add(this.controls[i], 2, 1);
       this.wake(i);
     }
     if (targets.length === 0) resolve([]);

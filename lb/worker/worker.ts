@@ -33,8 +33,8 @@ export interface WorkerInit {
   /** The ISN secret shared by all workers and kept across restarts (isn_secret.ts). */
   isnSecret: Uint32Array;
   /**
-   * Control words shared with the main thread (Int32 × 2): [0] stop when non-zero, [1] id of the latest
-   * stats request. Read every loop turn, so stopping and stats never wait on message delivery to a thread
+   * Control words shared with the main thread (Int32 × 3): [0] stop when non-zero, [1] id of the latest
+   * stats request, [2] requests (reconfigure, health, reset, connections) posted so far. Read every loop turn, so stopping and stats never wait on message delivery to a thread
    * that is blocked in poll().
    */
   control: SharedArrayBuffer;
@@ -165,7 +165,7 @@ async function run(init: WorkerInit): Promise<void> {
     // A blocking poll on this worker's own thread (TunQueue.poll): no thread-pool hop and promise per
     // wake-up, which is most of the latency of a packet. The main thread writes this worker's eventfd after
     // changing the control words or posting a message, so the poll returns at once.
-    const ready = q.poll(POLL_MS);
+    const ready = q.poll(Atomics.load(ctl, 2) !== handled ? 0 : POLL_MS);
     runtime.loop_turns++;
     let t = now();
     if (Atomics.load(ctl, 0) !== 0) break;
@@ -174,9 +174,14 @@ async function run(init: WorkerInit): Promise<void> {
       statsId = wanted;
       self.postMessage({ type: "stats", id: wanted, counters: counters() });
     }
-    if (ready === 0 || (ready & TUN_POLL_WOKEN) !== 0 || t - lastYield >= 1) {
+    if (
+      ready === 0 || (ready & TUN_POLL_WOKEN) !== 0 || t - lastYield >= 1 || Atomics.load(ctl, 2) !== handled
+    ) {
       // Rare messages (weights) are delivered while the loop yields.
       await yieldToEventLoop();
+      // A request posted from the main thread is not always delivered in a MessageChannel turn; a timer
+      // turn delivers it. Only while one is outstanding, so hand-off wake-ups keep the cheap yield.
+      if (Atomics.load(ctl, 2) !== handled) await new Promise((r) => setTimeout(r, 0));
       lastYield = t = now();
       if (!running) break;
     }
@@ -225,6 +230,8 @@ async function run(init: WorkerInit): Promise<void> {
 }
 
 let workerIndex = -1;
+/** Requests handled, against the count the pool posted (control word 2). */
+let handled = 0;
 
 /** Writes a packet the engine built on the control path (a reset) to this worker's queue. */
 function emit(b: Uint8Array, len: number): void {
@@ -253,6 +260,7 @@ function reset(e: Engine, service: string, server?: string): number {
 /** Handles a request (control path, between loop turns) and posts its reply. */
 function request(m: Exclude<ToWorker, { type: "init" | "weight" | "stop" }>): void {
   const reply: WorkerReply = { type: "reply", id: m.id, worker: workerIndex };
+  handled++;
   try {
     const e = engine;
     if (!e) throw new Error("worker not started");

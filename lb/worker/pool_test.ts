@@ -85,19 +85,25 @@ Deno.test("pool: reconfigure, setHealth, drainReset and connections ask every wo
   await assert.rejects(p.connections(), /stopping/, "no requests to stopped workers");
 });
 
-// The real worker (worker.ts, a real Engine), its TUN queue stood in for by one end of a datagram socketpair:
+// The real worker (worker.ts, a real Engine), its TUN queue stood in for by one of two connected datagram sockets:
 // each datagram is one IP packet each way, as a TUN queue without virtio_net_hdr carries them.
 Deno.test("pool with the real worker: connections listed, reload drains, a reset writes a RST each way", async () => {
   const { libc } = await import("../../base/sys/libc.ts");
   const { tcp } = await import("../engine/testing/packets.ts");
   const { snapshot } = await import("../stats.ts");
-  const sys = Deno.dlopen("libc.so.6", {
-    socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  });
-  const fds = new Int32Array(2);
-  // AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC
-  assert.equal(sys.symbols.socketpair(1, 2 | 0o4000 | 0o2000000, 0, fds), 0);
   const c = libc();
+  // Two AF_UNIX datagram sockets on abstract names, connected to each other (a socketpair, from socket(2)).
+  const name = (tag: string) => {
+    const text = new TextEncoder().encode(`fnat-lb-pool-test-${Deno.pid}-${tag}`);
+    const sa = new Uint8Array(3 + text.length);
+    sa[0] = 1; // AF_UNIX, little-endian sa_family; sun_path[0] = 0: an abstract name
+    sa.set(text, 3);
+    return sa;
+  };
+  const fds = [0, 1].map(() => c.socket(1, 2 | 0o4000 | 0o2000000, 0)); // SOCK_DGRAM | NONBLOCK | CLOEXEC
+  const names = [name("a"), name("b")];
+  for (const i of [0, 1]) assert.equal(c.bind(fds[i], names[i], names[i].length), 0);
+  for (const i of [0, 1]) assert.equal(c.connect(fds[i], names[1 - i], names[1 - i].length), 0);
   const make = (servers: string[], workers = 1) =>
     validateConfig({
       workers,
@@ -166,6 +172,5 @@ Deno.test("pool with the real worker: connections listed, reload drains, a reset
     await p.stop();
     c.close(fds[0]);
     c.close(fds[1]);
-    sys.close();
   }
 });

@@ -13,6 +13,10 @@
  * workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts). Nothing on this
  * path throws or allocates; fragments take the reassembler's rare path (reassembly.ts), which is bounded.
  *
+ * The control path ({@link Engine.reconfigure}, {@link Engine.setServerUp}, {@link Engine.resetServer},
+ * listings) may allocate: services and servers live in slots keyed by "tcp 198.18.0.100:80" and
+ * "198.18.3.10:80", kept across reloads, grown for new keys, drained for removed ones (docs/engine.md).
+ *
  * @module
  */
 import type { GatewayConfig } from "../config.ts";

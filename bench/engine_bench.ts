@@ -63,7 +63,7 @@ function dropped(e: Engine): number {
 /**
  * Feeds SYNs from distinct client tuples. The template is a Linux SYN (60 bytes); each SYN is the template
  * copied back (the engine grew the last one by TOA and rewrote it) with a new client address and port. The
- * checksum is left stale: the engine never verifies one, it only adjusts it.
+ * checksum is left stale and the packet marked partial (checksum offload): the engine only adjusts it.
  */
 class SynFlood {
   readonly engine: Engine;

@@ -86,7 +86,9 @@ for (const offload of [true, false]) {
         await download(lab, VIP6);
         const s = await gw.stats();
         assert.equal(s.workers.length, 2);
-        assert.ok(s.workers.every((n) => n > 0), `both workers own connections: ${s.workers}`);
+        const live = s.workers.map((w) => w.activeConnections);
+        assert.ok(live.every((n) => n > 0), `both workers own connections: ${live}`);
+        assert.deepEqual(s.workers.map((w) => w.worker).sort(), [0, 1]);
         // Nothing expired yet: every connection created is still a live entry.
         assert.equal(s.activeConnections, s.services[0].connectionsTotal + s.services[1].connectionsTotal);
         for (const r of ["no_connection", "no_connection_reply", "bad_state"]) {

@@ -41,10 +41,14 @@ export class ConnTable {
   readonly localPort: Uint16Array;
   /** Sequence offset added to client→server sequence numbers (mod 2^32). */
   readonly seqDelta: Uint32Array;
+  /** The last acknowledgement number the client sent (server sequence space): for a RST toward the client. */
+  readonly ackFromClient: Uint32Array;
+  /** The last acknowledgement number the server sent (its own view of the client's sequence numbers). */
+  readonly ackFromServer: Uint32Array;
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
-  private readonly byLocal: Int32Array;
+  private byLocal: Int32Array;
   private freeHead = NO_CONN;
   private readonly freeNext: Int32Array;
   private highWater = 0;
@@ -63,6 +67,8 @@ export class ConnTable {
     this.localIndex = new Uint16Array(capacity);
     this.localPort = new Uint16Array(capacity);
     this.seqDelta = new Uint32Array(capacity);
+    this.ackFromClient = new Uint32Array(capacity);
+    this.ackFromServer = new Uint32Array(capacity);
     this.hashNext = new Int32Array(capacity);
     this.freeNext = new Int32Array(capacity);
     let nb = 1024;
@@ -70,6 +76,14 @@ export class ConnTable {
     this.buckets = new Int32Array(nb).fill(NO_CONN);
     this.bucketMask = nb - 1;
     this.byLocal = new Int32Array(localAddresses * 65536).fill(NO_CONN);
+  }
+
+  /** Makes room for `localAddresses` local addresses in the local-side index (control path; only grows). */
+  growLocals(localAddresses: number): void {
+    if (this.byLocal.length >= localAddresses * 65536) return;
+    const b = new Int32Array(localAddresses * 65536).fill(NO_CONN);
+    b.set(this.byLocal);
+    this.byLocal = b;
   }
 
   /** Hash of the client-side key (a Murmur3-style mix of the words). */

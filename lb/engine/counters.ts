@@ -214,14 +214,28 @@ export class Counters {
   readonly drops = new Float64Array(DROP_NAMES.length);
   /** Events by code. */
   readonly events = new Float64Array(EVENT_NAMES.length);
-  /** Per-service traffic. */
-  readonly services: Float64Array;
-  /** Per-real-server traffic (flat server index). */
-  readonly servers: Float64Array;
+  /** Per-service traffic (by service slot). */
+  services: Float64Array;
+  /** Per-real-server traffic (flat server slot). */
+  servers: Float64Array;
 
   /** Allocates counters for `services` services and `servers` real servers. */
   constructor(services: number, servers: number) {
     this.services = new Float64Array(services * TRAFFIC_FIELDS);
     this.servers = new Float64Array(servers * TRAFFIC_FIELDS);
+  }
+
+  /** Makes room for `services` service slots and `servers` server slots, keeping the counts (control path). */
+  grow(services: number, servers: number): void {
+    if (this.services.length < services * TRAFFIC_FIELDS) {
+      const a = new Float64Array(services * TRAFFIC_FIELDS);
+      a.set(this.services);
+      this.services = a;
+    }
+    if (this.servers.length < servers * TRAFFIC_FIELDS) {
+      const a = new Float64Array(servers * TRAFFIC_FIELDS);
+      a.set(this.servers);
+      this.servers = a;
+    }
   }
 }

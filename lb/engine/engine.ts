@@ -13,11 +13,17 @@
  * workers, −(owner + 1) for a packet whose connection another worker owns (steering.ts). Nothing on this
  * path throws or allocates; fragments take the reassembler's rare path (reassembly.ts), which is bounded.
  *
+ * The control path ({@link Engine.reconfigure}, {@link Engine.setServerUp}, {@link Engine.resetServer},
+ * listings) may allocate: services and servers live in slots keyed by "tcp 198.18.0.100:80" and
+ * "198.18.3.10:80", kept across reloads, grown for new keys, drained for removed ones (docs/engine.md).
+ *
  * @module
  */
 import type { GatewayConfig } from "../config.ts";
 import type { EngineCounters } from "../stats.ts";
-import type { IpAddress } from "../../base/addr.ts";
+import { hostPort, type IpAddress } from "../../base/addr.ts";
+import { formatIpv4 } from "../../base/packet/ipv4.ts";
+import { formatIpv6 } from "../../base/packet/ipv6.ts";
 import { read16, read32, write16 } from "../../base/packet/checksum.ts";
 import {
   IPV6_FRAGMENT_HEADER_LEN,
@@ -84,6 +90,7 @@ import {
   CONN_TOA_ACK_DONE,
   STATE_CLOSE,
   STATE_ESTABLISHED,
+  STATE_NAMES,
   STATE_SYN_RECV,
   STATE_SYN_SENT,
   STATE_TIME_WAIT,
@@ -139,10 +146,10 @@ export class Engine {
   readonly pool: LocalPool;
   /** All counters. */
   readonly counters: C.Counters;
-  /** Server sets per service (weights and live counts). */
+  /** Server sets per service slot (effective weights and live counts). */
   readonly sets: ServerSet[];
-  /** The configuration the engine was built from. */
-  readonly config: GatewayConfig;
+  /** The configuration the engine was built from, or last reconfigured with. */
+  config: GatewayConfig;
   /** Fragments held until their datagram is whole (reassembly.ts). */
   readonly frags: Reassembler;
 
@@ -152,26 +159,41 @@ export class Engine {
   private readonly toaBuf = new Uint8Array(TOA_V6_LEN);
   /** The tuple rewrite of the packet in hand, with its checksum policy (full, or partial for offload). */
   private readonly rw = new NatRewrite();
-  private readonly timeouts: Float64Array;
-  private readonly svcMap: AddrMap;
-  private readonly vipMap: AddrMap;
-  private readonly localMap: AddrMap;
-  private readonly svcFamily: Uint8Array;
-  private readonly svcAddr: Uint32Array;
-  private readonly svcPort: Uint16Array;
-  private readonly svcProto: Uint8Array;
-  private readonly svcToa: Uint8Array;
-  private readonly svcBase: Uint32Array;
-  private readonly schedulers: Scheduler[];
-  private readonly rsAddr: Uint32Array;
-  private readonly rsPort: Uint16Array;
-  private readonly localAddr: Uint32Array;
-  private readonly mss4: number;
-  private readonly mss6: number;
+  private timeouts: Float64Array;
+  private svcMap: AddrMap = new AddrMap(1);
+  private vipMap: AddrMap = new AddrMap(1);
+  private localMap: AddrMap = new AddrMap(1);
+  private svcFamily = new Uint8Array(0);
+  private svcAddr = new Uint32Array(0);
+  private svcPort = new Uint16Array(0);
+  private svcProto = new Uint8Array(0);
+  private svcToa = new Uint8Array(0);
+  /** Per service slot: 1 when a reload removed it (existing connections go on, no new ones). */
+  private svcDraining = new Uint8Array(0);
+  /** Per service slot: its key, "tcp 198.18.0.100:80". */
+  private readonly svcKeys: string[] = [];
+  /** Per service slot: flat server slot of each of its servers, by index in its ServerSet. */
+  private readonly svcRs: Int32Array[] = [];
+  private readonly schedulers: Scheduler[] = [];
+  private rsAddr = new Uint32Array(0);
+  private rsPort = new Uint16Array(0);
+  /** Per flat server slot: its index in its service's ServerSet. */
+  private rsIdx = new Int32Array(0);
+  /** Per flat server slot: the configured weight. */
+  private rsWeight = new Int32Array(0);
+  /** Per flat server slot: 0 while a health check says down. */
+  private rsUp = new Uint8Array(0);
+  /** Per flat server slot: 1 when a reload removed it. */
+  private rsDraining = new Uint8Array(0);
+  private localAddr = new Uint32Array(0);
+  private readonly localText: string[] = [];
+  private mss4: number;
+  private mss6: number;
   private readonly random32: (() => number) | undefined;
   private readonly isn: IsnGenerator;
-  private readonly replyRate: number;
-  private readonly replyBurst: number;
+  private readonly fixedReplyRate: number | undefined;
+  private replyRate: number;
+  private replyBurst: number;
   private replyTokens: number;
   private replyAt: number;
   private now: number;
@@ -215,16 +237,16 @@ export class Engine {
       opts.epoch ?? Date.now() / 1000 - this.now,
     );
     this.replyRate = opts.replyRate ?? config.replyRate / workers;
+    this.fixedReplyRate = opts.replyRate;
     // The bucket holds at least one token, or a worker's share below 1/s could never answer at all.
     this.replyBurst = this.replyRate > 0 ? Math.max(1, this.replyRate) : 0;
     this.replyTokens = this.replyBurst;
     this.replyAt = this.now;
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
-    const locals = config.localAddresses;
-    this.conns = new ConnTable(capacity, locals.length);
+    this.conns = new ConnTable(capacity, 0);
     this.wheel = new TimerWheel(capacity, this.now);
     this.pool = new LocalPool(
-      locals.map((a) => a.family),
+      [],
       config.portRange[0],
       config.portRange[1],
       worker,
@@ -236,53 +258,9 @@ export class Engine {
     this.mss4 = config.mtu - 20 - 20 - TOA_V4_LEN;
     this.mss6 = config.mtu - 40 - 20 - TOA_V6_LEN;
 
-    const services = config.services;
-    const nServers = services.reduce((n, s) => n + s.realServers.length, 0);
-    this.counters = new C.Counters(services.length, nServers);
-    this.svcMap = new AddrMap(services.length);
-    this.vipMap = new AddrMap(services.length);
-    this.localMap = new AddrMap(locals.length);
-    this.svcFamily = new Uint8Array(services.length);
-    this.svcAddr = new Uint32Array(services.length * 4);
-    this.svcPort = new Uint16Array(services.length);
-    this.svcProto = new Uint8Array(services.length);
-    this.svcToa = new Uint8Array(services.length);
-    this.svcBase = new Uint32Array(services.length);
-    this.rsAddr = new Uint32Array(nServers * 4);
-    this.rsPort = new Uint16Array(nServers);
-    this.localAddr = new Uint32Array(locals.length * 4);
+    this.counters = new C.Counters(0, 0);
     this.sets = [];
-    this.schedulers = [];
-    let base = 0;
-    services.forEach((s, i) => {
-      const fam = s.vip.family;
-      const w = s.vip.words;
-      const proto = s.protocol === "udp" ? IPPROTO_UDP : IPPROTO_TCP;
-      this.svcFamily[i] = fam;
-      this.svcAddr.set(w, i * 4);
-      this.svcPort[i] = s.port;
-      this.svcProto[i] = proto;
-      this.svcToa[i] = s.toa && proto === IPPROTO_TCP ? 1 : 0;
-      this.svcBase[i] = base;
-      this.svcMap.set(fam, w[0], w[1], w[2], w[3], s.port, proto, i);
-      this.vipMap.set(fam, w[0], w[1], w[2], w[3], 0, 0, i);
-      const set = new ServerSet(
-        s.realServers.map((r) => `${r.address.text}:${r.port}`),
-        s.realServers.map((r) => r.weight),
-      );
-      this.sets.push(set);
-      this.schedulers.push(createScheduler(s.scheduler, set));
-      s.realServers.forEach((r, j) => {
-        this.rsAddr.set(r.address.words, (base + j) * 4);
-        this.rsPort[base + j] = r.port;
-      });
-      base += s.realServers.length;
-    });
-    locals.forEach((a, i) => {
-      const w = a.words;
-      this.localAddr.set(w, i * 4);
-      this.localMap.set(a.family, w[0], w[1], w[2], w[3], 0, 0, i);
-    });
+    this.layout(config);
     this.frags = new Reassembler(this.counters, opts.reassembly);
     // Fragment ids this worker sends: distinct across workers (steps of `workers`), unpredictable start.
     const start = opts.random === undefined
@@ -295,6 +273,312 @@ export class Engine {
     };
   }
 
+  /**
+   * Applies a new configuration to the running engine (control path): services matched by key
+   * ("tcp 198.18.0.100:80") and servers by "address:port" within them keep their slots, so connections and
+   * counters go on; new ones get new slots; removed ones drain (no new connections, existing ones keep
+   * flowing until they end). Weights, schedulers, `toa`, timeouts, MTU and reply rate apply to new
+   * connections. Local addresses may only be added. Throws, changing nothing, when the new configuration
+   * needs a restart (workers, maxConnections, portRange, a local address removed).
+   */
+  reconfigure(config: GatewayConfig): void {
+    const old = this.config;
+    if (config.workers !== old.workers) throw new Error("reconfigure: workers changed (needs a restart)");
+    if (config.maxConnections !== old.maxConnections) {
+      throw new Error("reconfigure: maxConnections changed (needs a restart)");
+    }
+    if (config.portRange[0] !== old.portRange[0] || config.portRange[1] !== old.portRange[1]) {
+      throw new Error("reconfigure: portRange changed (needs a restart)");
+    }
+    const now = new Set(config.localAddresses.map((a) => a.text));
+    const gone = this.localText.filter((t) => !now.has(t));
+    if (gone.length > 0) {
+      throw new Error(`reconfigure: local address ${gone[0]} removed (local addresses may only be added)`);
+    }
+    this.config = config;
+    this.layout(config);
+  }
+
+  /** Builds or updates every per-slot table from `config` (constructor and {@link reconfigure}). */
+  private layout(config: GatewayConfig): void {
+    this.timeouts = timeoutTable(config.timeouts);
+    this.mss4 = config.mtu - 20 - 20 - TOA_V4_LEN;
+    this.mss6 = config.mtu - 40 - 20 - TOA_V6_LEN;
+    if (this.fixedReplyRate === undefined) {
+      this.replyRate = config.replyRate / this.workers;
+      this.replyBurst = this.replyRate > 0 ? Math.max(1, this.replyRate) : 0;
+      if (this.replyTokens > this.replyBurst) this.replyTokens = this.replyBurst;
+    }
+    // Local addresses: existing keep their index, new ones are appended.
+    for (const a of config.localAddresses) {
+      if (this.localText.includes(a.text)) continue;
+      const i = this.localText.length;
+      this.localText.push(a.text);
+      this.localAddr = grow(this.localAddr, (i + 1) * 4);
+      this.localAddr.set(a.words, i * 4);
+      this.pool.addAddress(a.family);
+      this.conns.growLocals(i + 1);
+    }
+    // Services: matched by key; the rest drain.
+    const seen = new Uint8Array(this.svcKeys.length + config.services.length);
+    let nRs = this.rsPort.length;
+    for (const s of config.services) {
+      const key = `${s.protocol} ${hostPort(s.vip, s.port)}`;
+      let i = this.svcKeys.indexOf(key);
+      const proto = s.protocol === "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+      if (i < 0) {
+        i = this.svcKeys.length;
+        this.svcKeys.push(key);
+        const n = i + 1;
+        this.svcFamily = grow(this.svcFamily, n);
+        this.svcAddr = grow(this.svcAddr, n * 4);
+        this.svcPort = grow(this.svcPort, n);
+        this.svcProto = grow(this.svcProto, n);
+        this.svcToa = grow(this.svcToa, n);
+        this.svcDraining = grow(this.svcDraining, n);
+        this.svcFamily[i] = s.vip.family;
+        this.svcAddr.set(s.vip.words, i * 4);
+        this.svcPort[i] = s.port;
+        this.svcProto[i] = proto;
+        this.svcRs.push(new Int32Array(0));
+        this.counters.grow(n, nRs);
+      }
+      seen[i] = 1;
+      this.svcToa[i] = s.toa && proto === IPPROTO_TCP ? 1 : 0;
+      this.svcDraining[i] = 0;
+      const oldSet = this.sets[i] as ServerSet | undefined;
+      const keys = oldSet ? oldSet.keys.slice() : [];
+      const rsKeys = s.realServers.map((r) => hostPort(r.address, r.port));
+      let slots = this.svcRs[i];
+      const added = rsKeys.filter((k) => !keys.includes(k));
+      if (added.length > 0) {
+        const first = slots.length;
+        slots = grow(slots, first + added.length);
+        for (let k = 0; k < added.length; k++) slots[first + k] = nRs++;
+        this.svcRs[i] = slots;
+        keys.push(...added);
+        this.rsAddr = grow(this.rsAddr, nRs * 4);
+        this.rsPort = grow(this.rsPort, nRs);
+        this.rsIdx = grow(this.rsIdx, nRs);
+        this.rsWeight = grow(this.rsWeight, nRs);
+        this.rsDraining = grow(this.rsDraining, nRs);
+        const up = new Uint8Array(nRs).fill(1);
+        up.set(this.rsUp);
+        this.rsUp = up;
+        this.counters.grow(this.svcKeys.length, nRs);
+      }
+      s.realServers.forEach((r, ri) => {
+        const j = keys.indexOf(rsKeys[ri]);
+        const f = slots[j];
+        this.rsAddr.set(r.address.words, f * 4);
+        this.rsPort[f] = r.port;
+        this.rsIdx[f] = j;
+        this.rsWeight[f] = r.weight;
+        this.rsDraining[f] = 0;
+      });
+      for (let j = 0; j < keys.length; j++) if (!rsKeys.includes(keys[j])) this.rsDraining[slots[j]] = 1;
+      let set = oldSet;
+      if (!oldSet || added.length > 0) {
+        set = new ServerSet(keys, keys.map(() => 0));
+        if (oldSet) {
+          set.active.set(oldSet.active);
+          set.inactive.set(oldSet.inactive);
+        }
+        this.sets[i] = set;
+      }
+      this.effectiveWeights(i);
+      if (set !== oldSet || this.schedulers[i].name !== s.scheduler) {
+        this.schedulers[i] = createScheduler(s.scheduler, set!);
+      } else {
+        this.schedulers[i].rebuild();
+      }
+    }
+    for (let i = 0; i < this.svcKeys.length; i++) {
+      if (seen[i]) continue;
+      this.svcDraining[i] = 1;
+      for (const f of this.svcRs[i]) this.rsDraining[f] = 1;
+      this.effectiveWeights(i);
+      this.schedulers[i].rebuild();
+    }
+    // The maps hold every slot, draining ones too: their connections' packets must still be found.
+    const n = this.svcKeys.length;
+    this.svcMap = new AddrMap(n);
+    this.vipMap = new AddrMap(n);
+    for (let i = 0; i < n; i++) {
+      const a = this.svcAddr;
+      const o = i * 4;
+      this.svcMap.set(
+        this.svcFamily[i],
+        a[o],
+        a[o + 1],
+        a[o + 2],
+        a[o + 3],
+        this.svcPort[i],
+        this.svcProto[i],
+        i,
+      );
+      this.vipMap.set(this.svcFamily[i], a[o], a[o + 1], a[o + 2], a[o + 3], 0, 0, i);
+    }
+    this.localMap = new AddrMap(this.localText.length);
+    for (let i = 0; i < this.localText.length; i++) {
+      const a = this.localAddr;
+      const o = i * 4;
+      this.localMap.set(this.pool.families[i], a[o], a[o + 1], a[o + 2], a[o + 3], 0, 0, i);
+    }
+  }
+
+  /** Recomputes service slot `svc`'s effective weights: configured, or 0 when down or draining. */
+  private effectiveWeights(svc: number): void {
+    const set = this.sets[svc];
+    const slots = this.svcRs[svc];
+    for (let j = 0; j < slots.length; j++) {
+      const f = slots[j];
+      set.weights[j] = this.rsDraining[f] || !this.rsUp[f] || this.svcDraining[svc] ? 0 : this.rsWeight[f];
+    }
+  }
+
+  /** Slot of the service keyed `service` ("tcp 198.18.0.100:80"), or -1 (control path). */
+  serviceSlot(service: string): number {
+    return this.svcKeys.indexOf(service);
+  }
+
+  /** Index of server `server` ("198.18.3.10:80") in service slot `svc`'s ServerSet, or -1 (control path). */
+  serverSlot(svc: number, server: string): number {
+    return svc < 0 || svc >= this.sets.length ? -1 : this.sets[svc].keys.indexOf(server);
+  }
+
+  /**
+   * Marks a real server up or down (a health check's verdict; control path): down, its effective weight is
+   * 0 and it gets no new connections; its configured weight is kept for when it is up again. `svc` and
+   * `server` are a service slot and an index in its set ({@link serviceSlot}, {@link serverSlot}). Returns
+   * false when there is no such server.
+   */
+  setServerUp(svc: number, server: number, up: boolean): boolean {
+    if (svc < 0 || svc >= this.sets.length || server < 0 || server >= this.svcRs[svc].length) return false;
+    this.rsUp[this.svcRs[svc][server]] = up ? 1 : 0;
+    this.effectiveWeights(svc);
+    this.schedulers[svc].rebuild();
+    return true;
+  }
+
+  /**
+   * Ends every connection of server `server` of service slot `svc` now (control path): for TCP, a RST to
+   * the client (from VIP:vport) and one to the real server (from local address:port), each passed to
+   * `emit(bytes, length)` — sequence numbers are the last acknowledgements each side sent, which the
+   * engine tracks — then the entry goes (its local port back to the pool). Returns the connections removed.
+   */
+  resetServer(svc: number, server: number, emit: (b: Uint8Array, len: number) => void): number {
+    if (svc < 0 || svc >= this.sets.length || server < 0 || server >= this.svcRs[svc].length) return 0;
+    const f = this.svcRs[svc][server];
+    const conns = this.conns;
+    const buf = new Uint8Array(128);
+    let n = 0;
+    for (let id = 0; id < conns.capacity && conns.size > 0; id++) {
+      if (!conns.isLive(id) || conns.service[id] !== svc || conns.server[id] !== f) continue;
+      if (conns.proto[id] === IPPROTO_TCP && conns.state[id] !== STATE_CLOSE) {
+        let len = this.buildRst(buf, id, false);
+        if (len > 0) emit(buf, len);
+        len = this.buildRst(buf, id, true);
+        if (len > 0) emit(buf, len);
+        this.counters.events[C.EV_RST_SENT] += 2;
+      }
+      this.removeConnection(id);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Builds in `b` a RST+ACK for connection `id`: toward the real server (local:lport → RS:port, seq = the
+   * server's last ACK) or toward the client (VIP:vport → client:cport, seq = the client's last ACK).
+   */
+  private buildRst(b: Uint8Array, id: number, toServer: boolean): number {
+    const conns = this.conns;
+    const fam = conns.family[id];
+    const svc = conns.service[id];
+    const f = conns.server[id];
+    const hl = fam === 4 ? 20 : 40;
+    const len = hl + 20;
+    b.fill(0, 0, len);
+    const src = toServer ? this.localAddr : this.svcAddr;
+    const so = toServer ? conns.localIndex[id] * 4 : svc * 4;
+    const dst = toServer ? this.rsAddr : conns.clientAddr;
+    const dOff = toServer ? f * 4 : id * 4;
+    if (fam === 4) {
+      b[0] = 0x45;
+      write16(b, 2, len);
+      b[8] = 64;
+      b[9] = IPPROTO_TCP;
+      writeWord(b, 12, src[so]);
+      writeWord(b, 16, dst[dOff]);
+      let sum = 0;
+      for (let i = 0; i < 20; i += 2) sum += read16(b, i);
+      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+      write16(b, 10, ~sum & 0xffff);
+    } else {
+      b[0] = 0x60;
+      write16(b, 4, 20);
+      b[6] = IPPROTO_TCP;
+      b[7] = 64;
+      for (let k = 0; k < 4; k++) {
+        writeWord(b, 8 + k * 4, src[so + k]);
+        writeWord(b, 24 + k * 4, dst[dOff + k]);
+      }
+    }
+    const o = hl;
+    write16(b, o, toServer ? conns.localPort[id] : this.svcPort[svc]);
+    write16(b, o + 2, toServer ? this.rsPort[f] : conns.clientPort[id]);
+    // What each side last acknowledged is the sequence number it expects next (RFC 5961: a RST must hit it).
+    const delta = conns.seqDelta[id];
+    const seq = toServer ? conns.ackFromServer[id] : conns.ackFromClient[id];
+    // Only client sequence numbers are shifted (seq + delta toward the server): the server's are not.
+    const ack = toServer ? conns.ackFromClient[id] : (conns.ackFromServer[id] - delta) >>> 0;
+    writeWord(b, o + 4, seq);
+    writeWord(b, o + 8, ack);
+    b[o + 12] = 5 << 4;
+    b[o + 13] = TCP_RST | TCP_ACK;
+    const info = this.inner;
+    classifyPacket(b, 0, len, info);
+    fillTransportChecksum(b, info);
+    return len;
+  }
+
+  /** Per local address: ports in use, free, and failed acquisitions (dpvs sa_used/sa_free/sa_miss). */
+  poolUsage(): { address: string; used: number; free: number; misses: number }[] {
+    return this.localText.map((address, i) => ({
+      address,
+      used: this.pool.portsPerAddress - this.pool.free(i),
+      free: this.pool.free(i),
+      misses: this.pool.misses[i],
+    }));
+  }
+
+  /** Up to `max` live connections, as ipvsadm -Lnc lists them with dpvs's local column (control path). */
+  connections(max = 10000): ConnectionInfo[] {
+    const conns = this.conns;
+    const out: ConnectionInfo[] = [];
+    for (let id = 0; id < conns.capacity && out.length < max && out.length < conns.size; id++) {
+      if (!conns.isLive(id)) continue;
+      const fam = conns.family[id];
+      const svc = conns.service[id];
+      const f = conns.server[id];
+      const hp = (a: Uint32Array, o: number, port: number) => {
+        const t = wordsText(fam, a, o);
+        return fam === 4 ? `${t}:${port}` : `[${t}]:${port}`;
+      };
+      out.push({
+        proto: conns.proto[id] === IPPROTO_UDP ? "udp" : "tcp",
+        state: conns.proto[id] === IPPROTO_UDP ? "UDP" : STATE_NAMES[conns.state[id]].toUpperCase(),
+        expiresIn: Math.max(0, Math.round(this.wheel.deadline[id] - this.now)),
+        source: hp(conns.clientAddr, id * 4, conns.clientPort[id]),
+        virtual: hp(this.svcAddr, svc * 4, this.svcPort[svc]),
+        local: hp(this.localAddr, conns.localIndex[id] * 4, conns.localPort[id]),
+        destination: hp(this.rsAddr, f * 4, this.rsPort[f]),
+      });
+    }
+    return out;
+  }
+
   /** Index of the service `vip:port/protocol`, or -1 (control path). */
   serviceIndex(vip: IpAddress, port: number, protocol: "tcp" | "udp"): number {
     const w = vip.words;
@@ -302,29 +586,39 @@ export class Engine {
     return v === ADDR_MAP_MISS ? -1 : v;
   }
 
-  /** Sets a real server's weight (0 drains it) and rebuilds its service's scheduler (control path). */
+  /** Sets a real server's configured weight (0 drains it) and rebuilds its service's scheduler (control path). */
   setWeight(service: number, server: number, weight: number): void {
-    this.sets[service].weights[server] = weight;
+    this.rsWeight[this.svcRs[service][server]] = weight;
+    this.effectiveWeights(service);
     this.schedulers[service].rebuild();
   }
 
   /** Flat index of a service's real server, as used by the per-server counters. */
   serverIndex(service: number, server: number): number {
-    return this.svcBase[service] + server;
+    return this.svcRs[service][server];
   }
 
   /** Copies the counters out (control path): what `snapshot` in lb/stats.ts sums over workers. */
   exportCounters(runtime: Record<string, number> = {}): EngineCounters {
     const c = this.counters;
     return {
+      worker: this.worker,
       size: this.conns.size,
       drops: c.drops.slice(),
       events: c.events.slice(),
       services: c.services.slice(),
       servers: c.servers.slice(),
+      serviceKeys: this.svcKeys.slice(),
+      schedulers: this.schedulers.map((s) => s.name),
+      serviceDraining: this.svcDraining.slice(),
+      serverKeys: this.sets.map((s) => s.keys.slice()),
+      serverSlots: this.svcRs.map((s) => s.slice()),
+      configuredWeights: this.svcRs.map((s) => Int32Array.from(s, (f) => this.rsWeight[f])),
+      serverDraining: this.svcRs.map((s) => Uint8Array.from(s, (f) => this.rsDraining[f])),
       weights: this.sets.map((s) => s.weights.slice()),
       active: this.sets.map((s) => s.active.slice()),
       inactive: this.sets.map((s) => s.inactive.slice()),
+      pools: this.poolUsage(),
       runtime,
     };
   }
@@ -556,10 +850,13 @@ export class Engine {
     if (idx < 0) return -C.DROP_NO_REAL_SERVER;
     if (this.conns.size >= this.conns.capacity) return -C.DROP_TABLE_FULL;
     const lp = this.pool.acquire(fam);
-    if (lp < 0) return -C.DROP_PORT_EXHAUSTED;
+    if (lp < 0) {
+      this.pool.miss(fam);
+      return -C.DROP_PORT_EXHAUSTED;
+    }
     const li = Math.floor(lp / 65536);
     const id = this.conns.insert(fam, info.l4Proto, svc, w[0], w[1], w[2], w[3], sport, li, lp & 0xffff);
-    const server = this.svcBase[svc] + idx;
+    const server = this.svcRs[svc][idx];
     this.conns.server[id] = server;
     if (info.l4Proto === IPPROTO_TCP) {
       this.conns.state[id] = STATE_SYN_SENT;
@@ -582,7 +879,7 @@ export class Engine {
     const old = conns.state[id];
     if (old !== state) {
       const svc = conns.service[id];
-      const idx = conns.server[id] - this.svcBase[svc];
+      const idx = this.rsIdx[conns.server[id]];
       const set = this.sets[svc];
       if (old === STATE_ESTABLISHED) {
         set.active[idx]--;
@@ -600,7 +897,7 @@ export class Engine {
   private removeConnection(id: number): void {
     const conns = this.conns;
     const svc = conns.service[id];
-    const idx = conns.server[id] - this.svcBase[svc];
+    const idx = this.rsIdx[conns.server[id]];
     const set = this.sets[svc];
     if (conns.state[id] === STATE_ESTABLISHED) set.active[idx]--;
     else set.inactive[idx]--;
@@ -666,6 +963,8 @@ export class Engine {
       id = NO_CONN;
     }
     if (id === NO_CONN) {
+      // A service a reload removed keeps its connections but takes no new ones: as if it were not there.
+      if (this.svcDraining[svc]) return this.noService(b, len);
       // Every connection was checked here when it was made, so a live one never has a martian client.
       if (this.martianSource(fam, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
       if (isTcp && !syn) return this.drop(C.DROP_NO_CONNECTION);
@@ -680,6 +979,8 @@ export class Engine {
       const t = tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
+      // For a RST this gateway may have to send (resetServer): a SYN's 0 is overwritten by the next segment.
+      conns.ackFromClient[id] = read32(b, o + TCP_ACK_NUM);
       if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
         if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;
@@ -808,7 +1109,11 @@ export class Engine {
       const t = tcpTransition(state, cf, flags, false);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const delta = conns.seqDelta[id];
-      if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
+      if (flags & TCP_ACK) {
+        const ack = read32(b, o + TCP_ACK_NUM);
+        conns.ackFromServer[id] = ack;
+        tcpSetAck(b, o, ack - delta);
+      }
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // No TOA toward a client either: a server's option 254 (its own gateway's, or forged) becomes NOPs.
         const n = tcpNopAllOptions(b, o, TCPOPT_TOA);
@@ -918,6 +1223,48 @@ export class Engine {
     this.counters.events[C.EV_ICMP_TRANSLATED]++;
     return len;
   }
+}
+
+/** A live connection as {@link Engine.connections} lists it (the ConnectionRow of lb/stats.ts). */
+export interface ConnectionInfo {
+  /** "tcp" or "udp". */
+  proto: "tcp" | "udp";
+  /** State as ipvsadm shows it: "ESTABLISHED", "SYN_SENT", …, "UDP". */
+  state: string;
+  /** Seconds until the entry expires unless a packet comes. */
+  expiresIn: number;
+  /** Client host:port. */
+  source: string;
+  /** VIP:vport. */
+  virtual: string;
+  /** Local address:port. */
+  local: string;
+  /** Real server host:port. */
+  destination: string;
+}
+
+/** A copy of typed array `a` with room for `n` elements (control path). */
+function grow<T extends Uint8Array | Uint16Array | Uint32Array | Int32Array>(a: T, n: number): T {
+  if (a.length >= n) return a;
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
+/** Writes a 32-bit word big-endian. */
+function writeWord(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
+}
+
+/** Text of the address in words `a[o..o+4)` of family `fam`. */
+function wordsText(fam: number, a: Uint32Array, o: number): string {
+  if (fam === 4) return formatIpv4(a[o]);
+  const b = new Uint8Array(16);
+  for (let k = 0; k < 4; k++) writeWord(b, k * 4, a[o + k]);
+  return formatIpv6(b, 0);
 }
 
 /** True when the addresses at `x` and `y` in `b` (IPv4: 4 bytes, IPv6: 16) are the same. */

@@ -1793,3 +1793,251 @@ Deno.test("offload: partial checksums stay partial and complete correctly (addre
     });
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Live reconfiguration and health (issue 10): stable slots, draining, resets.
+
+/** {@link config}'s services with `edit` applied to a copy of their raw form. */
+function reloaded(edit: (services: Record<string, unknown>[]) => void, extra: Record<string, unknown> = {}) {
+  const services: Record<string, unknown>[] = [
+    {
+      vip: VIP,
+      port: 80,
+      protocol: "tcp",
+      scheduler: "rr",
+      toa: true,
+      realServers: [{ address: RS1, port: 80, weight: 1 }, { address: RS2, port: 8080, weight: 1 }],
+    },
+    { vip: VIP6, port: 80, scheduler: "rr", realServers: [{ address: RS6, port: 80 }] },
+    { vip: VIP, port: 53, protocol: "udp", scheduler: "rr", realServers: [{ address: RS1, port: 5353 }] },
+    { vip: VIP, port: 81, toa: false, scheduler: "rr", realServers: [{ address: RS1, port: 81 }] },
+    { vip: VIP2, port: 80, scheduler: "rr", realServers: [{ address: RS2, port: 80 }] },
+  ];
+  edit(services);
+  return config({ services, portRange: [2000, 2999], ...extra });
+}
+
+/** A SYN from CLIENT:`sport` to VIP:`vport`. */
+function synTo(sport: number, vport = 80, vip = VIP): Pkt {
+  return tcp({ src: CLIENT, dst: vip, sport, dport: vport, seq: 1, flags: TCP_SYN });
+}
+
+/** A reload and what must hold after it (each row starts from a fresh engine with two connections open). */
+interface ReloadRow {
+  name: string;
+  config: () => ReturnType<typeof config>;
+  check: (e: Engine, toRs2: Conn, toRs1: Conn) => void;
+}
+
+const RELOAD_ROWS: ReloadRow[] = [
+  {
+    name: "a server removed drains: its connection flows both ways, new SYNs go elsewhere, slots kept",
+    config: () => reloaded((s) => (s[0].realServers as unknown[]).splice(1, 1)),
+    check: (e, c2, c1) => {
+      run(e, "data to the drained server", fromClient(c2, { seq: 2, ack: 9, flags: TCP_ACK }), 1001, {
+        out: { dst: RS2, dport: 8080, sport: c2.lport },
+      }, { flow: "in", events: { toa_inserted: 1 } }); // the ACK completing the handshake: TOA
+      run(e, "its reply", fromServer(c2, { seq: 9, ack: c2.isn + 2, flags: TCP_ACK }), 1001, {
+        out: { src: VIP, dst: CLIENT, dport: c2.cport },
+      });
+      for (let i = 0; i < 3; i++) run(e, `new SYN ${i}`, synTo(500 + i), 1001, { out: { dst: RS1 } });
+      const x = e.exportCounters();
+      assert.deepEqual(x.serverKeys[0], [`${RS1}:80`, `${RS2}:8080`], "slots kept, draining one listed");
+      assert.deepEqual([...x.serverDraining[0]], [0, 1]);
+      assert.deepEqual([...x.weights[0]], [1, 0], "effective weight 0 while draining");
+      assert.deepEqual([...x.configuredWeights[0]], [1, 1]);
+      // Counters continued in the same slots: RS1 had one connection before, three more now.
+      assert.equal(e.counters.servers[e.serverIndex(0, 0) * C.TRAFFIC_FIELDS + C.T_CONNS], 4);
+      assert.equal(e.counters.servers[e.serverIndex(0, 1) * C.TRAFFIC_FIELDS + C.T_CONNS], 1);
+      assert.ok(c1.lport > 0);
+    },
+  },
+  {
+    name: "a service removed drains: its connection flows, a new SYN gets what no service gets (RST)",
+    config: () => reloaded((s) => s.splice(0, 1)),
+    check: (e, c2) => {
+      run(e, "data of the drained service", fromClient(c2, { seq: 2, ack: 9, flags: TCP_ACK }), 1001, {
+        out: { dst: RS2, dport: 8080 },
+      });
+      run(e, "its reply", fromServer(c2, { seq: 9, ack: c2.isn + 2, flags: TCP_ACK }), 1001, {
+        out: { src: VIP, sport: 80, dst: CLIENT },
+      });
+      run(e, "new SYN", synTo(600), 1001, { out: { src: VIP, dst: CLIENT, flags: TCP_RST | TCP_ACK } }, {
+        drops: { no_service: 1 },
+        events: { rst_sent: 1 },
+      });
+      const x = e.exportCounters();
+      assert.equal(x.serviceDraining[x.serviceKeys.indexOf(`tcp ${VIP}:80`)], 1);
+      // Other services moved up in the config but kept their slots.
+      assert.equal(e.serviceSlot(`udp ${VIP}:53`), SVC_UDP);
+    },
+  },
+  {
+    name: "a service, a server and a local address added: new slots, used by new connections",
+    config: () =>
+      reloaded((s) => {
+        (s[0].realServers as unknown[]).push({ address: "198.18.3.12", port: 80, weight: 1 });
+        s.push({ vip: VIP, port: 82, scheduler: "rr", realServers: [{ address: "198.18.3.13", port: 80 }] });
+      }, { localAddresses: [LOCAL, LOCAL6, "198.18.2.2"] }),
+    check: (e) => {
+      const seen = [0, 1, 2].map((i) => {
+        const p = synTo(700 + i);
+        const { info } = run(e, `SYN ${i}`, p, 1001, { out: { flags: TCP_SYN } });
+        return `${src(p.b, info)} ${dst(p.b, info)}`;
+      });
+      assert.ok(seen.some((s) => s.endsWith(" 198.18.3.12")), `the new server is scheduled: ${seen}`);
+      assert.ok(seen.some((s) => s.startsWith("198.18.2.2 ")), `the new local address is used: ${seen}`);
+      run(e, "SYN to the new service", synTo(800, 82), 1001, { out: { dst: "198.18.3.13", dport: 80 } });
+      assert.deepEqual(e.poolUsage().map((p) => p.address), [LOCAL, LOCAL6, "198.18.2.2"]);
+    },
+  },
+  {
+    name: "a server removed and added again is no longer draining, and keeps its slot and counters",
+    config: () => reloaded(() => {}),
+    check: (e) => {
+      e.reconfigure(reloaded((s) => (s[0].realServers as unknown[]).splice(1, 1)));
+      e.reconfigure(reloaded(() => {}));
+      const x = e.exportCounters();
+      assert.deepEqual([...x.serverDraining[0]], [0, 0]);
+      assert.deepEqual([...x.weights[0]], [1, 1]);
+      assert.equal(e.counters.servers[e.serverIndex(0, 1) * C.TRAFFIC_FIELDS + C.T_CONNS], 1);
+    },
+  },
+  {
+    name: "weights and the scheduler change for new connections",
+    config: () =>
+      reloaded((s) => {
+        s[0].scheduler = "wrr";
+        s[0].realServers = [{ address: RS1, port: 80, weight: 0 }, { address: RS2, port: 8080, weight: 3 }];
+      }),
+    check: (e) => {
+      for (let i = 0; i < 3; i++) run(e, `SYN ${i}`, synTo(900 + i), 1001, { out: { dst: RS2 } });
+      assert.equal(e.exportCounters().schedulers[0], "wrr");
+    },
+  },
+];
+
+for (const row of RELOAD_ROWS) {
+  Deno.test(`reload: ${row.name}`, () => {
+    const e = engine({ portRange: [2000, 2999] });
+    // rr: the first SYN goes to RS1, the second to RS2.
+    const c1 = open(e, { cport: 40001 });
+    const c2 = open(e, { cport: 40002 });
+    assert.equal(c1.rs, RS1);
+    assert.equal(c2.rs, RS2);
+    const sa = fromServer(c2, { seq: 8, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK });
+    assert.ok(e.process(sa.b, sa.len, 1000) > 0);
+    e.reconfigure(row.config());
+    row.check(e, c2, c1);
+  });
+}
+
+Deno.test("reload: what needs a restart is refused and changes nothing", () => {
+  const e = engine();
+  const c = open(e);
+  for (
+    const [cfg, why] of [
+      [config({ localAddresses: ["198.18.2.9", LOCAL6] }), /local address 198.18.2.1 removed/],
+      [config({ portRange: [2000, 2010] }), /portRange changed/],
+      [config({ maxConnections: 7 }), /maxConnections changed/],
+      [config({ workers: 2 }), /workers changed/],
+    ] as const
+  ) assert.throws(() => e.reconfigure(cfg), why);
+  run(e, "the connection still flows", fromClient(c, { seq: 2, ack: 9, flags: TCP_ACK }), 1001, {
+    out: { dst: RS1, sport: c.lport },
+  });
+});
+
+Deno.test("reload: timeouts and mtu apply after a reload", () => {
+  const e = engine();
+  e.reconfigure(config({ mtu: 1400, timeouts: { synSent: 7 } }));
+  const p = tcp({
+    src: CLIENT,
+    dst: VIP,
+    sport: 1,
+    dport: 80,
+    seq: 1,
+    flags: TCP_SYN,
+    options: optMss(1460),
+  });
+  run(e, "SYN", p, 1000, { out: { mss: 1400 - 20 - 20 - 8 } });
+  assert.equal(e.connections()[0].expiresIn, 7);
+});
+
+Deno.test("health: a server down gets no new connections, keeps its configured weight, up again rejoins", () => {
+  const e = engine({ portRange: [2000, 2999] });
+  const svc = e.serviceSlot(`tcp ${VIP}:80`);
+  const rs2 = e.serverSlot(svc, `${RS2}:8080`);
+  assert.deepEqual([svc, rs2], [0, 1]);
+  assert.equal(e.setServerUp(svc, rs2, false), true);
+  for (let i = 0; i < 3; i++) run(e, `SYN ${i} while down`, synTo(100 + i), 1000, { out: { dst: RS1 } });
+  const x = e.exportCounters();
+  assert.deepEqual([[...x.weights[0]], [...x.configuredWeights[0]]], [[1, 0], [1, 1]]);
+  e.setServerUp(svc, rs2, true);
+  const seen = [0, 1].map((i) => {
+    const p = synTo(200 + i);
+    return dst(p.b, run(e, `SYN ${i} when up`, p, 1000, { out: { flags: TCP_SYN } }).info);
+  });
+  assert.ok(seen.includes(RS2));
+  assert.equal(e.setServerUp(svc, 7, false), false, "no such server");
+});
+
+Deno.test("health: resetServer sends a RST each way with the sequence numbers each side expects, frees the port", () => {
+  const e = engine();
+  const h = handshake(e); // client seq 1001, server seq 5001; the client acked 5001, the server isn + 1
+  const other = open(e, { cport: 40009 }); // RS2: not reset
+  assert.equal(other.rs, RS2);
+  const out: { b: Uint8Array; n: number }[] = [];
+  const removed = e.resetServer(0, 0, (b, n) => out.push({ b: b.slice(0, n), n }));
+  assert.equal(removed, 1);
+  assert.equal(out.length, 2);
+  const [toServer, toClient] = [out[1], out[0]];
+  const ti = expectOut("RST to the client", toClient.b, toClient.n, toClient.n, {
+    src: VIP,
+    dst: CLIENT,
+    sport: 80,
+    dport: h.cport,
+    seq: 5001,
+    ack: 1001,
+    flags: TCP_RST | TCP_ACK,
+  });
+  assert.equal(ti.l4Proto, 6);
+  expectOut("RST to the server", toServer.b, toServer.n, toServer.n, {
+    src: LOCAL,
+    dst: h.rs,
+    sport: h.lport,
+    dport: h.rsPort,
+    seq: (h.isn + 1) >>> 0,
+    ack: 5001,
+    flags: TCP_RST | TCP_ACK,
+  });
+  assert.equal(e.conns.size, 1, "only the other server's connection is left");
+  assert.equal(e.poolUsage()[0].used, 1);
+  assert.equal(e.counters.events[C.EV_RST_SENT], 2);
+});
+
+Deno.test("listing: connections() as ipvsadm -Lnc shows them, poolUsage counts misses", () => {
+  const e = engine();
+  const h = handshake(e);
+  open(e, { v6: true, cport: 40003 });
+  open(e, { udp: true, cport: 40004, vport: 53 });
+  const rows = e.connections();
+  assert.deepEqual(rows[0], {
+    proto: "tcp",
+    state: "ESTABLISHED",
+    expiresIn: 900,
+    source: `${CLIENT}:40000`,
+    virtual: `${VIP}:80`,
+    local: `${LOCAL}:${h.lport}`,
+    destination: `${RS1}:80`,
+  });
+  assert.deepEqual(
+    rows[1].state + " " + rows[1].virtual + " " + rows[1].destination,
+    `SYN_SENT [${VIP6}]:80 [${RS6}]:80`,
+  );
+  assert.deepEqual([rows[2].proto, rows[2].state], ["udp", "UDP"]);
+  assert.equal(e.connections(1).length, 1);
+  // The v4 pool holds four ports (2000–2003): two are used, two more SYNs take them, the next one misses.
+  for (let i = 0; i < 3; i++) e.process(synTo(3000 + i).b, synTo(3000 + i).len, 1000);
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 1 });
+});

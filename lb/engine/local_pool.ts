@@ -14,12 +14,16 @@
 /** Free ports per local address, allocation-free after construction. */
 export class LocalPool {
   /** Address family (4 or 6) of each local address, by index. */
-  readonly families: Uint8Array;
+  families: Uint8Array;
+  /** Failed acquisitions per local address (dpvs sa_miss): every address of the family was exhausted. */
+  misses: Float64Array;
   private readonly rings: Uint16Array[];
-  private readonly heads: Int32Array;
-  private readonly counts: Int32Array;
+  private heads: Int32Array;
+  private counts: Int32Array;
   private readonly inUse: Uint8Array[];
   private readonly perAddress: number;
+  private readonly ports: number[];
+  private readonly random: () => number;
   private cursor = 0;
 
   /**
@@ -39,6 +43,9 @@ export class LocalPool {
     const ports: number[] = [];
     for (let p = firstPort; p <= lastPort; p++) if (p % workers === worker) ports.push(p);
     this.perAddress = ports.length;
+    this.ports = ports;
+    this.random = random;
+    this.misses = new Float64Array(families.length);
     this.rings = families.map(() => {
       const start = Math.floor(random() * ports.length);
       return Uint16Array.from([...ports.slice(start), ...ports.slice(0, start)]);
@@ -46,6 +53,35 @@ export class LocalPool {
     this.heads = new Int32Array(families.length);
     this.counts = new Int32Array(families.length).fill(ports.length);
     this.inUse = families.map(() => new Uint8Array(65536));
+  }
+
+  /** Adds a local address of `family` with all of this worker's ports free; returns its index (control path). */
+  addAddress(family: number): number {
+    const i = this.families.length;
+    const grow = <T extends Uint8Array | Int32Array | Float64Array>(a: T, v: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(i + 1);
+      b.set(a);
+      b[i] = v;
+      return b;
+    };
+    this.families = grow(this.families, family);
+    this.misses = grow(this.misses, 0);
+    this.heads = grow(this.heads, 0);
+    this.counts = grow(this.counts, this.perAddress);
+    const start = Math.floor(this.random() * this.ports.length);
+    this.rings.push(Uint16Array.from([...this.ports.slice(start), ...this.ports.slice(0, start)]));
+    this.inUse.push(new Uint8Array(65536));
+    return i;
+  }
+
+  /** Free ports of local address `index`. */
+  free(index: number): number {
+    return this.counts[index];
+  }
+
+  /** Counts a failed acquisition for `family` against each of its addresses (rare path). */
+  miss(family: number): void {
+    for (let i = 0; i < this.families.length; i++) if (this.families[i] === family) this.misses[i]++;
   }
 
   /** Ports this worker owns per local address. */

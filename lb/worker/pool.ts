@@ -3,24 +3,40 @@
  * wait until all are ready, gather their counters, stop them. The gateway (gateway.ts) only sequences these.
  *
  * Workers block in poll() on their queue and their wake eventfd, so a message alone may wait up to a poll
- * timeout before it is seen. Stop and stats therefore go through shared control words (Int32 × 2 per worker:
- * [0] stop when non-zero, [1] id of the latest stats request), and the pool writes the worker's eventfd after
+ * timeout before it is seen. Stop and stats therefore go through shared control words (Int32 × 3 per worker:
+ * [0] stop when non-zero, [1] id of the latest stats request, [2] requests posted, which the worker yields
+ * for until it has handled as many), and the pool writes the worker's eventfd after
  * changing them so that the poll returns at once. Replies come back as messages ({@link FromWorker}).
  *
  * @module
  */
 import type { GatewayConfig } from "../config.ts";
-import type { EngineCounters } from "../stats.ts";
+import type { ConnectionRow, EngineCounters } from "../stats.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, eventfdSignal, libc } from "../../base/sys/libc.ts";
 import { handoffRingBytes } from "./handoff_ring.ts";
-import type { ToWorker, WorkerInit } from "./worker.ts";
+import type { ToWorker, WorkerInit, WorkerReply } from "./worker.ts";
 
 /** Messages a worker sends to the main thread. */
 export type FromWorker =
   | { type: "ready"; worker: number }
   | { type: "stats"; id: number; counters: EngineCounters }
   | { type: "stopped"; worker: number; counters: EngineCounters }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  | WorkerReply;
+
+/** A request in flight to every worker: the replies so far and how to settle. */
+interface Request {
+  replies: WorkerReply[];
+  expected: number;
+  done: (replies: WorkerReply[]) => void;
+}
+
+/** A request message without its id (the pool numbers them). */
+type RequestBody =
+  | { type: "reconfigure"; config: GatewayConfig }
+  | { type: "health"; service: string; server: string; up: boolean; reset: boolean }
+  | { type: "reset"; service: string; server?: string }
+  | { type: "connections"; max: number };
 
 /** What {@link WorkerPool} needs to start its workers. */
 export interface PoolOptions {
@@ -69,6 +85,7 @@ export class WorkerPool {
   /** Workers that will not run again: stopped, or failed (their loop has ended; no "stopped" follows). */
   private readonly ended = new Set<number>();
   private readonly pending = new Map<number, Gathering>();
+  private readonly requests = new Map<number, Request>();
   private readonly timeoutMs: number;
   private readonly statsTimeoutMs: number;
   private nextId = 1;
@@ -96,7 +113,7 @@ export class WorkerPool {
       );
       const module = opts.module ?? new URL("./worker.ts", import.meta.url);
       for (let i = 0; i < n; i++) {
-        this.controls.push(new Int32Array(new SharedArrayBuffer(8)));
+        this.controls.push(new Int32Array(new SharedArrayBuffer(12)));
         const w = new Worker(module, { type: "module" });
         w.onmessage = (ev: MessageEvent<FromWorker>) => this.receive(i, ev.data);
         w.onerror = (ev) => {
@@ -172,6 +189,73 @@ export class WorkerPool {
   }
 
   /**
+   * Applies a new configuration in every worker (Engine.reconfigure): matched services and servers keep
+   * their slots, new ones are added, removed ones drain. Rejects with the first worker's error (a worker
+   * refuses before changing anything, and all get the same configuration).
+   */
+  async reconfigure(config: GatewayConfig): Promise<void> {
+    await this.ask({ type: "reconfigure", config });
+  }
+
+  /**
+   * Marks `server` ("198.18.3.10:80") of `service` ("tcp 198.18.0.100:80") up or down in every worker
+   * (down: effective weight 0, configured weight kept); `reset`: its existing connections get a RST both
+   * ways now and end.
+   */
+  async setHealth(service: string, server: string, up: boolean, reset: boolean): Promise<void> {
+    await this.ask({ type: "health", service, server, up, reset });
+  }
+
+  /** Resets (RST both ways) and ends the connections of `server` of `service`, or of every server of it. */
+  async drainReset(service: string, server?: string): Promise<void> {
+    await this.ask({ type: "reset", service, server });
+  }
+
+  /** Up to `max` live connections over all workers (ipvsadm -Lnc rows). */
+  async connections(max = 10000): Promise<ConnectionRow[]> {
+    const replies = await this.ask({ type: "connections", max });
+    const rows: ConnectionRow[] = [];
+    for (const r of replies) for (const row of r.rows ?? []) if (rows.length < max) rows.push(row);
+    return rows;
+  }
+
+  /**
+   * Posts a request to every running worker, wakes them (they see messages when their loop yields), and
+   * waits for every reply (bounded by the timeout). Rejects with the first error a worker reports.
+   */
+  private async ask(body: RequestBody): Promise<WorkerReply[]> {
+    if (this.stopping) throw new Error("workers are stopping");
+    const id = this.nextId++;
+    const targets = this.workers.map((_, i) => i).filter((i) => !this.ended.has(i));
+    const { promise, resolve } = Promise.withResolvers<WorkerReply[]>();
+    const req: Request = { replies: [], expected: targets.length, done: resolve };
+    this.requests.set(id, req);
+    for (const i of targets) {
+      this.workers[i].postMessage({ ...body, id } as ToWorker);
+      // Counted in the control words too: the worker keeps yielding until it has handled as many.
+      Atomics.add(this.controls[i], 2, 1);
+      this.wake(i);
+    }
+    if (targets.length === 0) resolve([]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`workers did not answer ${body.type} in time`)),
+        this.timeoutMs,
+      );
+    });
+    try {
+      const replies = await Promise.race([promise, late]);
+      const bad = replies.find((r) => r.error !== undefined);
+      if (bad) throw new Error(`worker ${bad.worker}: ${bad.error}`);
+      return replies.sort((a, b) => a.worker - b.worker);
+    } finally {
+      clearTimeout(timer);
+      this.requests.delete(id);
+    }
+  }
+
+  /**
    * Stops every worker (bounded by the timeout), terminates them and closes the wake eventfds; returns the
    * final counters of those that reported. Idempotent: later calls get the same answer.
    */
@@ -225,6 +309,11 @@ export class WorkerPool {
     } else if (m.type === "stopped") {
       this.finals.push(m.counters);
       this.end(worker);
+    } else if (m.type === "reply") {
+      const r = this.requests.get(m.id);
+      if (!r) return;
+      r.replies.push(m);
+      if (r.replies.length === r.expected) r.done(r.replies);
     } else if (m.type === "error") {
       this.fail(worker, new Error(`worker: ${m.message}`));
     }

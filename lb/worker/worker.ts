@@ -13,6 +13,7 @@
 /// <reference lib="deno.worker" />
 import type { GatewayConfig } from "../config.ts";
 import { Engine } from "../engine/engine.ts";
+import type { ConnectionRow } from "../stats.ts";
 import { HandoffRing } from "./handoff_ring.ts";
 import { eventfdSignal } from "../../base/sys/libc.ts";
 import { TUN_POLL_WOKEN, TunQueue } from "../tun/tun_device.ts";
@@ -32,8 +33,8 @@ export interface WorkerInit {
   /** The ISN secret shared by all workers and kept across restarts (isn_secret.ts). */
   isnSecret: Uint32Array;
   /**
-   * Control words shared with the main thread (Int32 × 2): [0] stop when non-zero, [1] id of the latest
-   * stats request. Read every loop turn, so stopping and stats never wait on message delivery to a thread
+   * Control words shared with the main thread (Int32 × 3): [0] stop when non-zero, [1] id of the latest
+   * stats request, [2] requests (reconfigure, health, reset, connections) posted so far. Read every loop turn, so stopping and stats never wait on message delivery to a thread
    * that is blocked in poll().
    */
   control: SharedArrayBuffer;
@@ -43,11 +44,29 @@ export interface WorkerInit {
   rings: (SharedArrayBuffer | null)[][];
 }
 
-/** Messages the main thread sends. */
+/** Messages the main thread sends; those with an `id` are answered with a {@link WorkerReply} of that id. */
 export type ToWorker =
   | { type: "init"; init: WorkerInit }
   | { type: "weight"; service: number; server: number; weight: number }
+  | { type: "reconfigure"; id: number; config: GatewayConfig }
+  | { type: "health"; id: number; service: string; server: string; up: boolean; reset: boolean }
+  | { type: "reset"; id: number; service: string; server?: string }
+  | { type: "connections"; id: number; max: number }
   | { type: "stop" };
+
+/** A worker's answer to a request: `error` when it failed, `rows` for a connections request. */
+export interface WorkerReply {
+  /** "reply". */
+  type: "reply";
+  /** The request's id. */
+  id: number;
+  /** The answering worker. */
+  worker: number;
+  /** Why the request failed (nothing was changed). */
+  error?: string;
+  /** Connections listed (a connections request). */
+  rows?: ConnectionRow[];
+}
 
 /** A read buffer: the largest IP packet plus room for the TOA the engine may insert. */
 const BUF_SIZE = 65536 + 64;
@@ -146,7 +165,7 @@ async function run(init: WorkerInit): Promise<void> {
     // A blocking poll on this worker's own thread (TunQueue.poll): no thread-pool hop and promise per
     // wake-up, which is most of the latency of a packet. The main thread writes this worker's eventfd after
     // changing the control words or posting a message, so the poll returns at once.
-    const ready = q.poll(POLL_MS);
+    const ready = q.poll(Atomics.load(ctl, 2) !== handled ? 0 : POLL_MS);
     runtime.loop_turns++;
     let t = now();
     if (Atomics.load(ctl, 0) !== 0) break;
@@ -155,9 +174,14 @@ async function run(init: WorkerInit): Promise<void> {
       statsId = wanted;
       self.postMessage({ type: "stats", id: wanted, counters: counters() });
     }
-    if (ready === 0 || (ready & TUN_POLL_WOKEN) !== 0 || t - lastYield >= 1) {
+    if (
+      ready === 0 || (ready & TUN_POLL_WOKEN) !== 0 || t - lastYield >= 1 || Atomics.load(ctl, 2) !== handled
+    ) {
       // Rare messages (weights) are delivered while the loop yields.
       await yieldToEventLoop();
+      // A request posted from the main thread is not always delivered in a MessageChannel turn; a timer
+      // turn delivers it. Only while one is outstanding, so hand-off wake-ups keep the cheap yield.
+      if (Atomics.load(ctl, 2) !== handled) await new Promise((r) => setTimeout(r, 0));
       lastYield = t = now();
       if (!running) break;
     }
@@ -205,13 +229,70 @@ async function run(init: WorkerInit): Promise<void> {
   self.postMessage({ type: "stopped", worker, counters: counters() });
 }
 
+let workerIndex = -1;
+/** Requests handled, against the count the pool posted (control word 2). */
+let handled = 0;
+
+/** Writes a packet the engine built on the control path (a reset) to this worker's queue. */
+function emit(b: Uint8Array, len: number): void {
+  const q = queue;
+  if (!q) return;
+  const frame = new Uint8Array(q.headroom + len);
+  frame.set(b.subarray(0, len), q.headroom);
+  if (q.write(frame, len, true, 0)) runtime.tx_packets++;
+  else runtime.tx_dropped++;
+}
+
+/** Resets the connections of `server` of `service` (every server of it when absent); returns how many. */
+function reset(e: Engine, service: string, server?: string): number {
+  const svc = e.serviceSlot(service);
+  if (svc < 0) throw new Error(`no service ${service}`);
+  if (server === undefined) {
+    let n = 0;
+    for (let j = 0; j < e.sets[svc].size; j++) n += e.resetServer(svc, j, emit);
+    return n;
+  }
+  const j = e.serverSlot(svc, server);
+  if (j < 0) throw new Error(`no server ${server} in ${service}`);
+  return e.resetServer(svc, j, emit);
+}
+
+/** Handles a request (control path, between loop turns) and posts its reply. */
+function request(m: Exclude<ToWorker, { type: "init" | "weight" | "stop" }>): void {
+  const reply: WorkerReply = { type: "reply", id: m.id, worker: workerIndex };
+  handled++;
+  try {
+    const e = engine;
+    if (!e) throw new Error("worker not started");
+    if (m.type === "reconfigure") {
+      e.reconfigure(m.config);
+    } else if (m.type === "health") {
+      const svc = e.serviceSlot(m.service);
+      const j = e.serverSlot(svc, m.server);
+      if (j < 0) throw new Error(`no server ${m.server} in ${m.service}`);
+      e.setServerUp(svc, j, m.up);
+      if (m.reset) e.resetServer(svc, j, emit);
+    } else if (m.type === "reset") {
+      reset(e, m.service, m.server);
+    } else {
+      reply.rows = e.connections(m.max);
+    }
+  } catch (err) {
+    reply.error = (err as Error).message;
+  }
+  self.postMessage(reply);
+}
+
 self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   if (m.type === "init") {
+    workerIndex = m.init.worker;
     run(m.init).catch((err) => self.postMessage({ type: "error", message: (err as Error).message }));
   } else if (m.type === "weight") {
     engine?.setWeight(m.service, m.server, m.weight);
   } else if (m.type === "stop") {
     running = false;
+  } else {
+    request(m);
   }
 };

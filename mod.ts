@@ -16,7 +16,8 @@
  */
 
 // The gateway.
-export { type GatewayOptions, readStats, runGateway } from "./lb/gateway.ts";
+export { type GatewayOptions, runGateway } from "./lb/gateway.ts";
+export { readStats } from "./lb/control/client.ts";
 export {
   ConfigError,
   DEFAULT_TIMEOUTS,

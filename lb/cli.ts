@@ -111,7 +111,7 @@ export async function lbMain(args: string[]): Promise<number> {
       console.log(JSON.stringify(await ask({ cmd: "stats" })));
       return 0;
     }
-    await runGateway(config, { onReady: (line) => console.log(line) });
+    await runGateway(config, { onReady: (line) => console.log(line), configPath: values.config });
     return 0;
   } catch (e) {
     const asking = values.list || values.stats || values.reload;

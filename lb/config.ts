@@ -78,7 +78,7 @@ export interface HealthCheckConfig {
   port?: number;
 }
 
-/** The defaults of {@link HealthCheckConfig} (an absent `healthCheck` is a TCP check with these). */
+/** The defaults of {@link HealthCheckConfig} (an absent `healthCheck` of a TCP service is a TCP check with these). */
 export const DEFAULT_HEALTH_CHECK: Readonly<HealthCheckConfig> = {
   type: "tcp",
   interval: 2,
@@ -244,9 +244,12 @@ const KNOWN_SERVICE = [
 const KNOWN_SERVER = ["address", "port", "weight"] as const;
 const KNOWN_HEALTH = ["type", "interval", "timeout", "rise", "fall", "path", "expectStatus", "port"] as const;
 
-/** Validates `services[i].healthCheck` (absent: the defaults). */
-function healthCheck(v: unknown, p: string): HealthCheckConfig {
-  if (v === undefined) return { ...DEFAULT_HEALTH_CHECK };
+/**
+ * Validates `services[i].healthCheck`. Absent: the TCP defaults for a TCP service, no check for a UDP one —
+ * a TCP connect to a UDP server's port says nothing about it (keepalived too checks UDP only when told how).
+ */
+function healthCheck(v: unknown, p: string, protocol: "tcp" | "udp"): HealthCheckConfig {
+  if (v === undefined) return { ...DEFAULT_HEALTH_CHECK, type: protocol === "udp" ? "none" : "tcp" };
   const f = `${p}healthCheck`;
   if (!isObj(v)) throw new ConfigError(f, `expected an object such as {"type": "tcp", "interval": 2}`);
   onlyKnown(v, KNOWN_HEALTH, `${f}.`);
@@ -424,7 +427,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
       scheduler,
       toa,
       realServers,
-      healthCheck: healthCheck(s.healthCheck, p),
+      healthCheck: healthCheck(s.healthCheck, p, protocol),
       onServerDown,
     };
   });

@@ -92,6 +92,9 @@ Deno.test("config: healthCheck defaults to a TCP check (interval 2, timeout 1, r
   });
   assert.equal(c.services[0].onServerDown, "keep");
   assert.equal(c.metrics, undefined, "no metrics page unless asked");
+  // A UDP service is not checked unless told how: a TCP connect says nothing of a UDP server.
+  const u = validateConfig({ ...minimal, services: [{ ...minimal.services[0], protocol: "udp" }] });
+  assert.equal(u.services[0].healthCheck.type, "none");
 });
 
 Deno.test("config: healthCheck keys are typed and validated", () => {

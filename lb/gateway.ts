@@ -11,15 +11,24 @@
  * the worker that owns its connection; where it cannot load, the workers hand packets to each other
  * through shared-memory rings (worker/handoff_ring.ts), counted.
  *
- * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGUSR2 prints stats on stderr (not SIGUSR1: Deno opens
- * the V8 inspector on 127.0.0.1:9229 when it gets SIGUSR1, so never send it one), and the unix
- * socket at `config.control` answers every connection with the stats as JSON (`mod.ts lb --stats`).
+ * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGHUP re-reads the config file and applies the
+ * difference (lb/control/reload.ts), SIGUSR2 prints stats on stderr (not SIGUSR1: Deno opens the V8 inspector
+ * on 127.0.0.1:9229 when it gets SIGUSR1, so never send it one). The unix socket at `config.control` answers
+ * one JSON request per connection (lb/control/server.ts: stats, connections, reload — `mod.ts lb --list …`),
+ * health checks (lb/health/) set servers' effective weights, `metrics` serves Prometheus text and a status
+ * page (lb/control/http.ts), and with NOTIFY_SOCKET set the gateway speaks sd_notify (READY, RELOADING,
+ * STOPPING, STATUS).
  *
  * @module
  */
-import type { GatewayConfig } from "./config.ts";
+import { type GatewayConfig, loadConfig } from "./config.ts";
+import { type MetricsServer, serveMetrics } from "./control/http.ts";
+import { planReload, reloadLine, serverKey, serviceKey } from "./control/reload.ts";
+import { notifyReady, notifyReloading, notifyStopping } from "./control/sd_notify.ts";
+import { serveControl } from "./control/server.ts";
+import { HealthMonitor, type HealthTarget } from "./health/monitor.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
-import { type EngineCounters, snapshot } from "./stats.ts";
+import { type EngineCounters, type GatewayStats, type ReloadStats, snapshot } from "./stats.ts";
 import {
   addRoute,
   linkUp,
@@ -43,6 +52,30 @@ export interface GatewayOptions {
   stop?: Promise<void>;
   /** Install signal handlers (default true). */
   signals?: boolean;
+  /** The file the config came from: a reload (SIGHUP, `--reload`) reads it again. */
+  configPath?: string;
+}
+
+/** The health-check targets of a configuration: every real server of every service. */
+function healthTargets(config: GatewayConfig): HealthTarget[] {
+  return config.services.flatMap((s) =>
+    s.realServers.map((r) => ({
+      service: serviceKey(s),
+      server: serverKey(r),
+      address: r.address,
+      port: r.port,
+      check: s.healthCheck,
+    }))
+  );
+}
+
+/** Tells systemd (when it supervises us) what is going on; a failure to tell is logged, never fatal. */
+function notify(send: () => boolean): void {
+  try {
+    send();
+  } catch (e) {
+    console.error(`fnat-lb notify error=${JSON.stringify((e as Error).message)}`);
+  }
 }
 
 /** Loads and attaches the steering program; returns "bpf", or "handoff" with the reason it could not. */
@@ -69,7 +102,9 @@ function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; r
  * Runs the gateway until stopped; throws (with a one-line reason) when the device, routes or workers fail.
  * A stop during start-up cuts it short: no routes, no ready line, the same teardown.
  */
-export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {}): Promise<void> {
+export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = {}): Promise<void> {
+  let config = initial;
+  const startedAt = Date.now();
   const dev = TunDevice.open({
     name: config.tun,
     queues: config.workers,
@@ -86,16 +121,67 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   };
   let pool: WorkerPool | undefined;
   let control: Deno.Listener | undefined;
+  let metrics: MetricsServer | undefined;
+  let health: HealthMonitor | undefined;
+  const reloads: ReloadStats = { ok: 0, failed: 0 };
+  const stats = async (): Promise<GatewayStats> =>
+    snapshot(config, await pool!.gather(), { health: health?.state(), reloads, startedAt });
   const printStats = () => {
-    pool?.gather().then((parts) => {
-      if (parts.length > 0) console.error(`fnat-lb stats ${JSON.stringify(snapshot(config, parts))}`);
-    });
+    if (pool) stats().then((s) => console.error(`fnat-lb stats ${JSON.stringify(s)}`)).catch(() => {});
   };
+  const summary = () =>
+    `${config.services.length} services, ${config.services.reduce((n, s) => n + s.realServers.length, 0)} ` +
+    `servers, ${reloads.ok} reloads`;
+
+  /** Starts (or moves) the metrics listener to what the config says. */
+  const placeMetrics = async () => {
+    const want = config.metrics;
+    const at = metrics?.addr;
+    if (want && at && at.hostname === want.address.text && at.port === want.port) return;
+    await metrics?.shutdown();
+    metrics = want ? serveMetrics({ hostname: want.address.text, port: want.port, stats }) : undefined;
+  };
+
+  /** Re-reads the config file and applies the difference; one line either way. Serialized. */
+  let reloading: Promise<{ ok: boolean; message: string }> = Promise.resolve({ ok: true, message: "" });
+  const reload = () => (reloading = reloading.then(reloadOnce, reloadOnce));
+  const reloadOnce = async (): Promise<{ ok: boolean; message: string }> => {
+    notify(() => notifyReloading());
+    let result: { ok: boolean; message: string };
+    try {
+      if (!opts.configPath) {
+        throw new Error("no config file to reload (the gateway was started from a value)");
+      }
+      const next = await loadConfig(opts.configPath);
+      const live = new Map((await stats()).pools.map((p) => [p.address, p.used]));
+      const plan = planReload(config, next, (a) => live.get(a) ?? 0);
+      if ("error" in plan) throw new Error(`config: ${plan.error}`);
+      await pool!.reconfigure(next);
+      for (const a of next.localAddresses) await addRoute(a, dev.name);
+      for (const s of next.services) await addRoute(s.vip, dev.name);
+      config = next;
+      health?.update(healthTargets(config));
+      await placeMetrics();
+      result = { ok: true, message: reloadLine(plan) };
+    } catch (e) {
+      result = { ok: false, message: `fnat-lb reload failed: ${(e as Error).message}` };
+    }
+    if (result.ok) reloads.ok++;
+    else reloads.failed++;
+    reloads.last = { at: new Date().toISOString(), ok: result.ok, message: result.message };
+    console.error(result.message);
+    notify(() => notifyReady(summary()));
+    return result;
+  };
+  const onHup = () => void reload();
+
   const signals = opts.signals ?? true;
   if (signals) {
     Deno.addSignalListener("SIGINT", requestStop);
     Deno.addSignalListener("SIGTERM", requestStop);
     Deno.addSignalListener("SIGUSR2", printStats);
+    // Before READY=1: systemd's ExecReload sends SIGHUP, whose default action would end the process.
+    Deno.addSignalListener("SIGHUP", onHup);
   }
   opts.stop?.then(requestStop);
   // Between the steps of start-up: give up on a stop, or on a worker that failed, before doing more.
@@ -127,14 +213,27 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
       await addRoute(a, dev.name);
     }
     const workers = pool;
-    const body = async () => JSON.stringify(snapshot(config, await workers.gather())) + "\n";
-    control = await listenControl(config.control, body);
+    health = new HealthMonitor(healthTargets(config));
+    health.onTransition((t) => {
+      const svc = config.services.find((s) => serviceKey(s) === t.service);
+      workers.setHealth(t.service, t.server, t.up, !t.up && svc?.onServerDown === "reset").catch((e) =>
+        console.error(`fnat-lb health apply_error=${JSON.stringify((e as Error).message)}`)
+      );
+    });
+    control = await serveControl(config.control, {
+      stats,
+      connections: (max) => workers.connections(max),
+      reload,
+    });
+    await placeMetrics();
     if (cut()) return false;
     const offloads = `0x${dev.offloads.toString(16)}`;
     opts.onReady?.(
       `fnat-lb ready tun=${dev.name} workers=${config.workers} steering=${steering.mode} offloads=${offloads} ` +
-        `services=${config.services.length} control=${config.control}`,
+        `services=${config.services.length} control=${config.control}` +
+        (config.metrics ? ` metrics=${metrics!.addr.hostname}:${metrics!.addr.port}` : ""),
     );
+    notify(() => notifyReady(summary()));
     return true;
   };
 
@@ -142,6 +241,10 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
   try {
     if (await startUp()) await Promise.race([stop.promise, pool!.failed]);
   } finally {
+    notify(() => notifyStopping());
+    await health?.stop();
+    await metrics?.shutdown();
+    control?.close();
     // Stop the workers first (they own the queues' fds while running), then close the device: its routes go
     // with it.
     finals = (await pool?.stop()) ?? [];
@@ -149,48 +252,15 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions = {
       Deno.removeSignalListener("SIGINT", requestStop);
       Deno.removeSignalListener("SIGTERM", requestStop);
       Deno.removeSignalListener("SIGUSR2", printStats);
+      Deno.removeSignalListener("SIGHUP", onHup);
     }
-    control?.close();
     await Deno.remove(config.control).catch(() => {});
     await dev.close();
   }
   if (pool?.failure) throw pool.failure;
   if (stopRequested && finals.length > 0) {
-    console.error(`fnat-lb stop tun=${config.tun} ${JSON.stringify(snapshot(config, finals))}`);
+    console.error(
+      `fnat-lb stop tun=${config.tun} ${JSON.stringify(snapshot(config, finals, { reloads, startedAt }))}`,
+    );
   }
-}
-
-/** Serves the stats on a unix socket: every connection gets one JSON document, then EOF. */
-async function listenControl(path: string, body: () => Promise<string>): Promise<Deno.Listener> {
-  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true });
-  await Deno.remove(path).catch(() => {});
-  const listener = Deno.listen({ transport: "unix", path });
-  (async () => {
-    for await (const conn of listener) {
-      body().then((text) => writeAll(conn, new TextEncoder().encode(text))).catch(() => {}).finally(() =>
-        conn.close()
-      );
-    }
-  })().catch(() => {});
-  return listener;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-}
-
-/** Reads the stats of a running gateway from its control socket. */
-export async function readStats(path: string): Promise<string> {
-  const conn = await Deno.connect({ transport: "unix", path });
-  const decoder = new TextDecoder();
-  const buf = new Uint8Array(65536);
-  let text = "";
-  try {
-    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-      text += decoder.decode(buf.subarray(0, n), { stream: true });
-    }
-  } finally {
-    conn.close();
-  }
-  return text + decoder.decode();
 }

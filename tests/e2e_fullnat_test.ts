@@ -50,6 +50,9 @@ function gatewayConfig(t: Topology): Record<string, unknown> {
     scheduler: "rr",
     toa: true,
     realServers: servers.map((address) => ({ address, port: 80, weight: 1 })),
+    // These tests judge every segment a real server sees; the gateway's own health-check connections (from
+    // its host address, tests/e2e_operate_test.ts) would be among them.
+    healthCheck: { type: "none" },
   });
   return {
     localAddresses: [...LOCAL4, ...LOCAL6],

@@ -65,6 +65,8 @@ function config(t: Topology): Record<string, unknown> {
     scheduler: "rr",
     ...(protocol === "tcp" ? { toa: true } : {}),
     realServers: [{ address: rs, port }],
+    // Every packet the real server sees is judged: the gateway's own health-check connections are off here.
+    healthCheck: { type: "none" },
   });
   return {
     localAddresses: LOCALS,

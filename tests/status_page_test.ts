@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { serveMetrics } from "../lb/control/http.ts";
-import type { GatewayStats } from "../lb/control/stats_types.ts";
+import type { GatewayStats } from "../lb/stats.ts";
 import { fakeStats } from "./helpers/fake_stats.ts";
 
 /** The Chromium binary: `$CHROMIUM`, else the first of the usual names on PATH; undefined when none is. */

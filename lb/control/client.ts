@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { GatewayStats } from "../stats.ts";
 
 /** A request to the running gateway. */
 export type ControlRequest =
@@ -157,4 +158,9 @@ export function parseRequest(line: string): ControlRequest | { error: string } {
     default:
       return { error: `unknown cmd ${JSON.stringify(o.cmd)}; known: stats, connections, reload` };
   }
+}
+
+/** The stats of the gateway whose control socket is `path` (GatewayStats v2, lb/stats.ts). */
+export async function readStats(path: string, opts: RequestOptions = {}): Promise<GatewayStats> {
+  return await request(path, { cmd: "stats" }, opts) as GatewayStats;
 }

@@ -16,7 +16,7 @@
  */
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { renderStatusPage } from "./status_page.ts";
-import type { GatewayStats } from "./stats_types.ts";
+import type { GatewayStats } from "../stats.ts";
 
 /** What {@link serveMetrics} takes. */
 export interface ServeMetricsOptions {

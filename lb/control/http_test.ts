@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fakeStats } from "../../tests/helpers/fake_stats.ts";
-import type { GatewayStats } from "./stats_types.ts";
+import type { GatewayStats } from "../stats.ts";
 import { serveMetrics } from "./http.ts";
 
 /** A listener on a free loopback port with a stats function that counts its calls. */

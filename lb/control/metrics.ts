@@ -28,7 +28,7 @@
  *
  * @module
  */
-import type { GatewayStats } from "./stats_types.ts";
+import type { GatewayStats } from "../stats.ts";
 
 /** The Content-Type of {@link renderMetrics}'s output. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { GatewayStats } from "./stats_types.ts";
+import type { GatewayStats } from "../stats.ts";
 
 /** How often the page's script fetches `stats.json`, in milliseconds. */
 export const STATUS_REFRESH_MS = 2000;

@@ -3,7 +3,7 @@
  * down and an IPv6 server, a draining IPv6 UDP service with a draining server and an unchecked one, two
  * workers, two local address pools, a failed last reload.
  */
-import type { GatewayStats, RealServerStats } from "../../lb/control/stats_types.ts";
+import type { GatewayStats, RealServerStats } from "../../lb/stats.ts";
 
 /** A real server's stats with zero traffic, overridden by `over`. */
 export function server(

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { request } from "../../lb/control/client.ts";
 import type { GatewayStats } from "../../lb/stats.ts";
 import { type Background, spawnBackground, type Stopped } from "./process.ts";
 
@@ -100,30 +101,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 }
 
-/** Reads one control-socket answer (the stats JSON) to EOF, bounded by `timeoutMs`. */
+/** Asks the gateway's control socket for its stats (lb/control/client.ts); the JSON text, bounded by `timeoutMs`. */
 export async function readControl(path: string, timeoutMs = 5_000): Promise<string> {
-  const conn = await Deno.connect({ transport: "unix", path });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    conn.close();
-  }, timeoutMs);
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  try {
-    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) chunks.push(buf.slice(0, n));
-  } catch (e) {
-    if (timedOut) throw new Error(`control socket ${path}: no complete answer within ${timeoutMs} ms`);
-    throw e;
-  } finally {
-    clearTimeout(timer);
-    if (!timedOut) conn.close();
-  }
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  return new TextDecoder().decode(all);
+  return JSON.stringify(await request(path, { cmd: "stats" }, { timeoutMs }));
 }

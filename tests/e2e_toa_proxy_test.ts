@@ -45,6 +45,8 @@ function gatewayConfig(rs1v4: string, rs1v6: string): Record<string, unknown> {
     scheduler: "rr",
     toa: true,
     realServers: [{ address: rs, port, weight: 1 }],
+    // The proxies' counters are judged connection by connection: no health-check connections among them.
+    healthCheck: { type: "none" },
   });
   return {
     localAddresses: [LOCAL4, LOCAL6],

@@ -28,103 +28,33 @@
  * virtual and destination, and its address columns widen to their longest entry (IPv6) instead of
  * overflowing.
  *
- * The types below are the parts of the contract's GatewayStats v2 (lb/stats.ts) that the listing reads;
- * a full GatewayStats is assignable to them.
+ * The types below are the parts of GatewayStats (lb/stats.ts) that the listing reads; a full GatewayStats is
+ * assignable to them.
  *
  * @module
  */
 
+import type {
+  ConnectionRow,
+  GatewayStats,
+  PoolStats,
+  RealServerStats,
+  ServiceStats,
+  TrafficStats,
+} from "../stats.ts";
+
 /** Traffic counters since start (a service's or a real server's). */
-export interface ListedTraffic {
-  /** Connections created (ipvsadm's Conns). */
-  connectionsTotal: number;
-  /** Packets client→server. */
-  packetsIn: number;
-  /** Packets server→client. */
-  packetsOut: number;
-  /** Bytes client→server. */
-  bytesIn: number;
-  /** Bytes server→client. */
-  bytesOut: number;
-}
-
+export type ListedTraffic = TrafficStats;
 /** A real server as listed. */
-export interface ListedServer extends ListedTraffic {
-  /** "198.18.3.10:80" / "[fd00:3::10]:80". */
-  server: string;
-  /** Configured weight. */
-  weight: number;
-  /** The weight the scheduler uses (0 when down or draining): ipvsadm's Weight column. */
-  effectiveWeight: number;
-  /** Health state. */
-  health: "up" | "down" | "unchecked";
-  /** Why the last transition happened. */
-  healthReason?: string;
-  /** Removed by a reload, connections still running. */
-  draining: boolean;
-  /** Established connections now. */
-  active: number;
-  /** Other live connections now. */
-  inactive: number;
-}
-
+export type ListedServer = Omit<RealServerStats, "address" | "port">;
 /** A service as listed. */
-export interface ListedService extends ListedTraffic {
-  /** "tcp 198.18.0.100:80": the key of the service. */
-  service: string;
-  /** "tcp" or "udp". */
-  protocol: "tcp" | "udp";
-  /** VIP text. */
-  vip: string;
-  /** Virtual port. */
-  port: number;
-  /** Scheduler name. */
-  scheduler: string;
-  /** Removed by a reload, connections still running. */
-  draining: boolean;
-  /** Its real servers. */
-  realServers: ListedServer[];
-}
-
+export type ListedService = Omit<ServiceStats, "realServers"> & { realServers: ListedServer[] };
 /** One local address's pool (dpvs's sa_used/sa_free/sa_miss). */
-export interface ListedPool {
-  /** The local address. */
-  address: string;
-  /** Ports in use. */
-  used: number;
-  /** Ports free. */
-  free: number;
-  /** Times no port was free. */
-  misses: number;
-}
-
-/** The stats the listings read: a subset of GatewayStats v2. */
-export interface ListedStats {
-  /** Live connection entries, all workers. */
-  activeConnections: number;
-  /** Services. */
-  services: ListedService[];
-  /** Local address pools. */
-  pools: ListedPool[];
-}
-
+export type ListedPool = PoolStats;
+/** The stats the listings read: the parts of GatewayStats that the listings use. */
+export type ListedStats = Pick<GatewayStats, "activeConnections" | "pools"> & { services: ListedService[] };
 /** One live connection (ipvsadm -Lnc with dpvs's local column). */
-export interface ListedConnection {
-  /** Protocol. */
-  proto: "tcp" | "udp";
-  /** State name such as "ESTABLISHED". */
-  state: string;
-  /** Seconds until it expires. */
-  expiresIn: number;
-  /** Client host:port. */
-  source: string;
-  /** VIP host:port. */
-  virtual: string;
-  /** Local address host:port. */
-  local: string;
-  /** Real server host:port. */
-  destination: string;
-}
+export type ListedConnection = ConnectionRow;
 
 /** Per-second rates of one service or real server (ipvsadm --rate: bytes, not bits, per second). */
 export interface Rate {

@@ -20,7 +20,7 @@
  * @module
  */
 import type { GatewayConfig } from "../config.ts";
-import type { EngineCounters } from "../stats.ts";
+import type { ConnectionRow, EngineCounters } from "../stats.ts";
 import { hostPort, type IpAddress } from "../../base/addr.ts";
 import { formatIpv4 } from "../../base/packet/ipv4.ts";
 import { formatIpv6 } from "../../base/packet/ipv6.ts";
@@ -554,9 +554,9 @@ export class Engine {
   }
 
   /** Up to `max` live connections, as ipvsadm -Lnc lists them with dpvs's local column (control path). */
-  connections(max = 10000): ConnectionInfo[] {
+  connections(max = 10000): ConnectionRow[] {
     const conns = this.conns;
-    const out: ConnectionInfo[] = [];
+    const out: ConnectionRow[] = [];
     for (let id = 0; id < conns.capacity && out.length < max && out.length < conns.size; id++) {
       if (!conns.isLive(id)) continue;
       const fam = conns.family[id];
@@ -1223,24 +1223,6 @@ export class Engine {
     this.counters.events[C.EV_ICMP_TRANSLATED]++;
     return len;
   }
-}
-
-/** A live connection as {@link Engine.connections} lists it (the ConnectionRow of lb/stats.ts). */
-export interface ConnectionInfo {
-  /** "tcp" or "udp". */
-  proto: "tcp" | "udp";
-  /** State as ipvsadm shows it: "ESTABLISHED", "SYN_SENT", …, "UDP". */
-  state: string;
-  /** Seconds until the entry expires unless a packet comes. */
-  expiresIn: number;
-  /** Client host:port. */
-  source: string;
-  /** VIP:vport. */
-  virtual: string;
-  /** Local address:port. */
-  local: string;
-  /** Real server host:port. */
-  destination: string;
 }
 
 /** A copy of typed array `a` with room for `n` elements (control path). */

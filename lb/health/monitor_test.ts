@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { parseIpAddress } from "../../base/addr.ts";
 import { prng } from "../../tests/helpers/prng.ts";
-import type { HealthCheckConfig } from "../config.ts";
+import { DEFAULT_HEALTH_CHECK, type HealthCheckConfig } from "../config.ts";
 import { HealthMonitor, type HealthTarget, type HealthTimers, type HealthTransition } from "./monitor.ts";
 import type { ProbeResult } from "./probe.ts";
 
@@ -45,15 +45,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 32; i++) await Promise.resolve();
 }
 
-const CHECK: HealthCheckConfig = {
-  type: "tcp",
-  interval: 2,
-  timeout: 1,
-  rise: 2,
-  fall: 2,
-  path: "/",
-  expectStatus: 200,
-};
+const CHECK: HealthCheckConfig = { ...DEFAULT_HEALTH_CHECK };
 
 function target(i: number, check: Partial<HealthCheckConfig> = {}): HealthTarget {
   return {

@@ -248,7 +248,7 @@ async function pidsIn(ns: string): Promise<number[]> {
 }
 
 Deno.test("gateway health, onServerDown reset: a hung server's connection is reset; all down → RST at once", async () => {
-  const big = new Uint8Array(8 * 1024 * 1024);
+  const big = new Uint8Array(32 * 1024 * 1024); // past the socket buffers: still sending when it hangs
   await withLab({
     rs: 2,
     files: (i) => ({ "index.html": `rs${i + 1}\n`, "health": "ok\n", "big.bin": big }),

@@ -76,7 +76,7 @@ async function scrape(lab: Lab, path: string, extra: string[] = []) {
 Deno.test("metrics: GET /metrics from the client namespace matches the traffic sent; POST is 405", async () => {
   await withLab({
     rs: 2,
-    files: (i) => ({ "index.html": `rs${i + 1}\n`, "big.bin": new Uint8Array(4 * 1024 * 1024) }),
+    files: (i) => ({ "index.html": `rs${i + 1}\n`, "big.bin": new Uint8Array(32 * 1024 * 1024) }),
     gateway: (t) => ({
       localAddresses: ["198.18.2.1"],
       metrics: `${t.gwCliIp4}:${PORT}`,

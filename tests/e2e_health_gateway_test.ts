@@ -4,8 +4,9 @@
  * (one transition line with reason `refused`; the time from the kill to the last new connection that still
  * reached it is measured and printed); every new connection after that goes to the other; starting nginx
  * again brings it back after `rise` checks. With HTTP checks, a check page answering 503 takes a server down
- * with reason `status 503`. With `onServerDown: "reset"`, a long download from a server that hangs is reset
- * at once when it goes down, not left hanging. With every server down, a new connection is refused by the
+ * with reason `status 503`. A server that hangs (SIGSTOP) under a long download goes down with reason
+ * `timeout`; with `onServerDown: "reset"` the download's connection is reset at once (the RST is timed at
+ * the client's kernel), not left hanging; with `keep` it stays open. With every server down, a new connection is refused by the
  * gateway at once (a RST, counted as `no_real_server`), not left to time out.
  *
  * @module
@@ -247,12 +248,13 @@ async function pidsIn(ns: string): Promise<number[]> {
   return new TextDecoder().decode(out.stdout).split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
 }
 
-Deno.test("gateway health, onServerDown reset: a hung server's connection is reset; all down → RST at once", async () => {
+/** A server hangs under a long download: `reset` ends its connection at once, `keep` leaves it; then all down. */
+async function hungServer(mode: "keep" | "reset") {
   const big = new Uint8Array(32 * 1024 * 1024); // past the socket buffers: still sending when it hangs
   await withLab({
     rs: 2,
     files: (i) => ({ "index.html": `rs${i + 1}\n`, "health": "ok\n", "big.bin": big }),
-    gateway: (t) => config(t.rsIp4, { type: "http", path: "/health" }, "reset"),
+    gateway: (t) => config(t.rsIp4, { type: "http", path: "/health" }, mode),
   }, async (lab) => {
     const t = lab.t;
     const gw = lab.gw!;
@@ -297,23 +299,40 @@ Deno.test("gateway health, onServerDown reset: a hung server's connection is res
     const established = async () =>
       (await nsExec(t.nsCli, ["ss", "-Htn", "state", "established", "dst", `${VIP}:80`], 10_000)).stdout
         .split("\n").filter((l) => l.trim() !== "").length;
-    await waitUntil(async () => (await established()) === 1, "one client connection reset", 15_000, 20);
-    const resetMs = performance.now() - hung;
-    await waitUntil(() => !a.running() || !b.running(), "one download ends", 60_000);
-    const curlMs = performance.now() - hung;
-    const [gone, alive] = a.running() ? [b, a] : [a, b];
-    assert.ok(alive.running(), "the download from rs1 goes on");
-    assert.match(gone.stderr(), /reset by peer|Recv failure/i, gone.stderr());
-    assert.deepEqual(transitions(gw.process.stderr(), rs2), [{ state: "down", reason: "timeout" }]);
-    assert.equal((await server(lab, 1)).active, 0, "the gateway ended its connection");
     const bound = (INTERVAL * (FALL + 1) + TIMEOUT) * 1000 * 2 + 1000;
-    console.log(
-      `reset: server hung → the client's connection reset after ${Math.round(resetMs)} ms (interval ` +
-        `${INTERVAL} s × fall ${FALL}, timeout ${TIMEOUT} s; bound ${bound}); curl exits after ` +
-        `${Math.round(curlMs)} ms: ${gone.stderr().trim()}`,
-    );
-    assert.ok(resetMs <= bound, `reset after ${resetMs} ms`);
-    resume();
+    let alive: typeof a;
+    if (mode === "keep") {
+      await gw.process.waitFor(() => transitions(gw.process.stderr(), rs2).length > 0, "rs2 down", bound);
+      const downMs = performance.now() - hung;
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal(await established(), 2, "keep: the hung server's connection is left open");
+      assert.equal((await server(lab, 1)).active, 1, "keep: the gateway keeps its entry");
+      assert.ok(a.running() && b.running(), "keep: both downloads go on");
+      console.log(
+        `keep: server hung → down after ${Math.round(downMs)} ms; its connection still open 1.5 s later`,
+      );
+      alive = a;
+      resume();
+      lab.defer(() => b.stop("SIGKILL", 2_000));
+    } else {
+      await waitUntil(async () => (await established()) === 1, "one client connection reset", 15_000, 20);
+      const resetMs = performance.now() - hung;
+      await waitUntil(() => !a.running() || !b.running(), "one download ends", 60_000);
+      const curlMs = performance.now() - hung;
+      const [gone, other] = a.running() ? [b, a] : [a, b];
+      alive = other;
+      assert.ok(alive.running(), "the download from rs1 goes on");
+      assert.match(gone.stderr(), /reset by peer|Recv failure/i, gone.stderr());
+      assert.equal((await server(lab, 1)).active, 0, "the gateway ended its connection");
+      console.log(
+        `reset: server hung → the client's connection reset after ${Math.round(resetMs)} ms (interval ` +
+          `${INTERVAL} s × fall ${FALL}, timeout ${TIMEOUT} s; bound ${bound}); curl exits after ` +
+          `${Math.round(curlMs)} ms: ${gone.stderr().trim()}`,
+      );
+      assert.ok(resetMs <= bound, `reset after ${resetMs} ms`);
+      resume();
+    }
+    assert.deepEqual(transitions(gw.process.stderr(), rs2), [{ state: "down", reason: "timeout" }]);
 
     // Every server down: a new connection is refused by the gateway at once.
     await alive.stop("SIGKILL", 2_000);
@@ -329,4 +348,12 @@ Deno.test("gateway health, onServerDown reset: a hung server's connection is res
     assert.ok(r.ms < 2_000, `refused after ${r.ms} ms`);
     assert.ok(dropsAfter > dropsBefore, `no_real_server ${dropsBefore} → ${dropsAfter}`);
   });
+}
+
+Deno.test("gateway health, onServerDown keep: a hung server's connection is left alone; all down → RST at once", async () => {
+  await hungServer("keep");
+});
+
+Deno.test("gateway health, onServerDown reset: a hung server's connection is reset; all down → RST at once", async () => {
+  await hungServer("reset");
 });

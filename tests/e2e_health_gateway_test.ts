@@ -113,7 +113,7 @@ async function curl(lab: Lab, args: string[], timeoutMs = 15_000) {
 async function deathAndReturn(type: "tcp" | "http") {
   await withLab({
     rs: 2,
-    files: (i) => ({ "index.html": `rs${i + 1}\n`, "health": "ok\n" }),
+    files: (i) => ({ "index.html": `rs${i + 1}\n`, "health": "ok\n", "ab.bin": new Uint8Array(32 * 1024) }),
     gateway: (t) => config(t.rsIp4, { type, path: "/health" }),
   }, async (lab) => {
     const t = lab.t;
@@ -128,10 +128,21 @@ async function deathAndReturn(type: "tcp" | "http") {
     const probeFile = `${lab.dir}/probe.py`;
     await Deno.writeTextFile(probeFile, PROBE);
     const probe = spawnIn(lab, t.nsCli, ["python3", probeFile, VIP, "80", "6", "0.01"]);
-    const ab = spawnIn(lab, t.nsCli, ["ab", "-r", "-s", "5", "-n", "5000", "-c", "2", `http://${VIP}/`]);
+    const ab = spawnIn(lab, t.nsCli, [
+      "ab",
+      "-r",
+      "-s",
+      "5",
+      "-n",
+      "5000",
+      "-c",
+      "2",
+      `http://${VIP}/ab.bin`,
+    ]);
     await new Promise((r) => setTimeout(r, 1_000));
 
     const kill = Date.now();
+    const abSpans = ab.running();
     await lab.nginx[1].stop();
     await gw.process.waitFor(() => transitions(gw.process.stderr(), rs2).length > 0, "rs2 down", 10_000);
     const detected = Date.now();
@@ -163,7 +174,9 @@ async function deathAndReturn(type: "tcp" | "http") {
         `kill → last new ` +
         `connection to the dead server ${Math.round(reachedMs)} ms; probe ${attempts.length} connections, ` +
         `${failed.length} failed (${[...new Set(failed.map((f) => f.err))].join("; ")}); ab complete ` +
-        `${abDone}, failed ${abFailed}${abAbort ? ` (${abAbort})` : ""}`,
+        `${abDone}, failed ${abFailed}${abAbort ? ` (${abAbort})` : ""}${
+          abSpans ? "" : " (ab ended before the kill)"
+        }`,
     );
     const bound = (INTERVAL * (FALL + 1) + TIMEOUT) * 1000 * 2 + 500; // generous: others share the CPUs
     assert.ok(downMs <= bound, `down after ${downMs} ms, over ${bound}`);

@@ -281,7 +281,7 @@ async function hungServer(mode: "keep" | "reset") {
         "-o",
         "/dev/null",
         "--limit-rate",
-        "100k",
+        "1m",
         "-w",
         "%{http_code} %{size_download}\n",
         `http://${VIP}/big.bin`,

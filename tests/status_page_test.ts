@@ -3,8 +3,8 @@
  * inline script fetches `stats.json` and re-renders, and the DOM Chromium dumps must show what the latest
  * fetch said — a server going down, then coming back — with rates from two samples. (The render without
  * JavaScript is the HTTP body itself, checked in lb/control: headless Chromium's --dump-dom returns nothing
- * with scripts disabled.) A screenshot is taken too (to `FNAT_LB_SCREENSHOT` if set, which is how
- * `docs/status-page.png` is made, else to a temporary file).
+ * with scripts disabled.) A screenshot is taken too (to `FNAT_LB_SCREENSHOT_FAKE` if set, else to a
+ * temporary file); `docs/status-page.png` is the real gateway's page, made by tests/e2e_status_page_test.ts.
  *
  * Chromium comes from `netns-scripts/setup-host.sh`. Where it is missing the test is skipped with the reason
  * printed — except under CI (`CI` set), where a missing browser fails the run.
@@ -134,7 +134,7 @@ Deno.test({
 
       await t.step("a 1200x800 screenshot", async () => {
         [calls, first, later] = [0, "down", "down"];
-        const out = Deno.env.get("FNAT_LB_SCREENSHOT") ?? await Deno.makeTempFile({ suffix: ".png" });
+        const out = Deno.env.get("FNAT_LB_SCREENSHOT_FAKE") ?? await Deno.makeTempFile({ suffix: ".png" });
         await Deno.remove(out).catch(() => {});
         await runChromium(url, [`--screenshot=${out}`, "--window-size=1200,800"]);
         const png = await Deno.readFile(out);
@@ -142,7 +142,7 @@ Deno.test({
         const ihdr = new DataView(png.buffer, png.byteOffset + 16, 8);
         assert.deepEqual([ihdr.getUint32(0), ihdr.getUint32(4)], [1200, 800]);
         assert.ok(png.length > 20_000, "not a blank page");
-        if (!Deno.env.get("FNAT_LB_SCREENSHOT")) await Deno.remove(out);
+        if (!Deno.env.get("FNAT_LB_SCREENSHOT_FAKE")) await Deno.remove(out);
       });
     } finally {
       await srv.shutdown();

@@ -117,8 +117,6 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
     const iperfd = spawnIn(lab, lab.t.nsRs[0], ["iperf3", "-s", "-B", rs1, "-p", "5201"]);
     await waitListening(lab.t.nsRs[0], [`${rs1}:5201`], iperfd, "iperf3 -s");
 
-    const ab = spawnIn(lab, lab.t.nsCli, ["ab", "-n", "20000", "-c", "20", "-s", "20", httpUrl(VIP)]);
-    await ab.waitFor(() => ab.stderr().includes("Completed 2000 requests"), "ab's first 2000", 120_000);
     const iperfStart = performance.now();
     const at: string[] = [];
     const mark = (what: string) =>
@@ -144,6 +142,11 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
       20_000,
     );
 
+    const ab = spawnIn(lab, lab.t.nsCli, ["ab", "-n", "20000", "-c", "20", "-s", "20", httpUrl(VIP)]);
+    await ab.waitFor(() => ab.stderr().includes("Completed 2000 requests"), "ab's first 2000", 120_000);
+    // The reloads, spread over the stream's seconds.
+    const pause = () => new Promise((r) => setTimeout(r, 700));
+
     // 1: rs3 added, by --reload; it takes connections while ab runs.
     await rewrite(lab, cfg[1]);
     const line1 = await cliReload(lab);
@@ -155,6 +158,7 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
       30_000,
     );
 
+    await pause();
     // 2: rs2 removed and weights changed, by SIGHUP; rs2 drains.
     await rewrite(lab, cfg[2]);
     const line2 = await sighup(lab);
@@ -163,6 +167,7 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
     assert.ok(line2.includes(`removed="${http} ${rs2}:80"`), line2);
     const rs2AtRemoval = server(await lab.gw!.stats(), http, `${rs2}:80`);
 
+    await pause();
     // 3: a service added, by --reload; it answers.
     await rewrite(lab, cfg[3]);
     const line3 = await cliReload(lab);
@@ -176,6 +181,7 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
     assert.ok(added.success, `curl ${VIP_ADDED}: ${added.stderr}`);
     assert.equal(added.stdout, "rs1\n");
 
+    await pause();
     // 4: weights, by SIGHUP.
     await rewrite(lab, cfg[4]);
     const line4 = await sighup(lab);
@@ -238,5 +244,136 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
     assert.equal(reloadLines(lab).filter((l) => l.startsWith("fnat-lb reloaded")).length, 4);
     assert.equal(end.reloads.ok, 4);
     assert.equal(end.reloads.failed, 0);
+  });
+});
+
+/** What a configuration decides in a stats snapshot: services, schedulers, servers, weights, pools. */
+function shape(s: GatewayStats): unknown {
+  return {
+    services: s.services.map((x) => ({
+      service: x.service,
+      scheduler: x.scheduler,
+      draining: x.draining,
+      servers: x.realServers.map((r) => [r.server, r.weight, r.effectiveWeight, r.draining]),
+    })),
+    pools: s.pools.map((p) => p.address),
+  };
+}
+
+/** `n` requests to the VIP, one connection each; the bodies in order. */
+async function requests(lab: Lab, n: number): Promise<string[]> {
+  const bodies: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await nsExec(lab.t.nsCli, ["curl", "-sS", "--fail", "--max-time", "10", httpUrl(VIP)], 15_000);
+    assert.ok(r.success, `curl ${VIP}: ${r.stderr}`);
+    bodies.push(r.stdout);
+  }
+  return bodies;
+}
+
+Deno.test("e2e reload: a bad file, or one changing what cannot change live, is refused by name and changes nothing", async () => {
+  const good = (t: Topology): Raw => ({
+    localAddresses: LOCAL4,
+    services: [service(VIP, 80, [[t.rsIp4[0], 1], [t.rsIp4[1], 1]])],
+  });
+  await withLab({ gateway: good }, async (lab) => {
+    const path = lab.gw!.configPath;
+    const ok = await lb(lab, "--check");
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), `fnat-lb: config ${path} ok (1 service, 2 servers)`);
+    assert.deepEqual((await requests(lab, 4)).sort(), ["rs1\n", "rs1\n", "rs2\n", "rs2\n"]);
+    const before = await lab.gw!.stats();
+    const cfg = good(lab.t);
+    const svc = (cfg.services as Raw[])[0];
+    const rsList = svc.realServers as Raw[];
+
+    // A misspelled key: --check and --reload exit 1 naming it; SIGHUP logs the failure and the gateway runs on.
+    const misspelled = {
+      ...cfg,
+      services: [{ ...svc, realServers: [{ ...rsList[0], wieght: 2 }, rsList[1]] }],
+    };
+    await rewrite(lab, misspelled);
+    const check = await lb(lab, "--check");
+    assert.equal(check.code, 1, check.stdout);
+    assert.match(
+      check.stderr,
+      /services\[0\]\.realServers\[0\]\.wieght: unknown key \(did you mean "weight"\?\)/,
+    );
+    const cli = await lb(lab, "--reload");
+    assert.equal(cli.code, 1, cli.stdout);
+    assert.match(cli.stderr, /wieght/);
+    const hup = await sighup(lab);
+    console.log(`SIGHUP, misspelled key: ${hup}`);
+    assert.match(hup, /^fnat-lb reload failed: .*services\[0\]\.realServers\[0\]\.wieght: unknown key/);
+
+    // A bad port.
+    await rewrite(lab, { ...cfg, services: [{ ...svc, port: 70000 }] });
+    const port = await lb(lab, "--reload");
+    assert.equal(port.code, 1, port.stdout);
+    assert.match(port.stderr, /services\[0\]\.port/);
+    const check2 = await lb(lab, "--check");
+    assert.equal(check2.code, 1);
+    assert.match(await sighup(lab), /^fnat-lb reload failed: .*services\[0\]\.port/);
+
+    // What only a restart changes: the gateway itself refuses it, by name.
+    for (const [key, value] of [["tun", "flnotthis"], ["workers", 2]] as const) {
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify({ ...cfg, tun: lab.gw!.tun, control: lab.gw!.control, [key]: value }),
+      );
+      const r = await lb(lab, "--reload");
+      console.log(`--reload, ${key} changed: ${r.stderr.trim()}`);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^fnat-lb: reload failed: fnat-lb reload failed: config: ${key} cannot change while the gateway runs \\(restart it\\)`,
+        ),
+      );
+    }
+
+    // A local address with live connections cannot go: hold connections open, remove the address they use.
+    const hold = spawnIn(lab, lab.t.nsCli, [
+      "python3",
+      "-c",
+      `import socket, time\nss = [socket.create_connection(("${VIP}", 80)) for _ in range(4)]\nprint("held", flush=True)\ntime.sleep(30)`,
+    ]);
+    await hold.waitFor(() => hold.stdout().includes("held"), "held connections", 10_000);
+    let busy = "";
+    await waitUntil(
+      async () => {
+        busy = (await lab.gw!.stats()).pools.find((p) => p.used > 0)?.address ?? "";
+        return busy !== "";
+      },
+      "a local address in use",
+      10_000,
+      200,
+    );
+    await rewrite(lab, { ...cfg, localAddresses: LOCAL4.filter((a) => a !== busy) });
+    const local = await lb(lab, "--reload");
+    console.log(`--reload, ${busy} removed: ${local.stderr.trim()}`);
+    assert.equal(local.code, 1, local.stdout);
+    assert.match(
+      local.stderr,
+      new RegExp(
+        `localAddresses: ${busy.replaceAll(".", "\\.")} cannot be removed while it has \\d+ connections`,
+      ),
+    );
+    await hold.stop("SIGKILL", 1_000);
+
+    // Nothing changed: same services, servers, weights and pools; traffic still served by both servers.
+    const after = await lab.gw!.stats();
+    assert.deepEqual(shape(after), shape(before));
+    assert.equal(after.reloads.ok, 0);
+    assert.equal(after.reloads.failed, 5, JSON.stringify(after.reloads)); // 2 SIGHUPs + tun + workers + local
+    assert.ok(lab.gw!.process.running(), "the gateway exited");
+    assert.deepEqual((await requests(lab, 4)).sort(), ["rs1\n", "rs1\n", "rs2\n", "rs2\n"]);
+    const served = (await lab.gw!.stats()).services[0].connectionsTotal;
+    assert.ok(served >= before.services[0].connectionsTotal + 4 + 4, `connections: ${served}`);
+
+    // And the good file still applies.
+    await rewrite(lab, cfg);
+    assert.equal((await lb(lab, "--check")).code, 0);
+    assert.match(await cliReload(lab), /reloaded services=1 servers=2 added=- removed=- changed=-/);
   });
 });

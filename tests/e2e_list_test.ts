@@ -141,6 +141,8 @@ Deno.test("e2e list: --list, --stats, --pools, --rate, --connections and --json 
     assert.deepEqual(rows[4], ["->", `${rs1}:80`, ...fig(svc.realServers[0])]);
     assert.deepEqual(rows[5], ["->", `${rs2}:80`, ...fig(svc.realServers[1])]);
     assert.deepEqual(rows[6], ["TCP", `${VIP_UNCHECKED}:80`, "0", "0", "0", "0", "0"]);
+    const sjson = JSON.parse(await lb(lab, "--list", "--stats", "--json")) as GatewayStats;
+    assert.deepEqual(sjson.services.map(fig), json.services.map(fig));
     assert.equal(svc.connectionsTotal, 6);
     assert.deepEqual(svc.realServers.map((r) => r.connectionsTotal), [3, 3]);
     // Each HTTP/1.1 exchange: SYN, ACK, request, ACKs, FIN — at least 4 segments each way, 40+ bytes each.

@@ -166,6 +166,14 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
     assert.match(line2, /^fnat-lb reloaded /, line2);
     assert.ok(line2.includes(`removed="${http} ${rs2}:80"`), line2);
     const rs2AtRemoval = server(await lab.gw!.stats(), http, `${rs2}:80`);
+    const listing = await lb(lab, "--list");
+    assert.equal(listing.code, 0, listing.stderr);
+    assert.match(listing.stdout, new RegExp(`^TCP  ${VIP}:80 wrr$`, "m"), listing.stdout);
+    assert.match(
+      listing.stdout,
+      new RegExp(`^  -> ${rs2}:80 +FullNat 0 +\\d+ +\\d+ +unchecked draining$`, "m"),
+    );
+    assert.match(listing.stdout, new RegExp(`^  -> ${rs3}:80 +FullNat 2 +\\d+ +\\d+ +unchecked$`, "m"));
 
     await pause();
     // 3: a service added, by --reload; it answers.
@@ -233,6 +241,13 @@ Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, r
     }
     const rs3End = server(end, http, `${rs3}:80`)!;
     const rs1End = server(end, http, `${rs1}:80`)!;
+    assert.deepEqual([rs1End.weight, rs3End.weight, rs1End.effectiveWeight, rs3End.effectiveWeight], [
+      3,
+      3,
+      3,
+      3,
+    ]);
+    assert.equal(end.services.find((x) => x.service === http)!.scheduler, "wrr");
     console.log(
       `connections: rs1=${rs1End.connectionsTotal} rs2=${rs2AtRemoval.connectionsTotal} rs3=${rs3End.connectionsTotal}`,
     );
@@ -356,7 +371,9 @@ Deno.test("e2e reload: a bad file, or one changing what cannot change live, is r
     assert.match(
       local.stderr,
       new RegExp(
-        `localAddresses: ${busy.replaceAll(".", "\\.")} cannot be removed while it has \\d+ connections`,
+        `^fnat-lb: reload failed: config: localAddresses: ${
+          busy.replaceAll(".", "\\.")
+        } cannot be removed while it has \\d+ connections`,
       ),
     );
     await hold.stop("SIGKILL", 1_000);

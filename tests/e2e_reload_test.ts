@@ -82,9 +82,10 @@ function server(s: GatewayStats, svc: string, rs: string): RealServerStats | und
 }
 
 /** The reload test's configurations, step by step. */
-function steps(t: Topology): Raw[] {
+function steps(t: Topology, workers: number): Raw[] {
   const [rs1, rs2, rs3] = t.rsIp4;
   const base = (http: Raw, ...more: Raw[]) => ({
+    workers,
     localAddresses: LOCAL4,
     // Closed connections linger 5 s, not IPVS's 2 min: the drained server's entries end within the test.
     timeouts: { finWait: 5, timeWait: 5 },
@@ -109,153 +110,164 @@ function iperfIntervals(json: string): number[] {
   return report.intervals.map((i) => i.sum.bits_per_second);
 }
 
-Deno.test("e2e reload: four reloads under ab and iperf3 — 0 failed requests, rs3 added, rs2 drained, stream kept", async () => {
-  await withLab({ rs: 3, gateway: (t) => steps(t)[0] }, async (lab) => {
-    const cfg = steps(lab.t);
-    const [rs1, rs2, rs3] = lab.t.rsIp4;
-    const http = `tcp ${VIP}:80`;
-    const iperfd = spawnIn(lab, lab.t.nsRs[0], ["iperf3", "-s", "-B", rs1, "-p", "5201"]);
-    await waitListening(lab.t.nsRs[0], [`${rs1}:5201`], iperfd, "iperf3 -s");
+for (const workers of [1, 2]) {
+  Deno.test(`e2e reload (workers=${workers}): four reloads under ab and iperf3 — 0 failed, rs3 added, rs2 drained, stream kept`, async () => {
+    await withLab({ rs: 3, gateway: (t) => steps(t, workers)[0] }, async (lab) => {
+      const cfg = steps(lab.t, workers);
+      console.log(lab.gw!.readyLine);
+      const [rs1, rs2, rs3] = lab.t.rsIp4;
+      const http = `tcp ${VIP}:80`;
+      const iperfd = spawnIn(lab, lab.t.nsRs[0], ["iperf3", "-s", "-B", rs1, "-p", "5201"]);
+      await waitListening(lab.t.nsRs[0], [`${rs1}:5201`], iperfd, "iperf3 -s");
 
-    const iperfStart = performance.now();
-    const at: string[] = [];
-    const mark = (what: string) =>
-      at.push(`${what}@${((performance.now() - iperfStart) / 1000).toFixed(1)}s`);
-    const iperf = spawnIn(lab, lab.t.nsCli, [
-      "iperf3",
-      "-c",
-      VIP_IPERF,
-      "-p",
-      "5201",
-      "-t",
-      "12",
-      "-i",
-      "1",
-      "-J",
-    ]);
-    await waitUntil(
-      async () => {
-        const s = await lab.gw!.stats();
-        return (s.services.find((x) => x.service === `tcp ${VIP_IPERF}:5201`)?.bytesIn ?? 0) > 1_000_000;
-      },
-      "iperf3 bytes through the VIP",
-      20_000,
-    );
+      const iperfStart = performance.now();
+      const at: string[] = [];
+      const mark = (what: string) =>
+        at.push(`${what}@${((performance.now() - iperfStart) / 1000).toFixed(1)}s`);
+      const iperf = spawnIn(lab, lab.t.nsCli, [
+        "iperf3",
+        "-c",
+        VIP_IPERF,
+        "-p",
+        "5201",
+        "-t",
+        "12",
+        "-i",
+        "1",
+        "-J",
+      ]);
+      await waitUntil(
+        async () => {
+          const s = await lab.gw!.stats();
+          return (s.services.find((x) => x.service === `tcp ${VIP_IPERF}:5201`)?.bytesIn ?? 0) > 1_000_000;
+        },
+        "iperf3 bytes through the VIP",
+        20_000,
+      );
 
-    const ab = spawnIn(lab, lab.t.nsCli, ["ab", "-n", "20000", "-c", "20", "-s", "20", httpUrl(VIP)]);
-    await ab.waitFor(() => ab.stderr().includes("Completed 2000 requests"), "ab's first 2000", 120_000);
-    // The reloads, spread over the stream's seconds.
-    const pause = () => new Promise((r) => setTimeout(r, 700));
+      const ab = spawnIn(lab, lab.t.nsCli, ["ab", "-n", "20000", "-c", "20", "-s", "20", httpUrl(VIP)]);
+      await ab.waitFor(() => ab.stderr().includes("Completed 2000 requests"), "ab's first 2000", 120_000);
+      // The reloads, spread over the stream's seconds.
+      const pause = () => new Promise((r) => setTimeout(r, 700));
 
-    // 1: rs3 added, by --reload; it takes connections while ab runs.
-    await rewrite(lab, cfg[1]);
-    const line1 = await cliReload(lab);
-    mark("1:--reload");
-    assert.ok(line1.includes(`added="${http} ${rs3}:80"`), line1);
-    await waitUntil(
-      async () => (server(await lab.gw!.stats(), http, `${rs3}:80`)?.connectionsTotal ?? 0) > 20,
-      "rs3 taking connections",
-      30_000,
-    );
+      // 1: rs3 added, by --reload; it takes connections while ab runs.
+      await rewrite(lab, cfg[1]);
+      const line1 = await cliReload(lab);
+      mark("1:--reload");
+      assert.ok(line1.includes(`added="${http} ${rs3}:80"`), line1);
+      await waitUntil(
+        async () => (server(await lab.gw!.stats(), http, `${rs3}:80`)?.connectionsTotal ?? 0) > 20,
+        "rs3 taking connections",
+        30_000,
+      );
 
-    await pause();
-    // 2: rs2 removed and weights changed, by SIGHUP; rs2 drains.
-    await rewrite(lab, cfg[2]);
-    const line2 = await sighup(lab);
-    mark("2:SIGHUP");
-    assert.match(line2, /^fnat-lb reloaded /, line2);
-    assert.ok(line2.includes(`removed="${http} ${rs2}:80"`), line2);
-    const rs2AtRemoval = server(await lab.gw!.stats(), http, `${rs2}:80`);
-    const listing = await lb(lab, "--list");
-    assert.equal(listing.code, 0, listing.stderr);
-    assert.match(listing.stdout, new RegExp(`^TCP  ${VIP}:80 wrr$`, "m"), listing.stdout);
-    assert.match(
-      listing.stdout,
-      new RegExp(`^  -> ${rs2}:80 +FullNat 0 +\\d+ +\\d+ +unchecked draining$`, "m"),
-    );
-    assert.match(listing.stdout, new RegExp(`^  -> ${rs3}:80 +FullNat 2 +\\d+ +\\d+ +unchecked$`, "m"));
+      await pause();
+      // 2: rs2 removed and weights changed, by SIGHUP; rs2 drains.
+      await rewrite(lab, cfg[2]);
+      const line2 = await sighup(lab);
+      mark("2:SIGHUP");
+      assert.match(line2, /^fnat-lb reloaded /, line2);
+      assert.ok(line2.includes(`removed="${http} ${rs2}:80"`), line2);
+      const rs2AtRemoval = server(await lab.gw!.stats(), http, `${rs2}:80`);
+      const listing = await lb(lab, "--list");
+      assert.equal(listing.code, 0, listing.stderr);
+      assert.match(listing.stdout, new RegExp(`^TCP  ${VIP}:80 wrr$`, "m"), listing.stdout);
+      assert.match(
+        listing.stdout,
+        new RegExp(`^  -> ${rs2}:80 +FullNat 0 +\\d+ +\\d+ +unchecked draining$`, "m"),
+      );
+      assert.match(listing.stdout, new RegExp(`^  -> ${rs3}:80 +FullNat 2 +\\d+ +\\d+ +unchecked$`, "m"));
 
-    await pause();
-    // 3: a service added, by --reload; it answers.
-    await rewrite(lab, cfg[3]);
-    const line3 = await cliReload(lab);
-    mark("3:--reload");
-    assert.ok(line3.includes(`added="tcp ${VIP_ADDED}:80"`), line3);
-    const added = await nsExec(
-      lab.t.nsCli,
-      ["curl", "-sS", "--fail", "--max-time", "10", httpUrl(VIP_ADDED)],
-      15_000,
-    );
-    assert.ok(added.success, `curl ${VIP_ADDED}: ${added.stderr}`);
-    assert.equal(added.stdout, "rs1\n");
+      await pause();
+      // 3: a service added, by --reload; it answers.
+      await rewrite(lab, cfg[3]);
+      const line3 = await cliReload(lab);
+      mark("3:--reload");
+      assert.ok(line3.includes(`added="tcp ${VIP_ADDED}:80"`), line3);
+      const added = await nsExec(
+        lab.t.nsCli,
+        ["curl", "-sS", "--fail", "--max-time", "10", httpUrl(VIP_ADDED)],
+        15_000,
+      );
+      assert.ok(added.success, `curl ${VIP_ADDED}: ${added.stderr}`);
+      assert.equal(added.stdout, "rs1\n");
 
-    await pause();
-    // 4: weights, by SIGHUP.
-    await rewrite(lab, cfg[4]);
-    const line4 = await sighup(lab);
-    mark("4:SIGHUP");
-    const rs2AtStep4 = server(await lab.gw!.stats(), http, `${rs2}:80`);
-    assert.match(line4, /^fnat-lb reloaded .*changed=".*tcp 198\.18\.0\.10:80 198\.18\.3\.10:80/, line4);
+      await pause();
+      // 4: weights, by SIGHUP.
+      await rewrite(lab, cfg[4]);
+      const line4 = await sighup(lab);
+      mark("4:SIGHUP");
+      const rs2AtStep4 = server(await lab.gw!.stats(), http, `${rs2}:80`);
+      assert.match(line4, /^fnat-lb reloaded .*changed=".*tcp 198\.18\.0\.10:80 198\.18\.3\.10:80/, line4);
 
-    const abRunningAtLastReload = ab.running();
-    const iperfRunningAtLastReload = iperf.running();
-    await waitUntil(() => Promise.resolve(!iperf.running()), "iperf3 to finish", 60_000);
-    const rates = iperfIntervals(iperf.stdout());
-    console.log(`reloads after iperf3 start: ${at.join(" ")}`);
-    console.log(`iperf3 Mbit/s per interval: ${rates.map((r) => (r / 1e6).toFixed(1)).join(" ")}`);
-    assert.ok(iperfRunningAtLastReload, "iperf3 ended before the last reload");
-    assert.ok(rates.length >= 10, `iperf3 intervals: ${rates.length}`);
-    assert.ok(rates.every((r) => r > 0), "an iperf3 interval at 0 bits/s");
-    assert.ok(abRunningAtLastReload, "ab ended before the last reload");
-    await waitUntil(() => Promise.resolve(!ab.running()), "ab to finish", 240_000);
-    const abOut = ab.stdout();
-    const failed = /Failed requests:\s+(\d+)/.exec(abOut)?.[1];
-    const complete = /Complete requests:\s+(\d+)/.exec(abOut)?.[1];
-    console.log(`ab: complete=${complete} failed=${failed} ${/Requests per second:.*/.exec(abOut)?.[0]}`);
-    assert.equal(complete, "20000", abOut + ab.stderr());
-    assert.equal(failed, "0", abOut);
-    assert.doesNotMatch(abOut, /Non-2xx responses/);
+      const abRunningAtLastReload = ab.running();
+      const iperfRunningAtLastReload = iperf.running();
+      await waitUntil(() => Promise.resolve(!iperf.running()), "iperf3 to finish", 60_000);
+      const rates = iperfIntervals(iperf.stdout());
+      console.log(`reloads after iperf3 start: ${at.join(" ")}`);
+      console.log(`iperf3 Mbit/s per interval: ${rates.map((r) => (r / 1e6).toFixed(1)).join(" ")}`);
+      assert.ok(iperfRunningAtLastReload, "iperf3 ended before the last reload");
+      assert.ok(rates.length >= 10, `iperf3 intervals: ${rates.length}`);
+      assert.ok(rates.every((r) => r > 0), "an iperf3 interval at 0 bits/s");
+      assert.ok(abRunningAtLastReload, "ab ended before the last reload");
+      await waitUntil(() => Promise.resolve(!ab.running()), "ab to finish", 240_000);
+      const abOut = ab.stdout();
+      const failed = /Failed requests:\s+(\d+)/.exec(abOut)?.[1];
+      const complete = /Complete requests:\s+(\d+)/.exec(abOut)?.[1];
+      console.log(
+        `workers=${workers} ab: complete=${complete} failed=${failed} ${
+          /Requests per second:.*/.exec(abOut)?.[0]
+        }`,
+      );
+      assert.equal(complete, "20000", abOut + ab.stderr());
+      assert.equal(failed, "0", abOut);
+      assert.doesNotMatch(abOut, /Non-2xx responses/);
 
-    // rs2's connections end and it gets no new ones; rs3's count grew after it was added.
-    // Its entries end (TIME_WAIT 5 s here), and then it is no longer listed.
-    await waitUntil(
-      async () => server(await lab.gw!.stats(), http, `${rs2}:80`) === undefined,
-      "rs2 drained and gone from the stats",
-      60_000,
-      200,
-    );
-    console.log(`rs2 at removal: ${JSON.stringify(rs2AtRemoval)}`);
-    console.log(`rs2 after step 4: ${JSON.stringify(rs2AtStep4)}`);
-    assert.ok(rs2AtRemoval?.draining, "rs2 listed as draining right after removal");
-    if (rs2AtStep4) {
-      assert.equal(rs2AtStep4.connectionsTotal, rs2AtRemoval.connectionsTotal, "rs2 got new connections");
-      assert.equal(rs2AtStep4.effectiveWeight, 0);
-    }
-    const end = await lab.gw!.stats();
-    const drained = await lb(lab, "--list");
-    assert.doesNotMatch(drained.stdout, new RegExp(`${rs2}:80`), drained.stdout);
-    const rs3End = server(end, http, `${rs3}:80`)!;
-    const rs1End = server(end, http, `${rs1}:80`)!;
-    assert.deepEqual([rs1End.weight, rs3End.weight, rs1End.effectiveWeight, rs3End.effectiveWeight], [
-      3,
-      3,
-      3,
-      3,
-    ]);
-    assert.equal(end.services.find((x) => x.service === http)!.scheduler, "wrr");
-    console.log(
-      `connections: rs1=${rs1End.connectionsTotal} rs2=${rs2AtRemoval.connectionsTotal} rs3=${rs3End.connectionsTotal}`,
-    );
-    assert.ok(rs3End.connectionsTotal > 1000, `rs3 took ${rs3End.connectionsTotal} connections`);
-    const logs = await Promise.all(lab.nginx.map((n) => n.accessLog()));
-    console.log(`nginx requests: rs1=${logs[0].length} rs2=${logs[1].length} rs3=${logs[2].length}`);
-    assert.equal(logs[1].length, rs2AtRemoval.connectionsTotal, "rs2 served exactly the connections it had");
-    assert.ok(logs[2].length > 1000);
-    assert.equal(reloadLines(lab).filter((l) => l.startsWith("fnat-lb reloaded")).length, 4);
-    assert.equal(end.reloads.ok, 4);
-    assert.equal(end.reloads.failed, 0);
+      // rs2's connections end and it gets no new ones; rs3's count grew after it was added.
+      // Its entries end (TIME_WAIT 5 s here), and then it is no longer listed.
+      await waitUntil(
+        async () => server(await lab.gw!.stats(), http, `${rs2}:80`) === undefined,
+        "rs2 drained and gone from the stats",
+        60_000,
+        200,
+      );
+      console.log(`rs2 at removal: ${JSON.stringify(rs2AtRemoval)}`);
+      console.log(`rs2 after step 4: ${JSON.stringify(rs2AtStep4)}`);
+      assert.ok(rs2AtRemoval?.draining, "rs2 listed as draining right after removal");
+      if (rs2AtStep4) {
+        assert.equal(rs2AtStep4.connectionsTotal, rs2AtRemoval.connectionsTotal, "rs2 got new connections");
+        assert.equal(rs2AtStep4.effectiveWeight, 0);
+      }
+      const end = await lab.gw!.stats();
+      const drained = await lb(lab, "--list");
+      assert.doesNotMatch(drained.stdout, new RegExp(`${rs2}:80`), drained.stdout);
+      const rs3End = server(end, http, `${rs3}:80`)!;
+      const rs1End = server(end, http, `${rs1}:80`)!;
+      assert.deepEqual([rs1End.weight, rs3End.weight, rs1End.effectiveWeight, rs3End.effectiveWeight], [
+        3,
+        3,
+        3,
+        3,
+      ]);
+      assert.equal(end.services.find((x) => x.service === http)!.scheduler, "wrr");
+      console.log(
+        `connections: rs1=${rs1End.connectionsTotal} rs2=${rs2AtRemoval.connectionsTotal} rs3=${rs3End.connectionsTotal}`,
+      );
+      assert.ok(rs3End.connectionsTotal > 1000, `rs3 took ${rs3End.connectionsTotal} connections`);
+      const logs = await Promise.all(lab.nginx.map((n) => n.accessLog()));
+      console.log(`nginx requests: rs1=${logs[0].length} rs2=${logs[1].length} rs3=${logs[2].length}`);
+      assert.equal(
+        logs[1].length,
+        rs2AtRemoval.connectionsTotal,
+        "rs2 served exactly the connections it had",
+      );
+      assert.ok(logs[2].length > 1000);
+      assert.equal(reloadLines(lab).filter((l) => l.startsWith("fnat-lb reloaded")).length, 4);
+      assert.equal(end.reloads.ok, 4);
+      assert.equal(end.reloads.failed, 0);
+    });
   });
-});
+}
 
 /** What a configuration decides in a stats snapshot: services, schedulers, servers, weights, pools. */
 function shape(s: GatewayStats): unknown {

@@ -148,7 +148,7 @@ for (const workers of [1, 2]) {
       const ab = spawnIn(lab, lab.t.nsCli, ["ab", "-n", "20000", "-c", "20", "-s", "20", httpUrl(VIP)]);
       await ab.waitFor(() => ab.stderr().includes("Completed 2000 requests"), "ab's first 2000", 120_000);
       // The reloads, spread over the stream's seconds.
-      const pause = () => new Promise((r) => setTimeout(r, 700));
+      const pause = () => new Promise((r) => setTimeout(r, 400));
 
       // 1: rs3 added, by --reload; it takes connections while ab runs.
       await rewrite(lab, cfg[1]);
@@ -201,6 +201,7 @@ for (const workers of [1, 2]) {
       assert.match(line4, /^fnat-lb reloaded .*changed=".*tcp 198\.18\.0\.10:80 198\.18\.3\.10:80/, line4);
 
       const abRunningAtLastReload = ab.running();
+      const abAtLastReload = ab.stderr().trim().split("\n").at(-1);
       const iperfRunningAtLastReload = iperf.running();
       await waitUntil(() => Promise.resolve(!iperf.running()), "iperf3 to finish", 60_000);
       const rates = iperfIntervals(iperf.stdout());
@@ -210,6 +211,7 @@ for (const workers of [1, 2]) {
       assert.ok(rates.length >= 10, `iperf3 intervals: ${rates.length}`);
       assert.ok(rates.every((r) => r > 0), "an iperf3 interval at 0 bits/s");
       assert.ok(abRunningAtLastReload, "ab ended before the last reload");
+      console.log(`ab progress at the last reload: ${abAtLastReload}`);
       await waitUntil(() => Promise.resolve(!ab.running()), "ab to finish", 240_000);
       const abOut = ab.stdout();
       const failed = /Failed requests:\s+(\d+)/.exec(abOut)?.[1];

@@ -403,3 +403,30 @@ Deno.test("e2e reload: a bad file, or one changing what cannot change live, is r
     assert.match(await cliReload(lab), /reloaded services=1 servers=2 added=- removed=- changed=-/);
   });
 });
+
+Deno.test("e2e reload (workers=2): a local address added live takes connections, its replies steered to their worker", async () => {
+  const config = (t: Topology, locals: string[]): Raw => ({
+    workers: 2,
+    localAddresses: locals,
+    services: [service(VIP, 80, [[t.rsIp4[0], 1], [t.rsIp4[1], 1]])],
+  });
+  await withLab({ gateway: (t) => config(t, [LOCAL4[0]]) }, async (lab) => {
+    console.log(lab.gw!.readyLine);
+    await rewrite(lab, config(lab.t, LOCAL4));
+    assert.match(await cliReload(lab), /added="local 198\.18\.2\.2"/);
+    const before = await lab.gw!.stats();
+    const ab = await nsExec(lab.t.nsCli, ["ab", "-n", "2000", "-c", "10", "-s", "10", httpUrl(VIP)], 120_000);
+    assert.match(ab.stdout, /Failed requests:\s+0\n/, ab.stdout + ab.stderr);
+    assert.match(ab.stdout, /Complete requests:\s+2000\n/);
+    const after = await lab.gw!.stats();
+    const peers = (await Promise.all(lab.nginx.map((n) => n.accessLog()))).flat().map((e) => e.peerAddr);
+    const fromNew = peers.filter((p) => p === LOCAL4[1]).length;
+    const handoffs = (after.runtime.handoff_out ?? 0) - (before.runtime.handoff_out ?? 0);
+    console.log(
+      `requests from ${LOCAL4[1]}: ${fromNew} of ${peers.length}; hand-offs during ab: ${handoffs}`,
+    );
+    assert.ok(fromNew > 500, `the added local address carried ${fromNew} requests`);
+    // With the steering program (steering=bpf), every packet reaches its connection's worker directly.
+    if (lab.gw!.readyLine.includes("steering=bpf")) assert.equal(handoffs, 0, JSON.stringify(after.runtime));
+  });
+});

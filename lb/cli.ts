@@ -98,8 +98,10 @@ export async function lbMain(args: string[]): Promise<number> {
     const ask = (req: ControlRequest) => request(config.control, req);
     if (values.reload) {
       const answer = reloadAnswer(await ask({ cmd: "reload" }));
+      // The gateway answers with its log line ("fnat-lb reload failed: …"); say it once, not twice.
+      const message = answer.message.replace(/^fnat-lb (reload failed: )?/, "");
       (answer.ok ? console.log : console.error)(
-        `fnat-lb: reload ${answer.ok ? "ok" : "failed"}: ${answer.message}`,
+        `fnat-lb: reload ${answer.ok ? "ok" : "failed"}: ${message}`,
       );
       return answer.ok ? 0 : 1;
     }

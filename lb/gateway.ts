@@ -124,6 +124,8 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
   let metrics: MetricsServer | undefined;
   let health: HealthMonitor | undefined;
   const reloads: ReloadStats = { ok: 0, failed: 0 };
+  /** How packets reach their worker ("single", "bpf", "handoff"), set at start-up. */
+  let steeringMode = "";
   const stats = async (): Promise<GatewayStats> =>
     snapshot(config, await pool!.gather(), { health: health?.state(), reloads, startedAt });
   const printStats = () => {
@@ -156,6 +158,11 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
       const live = new Map((await stats()).pools.map((p) => [p.address, p.used]));
       const plan = planReload(config, next, (a) => live.get(a) ?? 0);
       if ("error" in plan) throw new Error(`config: ${plan.error}`);
+      // The steering program lists the local addresses: without a new one there, its replies would reach
+      // the wrong worker and be handed over. Replaced before any route leads a packet to a new address.
+      if (steeringMode === "bpf" && [...plan.added, ...plan.removed].some((k) => k.startsWith("local "))) {
+        setUpSteering({ ...next, steering: "bpf" }, dev);
+      }
       await pool!.reconfigure(next);
       for (const a of next.localAddresses) await addRoute(a, dev.name);
       for (const s of next.services) await addRoute(s.vip, dev.name);
@@ -190,6 +197,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
   /** Brings everything up; false when start-up was cut short. */
   const startUp = async (): Promise<boolean> => {
     const steering = setUpSteering(config, dev);
+    steeringMode = steering.mode;
     if (steering.reason && steering.mode === "handoff" && steering.reason !== "configured") {
       console.error(`fnat-lb steering=handoff reason=${JSON.stringify(steering.reason)}`);
     }

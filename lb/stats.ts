@@ -167,7 +167,7 @@ export interface GatewayStats {
   drops: Record<string, number>;
   /** Events by name (only those seen). */
   events: Record<string, number>;
-  /** Per-service figures: the configured services in order, then draining ones. */
+  /** Per-service figures: the configured services in order, then draining ones while they have connections. */
   services: ServiceStats[];
   /** Runtime counters (TUN reads/writes, hand-offs, steering), summed over workers. */
   runtime: Record<string, number>;
@@ -317,8 +317,11 @@ export function snapshot(
       });
       // No worker answered yet: what the configuration and the health verdict say.
       rs.effectiveWeight = effective ?? (rs.draining || rs.health === "down" ? 0 : rs.weight);
+      // A removed server is listed while its connections run; drained, it is gone (its slot stays in the engine).
+      if (rs.draining && rs.active + rs.inactive === 0) return;
       svc.realServers.push(rs);
     });
+    if (svc.draining && svc.realServers.length === 0) return;
     out.services.push(svc);
   });
   return out;

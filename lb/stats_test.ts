@@ -108,3 +108,27 @@ Deno.test("stats: no worker answered yet: configured weights, nothing draining",
   assert.equal(s.services[0].realServers[0].effectiveWeight, 2);
   assert.deepEqual(s.pools, [{ address: "198.18.2.1", used: 0, free: 0, misses: 0 }]);
 });
+
+Deno.test("stats: a removed server or service without connections is not listed (README: listed while they run)", () => {
+  const a = cfg(["198.18.3.10", "198.18.3.11"]);
+  const b = cfg(["198.18.3.10"]);
+  const e = new Engine(a, { worker: 0 });
+  e.reconfigure(b); // nothing connected: .11 has nothing to drain
+  const s = snapshot(b, [e.exportCounters()]);
+  assert.deepEqual(s.services[0].realServers.map((r) => r.server), ["198.18.3.10:80"]);
+  const c = validateConfig({
+    workers: 2,
+    localAddresses: ["198.18.2.1"],
+    services: [{ vip: "198.18.0.101", port: 443, realServers: [{ address: "198.18.3.10" }] }],
+  });
+  e.reconfigure(c);
+  assert.deepEqual(snapshot(c, [e.exportCounters()]).services.map((x) => x.service), [
+    "tcp 198.18.0.101:443",
+  ]);
+  // Added back, it is listed again with its slot's counters.
+  e.reconfigure(a);
+  assert.deepEqual(snapshot(a, [e.exportCounters()]).services[0].realServers.map((r) => r.server), [
+    "198.18.3.10:80",
+    "198.18.3.11:80",
+  ]);
+});

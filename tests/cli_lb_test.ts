@@ -135,8 +135,15 @@ Deno.test("cli: lb --list, --stats, --rate, --connections, --pools, --json and -
     }
     if (cmd === "reload") {
       return reloadOk
-        ? { ok: true, message: "2 services, 3 servers; 1 server added" }
-        : { ok: false, message: "config: services[0].port: expected an integer from 1 to 65535" };
+        // As the gateway answers: its log line (lb/gateway.ts).
+        ? {
+          ok: true,
+          message: 'fnat-lb reloaded services=2 servers=3 added="tcp 198.18.0.100:80 198.18.3.12:80"',
+        }
+        : {
+          ok: false,
+          message: "fnat-lb reload failed: config: services[0].port: expected an integer from 1 to 65535",
+        };
     }
     return { error: "unknown cmd" };
   });
@@ -169,11 +176,15 @@ Deno.test("cli: lb --list, --stats, --rate, --connections, --pools, --json and -
       const pools = await lb("--config", path, "--list", "--pools");
       assert.match(pools.stdout, /^198\.18\.2\.1 +1 +64510 +0$/m);
       const ok = await lb("--config", path, "--reload");
-      assert.equal(ok.stdout, "fnat-lb: reload ok: 2 services, 3 servers; 1 server added\n");
+      assert.equal(
+        ok.stdout,
+        'fnat-lb: reload ok: reloaded services=2 servers=3 added="tcp 198.18.0.100:80 198.18.3.12:80"\n',
+      );
       assert.equal(ok.code, 0);
       reloadOk = false;
       const failed = await lb("--config", path, "--reload");
       assert.match(failed.stderr, /^fnat-lb: reload failed: config: services\[0\]\.port/);
+      assert.doesNotMatch(failed.stderr, /reload failed: fnat-lb reload failed/);
       assert.equal(failed.code, 1);
       assert.deepEqual(
         srv.requests.map((r) => (r as { cmd: string }).cmd),

@@ -1005,7 +1005,7 @@ export class Engine {
       this.setState(id, STATE_UDP);
     }
     this.rewriteTuple(b, id, true);
-    this.countTraffic(svc, server, C.T_PKTS_IN, len);
+    this.countTraffic(svc, server, C.T_PKTS_IN, C.T_BYTES_IN, len);
     return len;
   }
 
@@ -1039,14 +1039,18 @@ export class Engine {
     natSetAddress(b, fam, ip, true, src, sa);
   }
 
-  /** Adds one packet of `len` bytes to a service's and a server's counters (`pkts`: T_PKTS_IN or _OUT). */
-  private countTraffic(svc: number, server: number, pkts: number, len: number): void {
+  /**
+   * Adds one packet of `len` bytes to a service's and a server's counters (`pkts`, `bytes`: T_PKTS_IN and
+   * T_BYTES_IN, or the _OUT pair). Kept small: it is inlined into both directions' paths.
+   */
+  private countTraffic(svc: number, server: number, pkts: number, bytes: number, len: number): void {
     const c = this.counters;
-    const bytes = pkts === C.T_PKTS_IN ? C.T_BYTES_IN : C.T_BYTES_OUT;
-    c.services[svc * C.TRAFFIC_FIELDS + pkts]++;
-    c.services[svc * C.TRAFFIC_FIELDS + bytes] += len;
-    c.servers[server * C.TRAFFIC_FIELDS + pkts]++;
-    c.servers[server * C.TRAFFIC_FIELDS + bytes] += len;
+    const s = svc * C.TRAFFIC_FIELDS;
+    const r = server * C.TRAFFIC_FIELDS;
+    c.services[s + pkts]++;
+    c.services[s + bytes] += len;
+    c.servers[r + pkts]++;
+    c.servers[r + bytes] += len;
   }
 
   /**
@@ -1129,7 +1133,7 @@ export class Engine {
       this.setState(id, STATE_UDP);
     }
     this.rewriteTuple(b, id, false);
-    this.countTraffic(svc, server, C.T_PKTS_OUT, len);
+    this.countTraffic(svc, server, C.T_PKTS_OUT, C.T_BYTES_OUT, len);
     return len;
   }
 

@@ -926,6 +926,47 @@ export class Engine {
     return r;
   }
 
+  /**
+   * The client's handshake segments' option edits toward the server (connection `id` in `state` before
+   * this segment; `syn`: a SYN that opens it): MSS clamped, timestamps removed, TOA inserted into the SYN
+   * and the ACK completing the handshake. Returns the new length. Apart from {@link fromClient} so that the
+   * established path stays small enough for the compiler to inline its helpers.
+   */
+  private handshakeEdits(
+    b: Uint8Array,
+    len: number,
+    id: number,
+    state: number,
+    flags: number,
+    syn: boolean,
+  ): number {
+    const info = this.info;
+    const o = info.l4Off;
+    const conns = this.conns;
+    if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+      // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
+      if (tcpClampMss(b, o, info.family === 4 ? this.mss4 : this.mss6)) {
+        this.counters.events[C.EV_MSS_CLAMPED]++;
+      }
+    }
+    if (syn) {
+      if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+        // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
+        const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
+        if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
+      }
+      if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
+    } else if (
+      state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
+      (conns.flags[id] & (CONN_TOA | CONN_TOA_ACK_DONE)) === CONN_TOA
+    ) {
+      // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
+      conns.flags[id] |= CONN_TOA_ACK_DONE;
+      len = this.insertToa(b, len, id);
+    }
+    return len;
+  }
+
   /** client → VIP: find or create the connection, rewrite toward the real server. */
   private fromClient(b: Uint8Array, len: number, svc: number): number {
     const info = this.info;
@@ -981,24 +1022,9 @@ export class Engine {
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
       // For a RST this gateway may have to send (resetServer): a SYN's 0 is overwritten by the next segment.
       conns.ackFromClient[id] = read32(b, o + TCP_ACK_NUM);
-      if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-        // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
-        if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;
-      }
-      if (syn) {
-        if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-          // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
-          const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
-          if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
-        }
-        if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
-      } else if (
-        state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
-        (conns.flags[id] & (CONN_TOA | CONN_TOA_ACK_DONE)) === CONN_TOA
-      ) {
-        // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
-        conns.flags[id] |= CONN_TOA_ACK_DONE;
-        len = this.insertToa(b, len, id);
+      // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
+      if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
+        len = this.handshakeEdits(b, len, id, state, flags, syn);
       }
       this.setState(id, t & TRANSITION_STATE_MASK);
     } else {

@@ -127,9 +127,11 @@ export function ipv4SetTotalLength(b: Uint8Array, o: number, len: number): void 
 
 /** Sets the TTL field and updates the header checksum (TTL shares its 16-bit word with Protocol). */
 export function ipv4SetTtl(b: Uint8Array, o: number, ttl: number): void {
-  const old = read16(b, o + IPV4_TTL);
+  const old = b[o + IPV4_TTL];
   b[o + IPV4_TTL] = ttl;
-  write16(b, o + IPV4_CHECKSUM, checksumAdjust16(read16(b, o + IPV4_CHECKSUM), old, read16(b, o + IPV4_TTL)));
+  // The protocol byte sharing the TTL's 16-bit word is unchanged: adjusting by the TTL's half alone is the
+  // same sum (RFC 1624: ~m + m' differs by the TTL's change either way), without reading the word twice.
+  write16(b, o + IPV4_CHECKSUM, checksumAdjust16(read16(b, o + IPV4_CHECKSUM), old << 8, (ttl & 0xff) << 8));
 }
 
 /** Computes the header checksum from scratch (the stored checksum field counted as zero). */

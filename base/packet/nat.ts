@@ -32,8 +32,8 @@ import {
 import { IPPROTO_UDP, IPV4_DST, IPV4_SRC, IPV4_TTL, ipv4SetDst, ipv4SetSrc, ipv4SetTtl } from "./ipv4.ts";
 import { IPV6_DST, IPV6_HOP_LIMIT, IPV6_SRC } from "./ipv6.ts";
 import type { PacketInfo } from "./packet_info.ts";
-import { TCP_DST_PORT, TCP_SRC_PORT } from "./tcp.ts";
-import { transportChecksumFieldOffset } from "./transport_checksum.ts";
+import { TCP_CHECKSUM, TCP_DST_PORT, TCP_SRC_PORT } from "./tcp.ts";
+import { UDP_CHECKSUM } from "./udp.ts";
 
 /** Offset of the source address within the IP header of `family` (4 or 6). */
 export function ipSrcOffset(family: number): number {
@@ -143,7 +143,8 @@ export class NatRewrite {
   /** Starts the rewrite of the TCP or UDP packet `info` describes; `full` false: its checksum is partial. */
   begin(b: Uint8Array, info: PacketInfo, full: boolean): void {
     this.full = full;
-    this.csumAt = info.l4Off + transportChecksumFieldOffset(info.l4Proto);
+    // TCP or UDP only (not transportChecksumFieldOffset's switch): small enough to inline on the hot path.
+    this.csumAt = info.l4Off + (info.l4Proto === IPPROTO_UDP ? UDP_CHECKSUM : TCP_CHECKSUM);
     this.saved = read16(b, this.csumAt);
     this.l4Len0 = info.l4Len;
     this.headerLen0 = info.l4HeaderLen;

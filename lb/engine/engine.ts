@@ -926,6 +926,47 @@ export class Engine {
     return r;
   }
 
+  /**
+   * The client's handshake segments' option edits toward the server (connection `id` in `state` before
+   * this segment; `syn`: a SYN that opens it): MSS clamped, timestamps removed, TOA inserted into the SYN
+   * and the ACK completing the handshake. Returns the new length. Apart from {@link fromClient} so that the
+   * established path stays small enough for the compiler to inline its helpers.
+   */
+  private handshakeEdits(
+    b: Uint8Array,
+    len: number,
+    id: number,
+    state: number,
+    flags: number,
+    syn: boolean,
+  ): number {
+    const info = this.info;
+    const o = info.l4Off;
+    const conns = this.conns;
+    if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+      // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
+      if (tcpClampMss(b, o, info.family === 4 ? this.mss4 : this.mss6)) {
+        this.counters.events[C.EV_MSS_CLAMPED]++;
+      }
+    }
+    if (syn) {
+      if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+        // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
+        const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
+        if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
+      }
+      if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
+    } else if (
+      state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
+      (conns.flags[id] & (CONN_TOA | CONN_TOA_ACK_DONE)) === CONN_TOA
+    ) {
+      // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
+      conns.flags[id] |= CONN_TOA_ACK_DONE;
+      len = this.insertToa(b, len, id);
+    }
+    return len;
+  }
+
   /** client → VIP: find or create the connection, rewrite toward the real server. */
   private fromClient(b: Uint8Array, len: number, svc: number): number {
     const info = this.info;
@@ -981,31 +1022,16 @@ export class Engine {
       tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
       // For a RST this gateway may have to send (resetServer): a SYN's 0 is overwritten by the next segment.
       conns.ackFromClient[id] = read32(b, o + TCP_ACK_NUM);
-      if ((flags & (TCP_SYN | TCP_RST)) === TCP_SYN && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-        // Any segment with SYN and no RST may set an MSS (as iptables' TCPMSS matches): keep room for TOA.
-        if (tcpClampMss(b, o, fam === 4 ? this.mss4 : this.mss6)) this.counters.events[C.EV_MSS_CLAMPED]++;
-      }
-      if (syn) {
-        if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-          // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
-          const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
-          if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
-        }
-        if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
-      } else if (
-        state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
-        (conns.flags[id] & (CONN_TOA | CONN_TOA_ACK_DONE)) === CONN_TOA
-      ) {
-        // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
-        conns.flags[id] |= CONN_TOA_ACK_DONE;
-        len = this.insertToa(b, len, id);
+      // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
+      if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
+        len = this.handshakeEdits(b, len, id, state, flags, syn);
       }
       this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
     this.rewriteTuple(b, id, true);
-    this.countTraffic(svc, server, C.T_PKTS_IN, len);
+    this.countTraffic(svc, server, C.T_PKTS_IN, C.T_BYTES_IN, len);
     return len;
   }
 
@@ -1039,14 +1065,18 @@ export class Engine {
     natSetAddress(b, fam, ip, true, src, sa);
   }
 
-  /** Adds one packet of `len` bytes to a service's and a server's counters (`pkts`: T_PKTS_IN or _OUT). */
-  private countTraffic(svc: number, server: number, pkts: number, len: number): void {
+  /**
+   * Adds one packet of `len` bytes to a service's and a server's counters (`pkts`, `bytes`: T_PKTS_IN and
+   * T_BYTES_IN, or the _OUT pair). Kept small: it is inlined into both directions' paths.
+   */
+  private countTraffic(svc: number, server: number, pkts: number, bytes: number, len: number): void {
     const c = this.counters;
-    const bytes = pkts === C.T_PKTS_IN ? C.T_BYTES_IN : C.T_BYTES_OUT;
-    c.services[svc * C.TRAFFIC_FIELDS + pkts]++;
-    c.services[svc * C.TRAFFIC_FIELDS + bytes] += len;
-    c.servers[server * C.TRAFFIC_FIELDS + pkts]++;
-    c.servers[server * C.TRAFFIC_FIELDS + bytes] += len;
+    const s = svc * C.TRAFFIC_FIELDS;
+    const r = server * C.TRAFFIC_FIELDS;
+    c.services[s + pkts]++;
+    c.services[s + bytes] += len;
+    c.servers[r + pkts]++;
+    c.servers[r + bytes] += len;
   }
 
   /**
@@ -1129,7 +1159,7 @@ export class Engine {
       this.setState(id, STATE_UDP);
     }
     this.rewriteTuple(b, id, false);
-    this.countTraffic(svc, server, C.T_PKTS_OUT, len);
+    this.countTraffic(svc, server, C.T_PKTS_OUT, C.T_BYTES_OUT, len);
     return len;
   }
 

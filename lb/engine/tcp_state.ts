@@ -92,6 +92,11 @@ export function tcpTransition(
   tcpFlags: number,
   fromClient: boolean,
 ): number {
+  // The common case, first and cheap: a segment without SYN, FIN or RST on an established connection
+  // changes nothing (both per-direction transitions below answer ESTABLISHED for it).
+  if (state === STATE_ESTABLISHED && (tcpFlags & (TCP_FIN | TCP_RST | TCP_SYN)) === 0) {
+    return state | (connFlags << 8);
+  }
   const next = fromClient ? nextStateFromClient(state, tcpFlags) : nextStateFromServer(state, tcpFlags);
   // As IPVS's tcp_state_idx: RST wins over SYN, SYN over FIN; a FIN riding with either is no close.
   if ((tcpFlags & (TCP_FIN | TCP_RST | TCP_SYN)) !== TCP_FIN) return next | (connFlags << 8);

@@ -9,41 +9,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  AF_UNIX,
-  errno,
-  libc,
-  monotonicMicros,
-  MSG_DONTWAIT,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  sockaddrUn,
-} from "../base/sys/libc.ts";
+import { bindDatagram } from "../lb/control/testing/notify_socket.ts";
+import { libc, monotonicMicros } from "../base/sys/libc.ts";
 import { waitUntil, withLab } from "./helpers/mod.ts";
-
-/** A bound AF_UNIX datagram socket, as systemd's notify socket is; `drain` takes what arrived. */
-function bindDatagram(path: string): { fd: number; drain(): string[] } {
-  const c = libc();
-  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  assert.ok(fd >= 0, `socket: errno ${errno()}`);
-  const { addr, len } = sockaddrUn(path);
-  assert.equal(c.bind(fd, addr, len), 0, `bind ${path}: errno ${errno()}`);
-  return {
-    fd,
-    drain() {
-      const out: string[] = [];
-      const buf = new Uint8Array(4096);
-      for (
-        let n = c.recv(fd, buf, buf.length, MSG_DONTWAIT);
-        n >= 0;
-        n = c.recv(fd, buf, buf.length, MSG_DONTWAIT)
-      ) {
-        out.push(new TextDecoder().decode(buf.subarray(0, n)));
-      }
-      return out;
-    },
-  };
-}
 
 Deno.test("sd_notify from the real gateway: READY, RELOADING…READY on SIGHUP (ok and refused), STOPPING", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fnat-notify-e2e-" });

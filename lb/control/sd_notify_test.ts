@@ -3,16 +3,8 @@
  * `listenDatagram` for unix sockets is behind `--unstable-net`), at a path and in the abstract namespace.
  */
 import assert from "node:assert/strict";
-import {
-  AF_UNIX,
-  errno,
-  libc,
-  monotonicMicros,
-  MSG_DONTWAIT,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  sockaddrUn,
-} from "../../base/sys/libc.ts";
+import { bindDatagram } from "./testing/notify_socket.ts";
+import { libc, monotonicMicros } from "../../base/sys/libc.ts";
 import {
   NotifyError,
   notifyReady,
@@ -21,30 +13,6 @@ import {
   notifyStopping,
   sdNotify,
 } from "./sd_notify.ts";
-
-/** A bound AF_UNIX datagram socket: what systemd listens on. */
-function bindDatagram(path: string): { fd: number; drain(): string[] } {
-  const c = libc();
-  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  assert.ok(fd >= 0, `socket: errno ${errno()}`);
-  const { addr, len } = sockaddrUn(path);
-  assert.equal(c.bind(fd, addr, len), 0, `bind ${path}: errno ${errno()}`);
-  return {
-    fd,
-    drain() {
-      const out: string[] = [];
-      const buf = new Uint8Array(4096);
-      for (
-        let n = c.recv(fd, buf, buf.length, MSG_DONTWAIT);
-        n >= 0;
-        n = c.recv(fd, buf, buf.length, MSG_DONTWAIT)
-      ) {
-        out.push(new TextDecoder().decode(buf.subarray(0, n)));
-      }
-      return out;
-    },
-  };
-}
 
 Deno.test("sd_notify: READY, RELOADING with MONOTONIC_USEC, STATUS, STOPPING arrive in order at NOTIFY_SOCKET", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fnat-notify-" });

@@ -10,21 +10,12 @@
  */
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
+import { findChromium, headlessArgs, liveState, serverRow } from "./helpers/chromium.ts";
 import { type Lab, spawnIn, startNginx, waitUntil, withLab } from "./helpers/mod.ts";
 
 const VIP = "198.18.0.10";
 const PORT = 9100;
 
-/** The Chromium binary: `$CHROMIUM`, else `chromium` on PATH; undefined when there is none. */
-async function findChromium(): Promise<string | undefined> {
-  const env = Deno.env.get("CHROMIUM");
-  if (env) return env;
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "piped" }).output();
-    if (r.success) return new TextDecoder().decode(r.stdout).trim();
-  }
-  return undefined;
-}
 const chromium = await findChromium();
 if (chromium === undefined && Deno.env.get("CI")) {
   throw new Error("chromium not found (netns-scripts/setup-host.sh)");
@@ -37,33 +28,10 @@ async function chromiumIn(lab: Lab, ns: string, url: string, extra: string[]): P
     "env",
     `HOME=${profile}`,
     chromium!,
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-extensions",
-    "--hide-scrollbars",
-    `--user-data-dir=${profile}`,
-    "--virtual-time-budget=5000",
-    ...extra,
-    url,
+    ...headlessArgs(profile, extra, url),
   ], 60_000);
   assert.equal(r.code, 0, `chromium exited ${r.code}: ${r.stderr.slice(-2000)}`);
   return r.stdout;
-}
-
-/** The DOM's row for `server`: its data attributes. */
-function row(dom: string, server: string): Record<string, string> {
-  const m = new RegExp(`<tr ([^>]*data-server="${server.replace(/[.[\]]/g, "\\$&")}"[^>]*)>`).exec(dom);
-  assert.ok(m, `no row for ${server} in the DOM`);
-  const attrs: Record<string, string> = {};
-  for (const a of m[1].matchAll(/data-([a-z-]+)="([^"]*)"/g)) attrs[a[1]] = a[2];
-  return attrs;
-}
-
-/** The `#live` element's state: "static" (server render), "ok" (the script fetched), "error". */
-function live(dom: string): string {
-  return /<span id="live" data-live="([a-z]+)"/.exec(dom)?.[1] ?? "missing";
 }
 
 Deno.test({
@@ -114,8 +82,8 @@ Deno.test({
       }
 
       let dom = await chromiumIn(lab, t.nsGw, url, ["--dump-dom"]);
-      assert.equal(live(dom), "ok", "the page's script fetched stats.json");
-      assert.equal(row(dom, rs2).health, "up");
+      assert.equal(liveState(dom), "ok", "the page's script fetched stats.json");
+      assert.equal(serverRow(dom, rs2).health, "up");
 
       // nginx on rs2 killed: the page shows it down, with the reason.
       await lab.nginx[1].stop();
@@ -128,10 +96,10 @@ Deno.test({
         10_000,
       );
       dom = await chromiumIn(lab, t.nsGw, url, ["--dump-dom"]);
-      assert.equal(live(dom), "ok");
-      assert.equal(row(dom, rs2).health, "down");
-      assert.equal(row(dom, rs2)["effective-weight"], "0");
-      assert.equal(row(dom, `${t.rsIp4[0]}:80`).health, "up");
+      assert.equal(liveState(dom), "ok");
+      assert.equal(serverRow(dom, rs2).health, "down");
+      assert.equal(serverRow(dom, rs2)["effective-weight"], "0");
+      assert.equal(serverRow(dom, `${t.rsIp4[0]}:80`).health, "up");
       assert.match(dom, /<span class="health down">down<\/span> <span class="reason">refused<\/span>/);
 
       const shot = Deno.env.get("FNAT_LB_SCREENSHOT") ?? `${lab.dir}/status-page.png`;
@@ -156,8 +124,8 @@ Deno.test({
         10_000,
       );
       dom = await chromiumIn(lab, t.nsGw, url, ["--dump-dom"]);
-      assert.equal(row(dom, rs2).health, "up");
-      assert.equal(row(dom, rs2)["effective-weight"], "1");
+      assert.equal(serverRow(dom, rs2).health, "up");
+      assert.equal(serverRow(dom, rs2)["effective-weight"], "1");
     });
   },
 });

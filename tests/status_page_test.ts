@@ -12,23 +12,8 @@
 import assert from "node:assert/strict";
 import { serveMetrics } from "../lb/control/http.ts";
 import type { GatewayStats } from "../lb/stats.ts";
+import { findChromium, headlessArgs, liveState, serverRow } from "./helpers/chromium.ts";
 import { fakeStats } from "./helpers/fake_stats.ts";
-
-/** The Chromium binary: `$CHROMIUM`, else the first of the usual names on PATH; undefined when none is. */
-async function findChromium(): Promise<string | undefined> {
-  const env = Deno.env.get("CHROMIUM");
-  if (env) return env;
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    const out = await new Deno.Command("sh", {
-      args: ["-c", `command -v ${name}`],
-      stdout: "piped",
-      stderr: "null",
-    })
-      .output();
-    if (out.success) return new TextDecoder().decode(out.stdout).trim();
-  }
-  return undefined;
-}
 
 const chromium = await findChromium();
 const MISSING =
@@ -43,19 +28,7 @@ async function runChromium(url: string, extra: string[]): Promise<string> {
   const profile = await Deno.makeTempDir({ prefix: "fnat-lb-chromium-" });
   try {
     const out = await new Deno.Command(chromium!, {
-      args: [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-extensions",
-        "--hide-scrollbars",
-        `--user-data-dir=${profile}`,
-        // Long enough for the script's first fetches (at 0, 2 and 4 s of virtual time) to land.
-        "--virtual-time-budget=5000",
-        ...extra,
-        url,
-      ],
+      args: headlessArgs(profile, extra, url),
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(60_000),
@@ -66,22 +39,6 @@ async function runChromium(url: string, extra: string[]): Promise<string> {
   } finally {
     await Deno.remove(profile, { recursive: true });
   }
-}
-
-/** The DOM's row for `server`: its data attributes. */
-function row(dom: string, server: string): Record<string, string> {
-  const m = new RegExp(`<tr ([^>]*data-server="${server.replace(/[.[\]]/g, "\\$&")}"[^>]*)>`).exec(dom);
-  assert.ok(m, `no row for ${server} in the DOM`);
-  const attrs: Record<string, string> = {};
-  for (const a of m[1].matchAll(/data-([a-z-]+)="([^"]*)"/g)) attrs[a[1]] = a[2];
-  return attrs;
-}
-
-/** The `#live` element's state: "static" (server render), "ok" (script fetched), "error". */
-function live(dom: string): string {
-  const m = /<span id="live" data-live="([a-z]+)"/.exec(dom);
-  assert.ok(m, "no #live in the DOM");
-  return m[1];
 }
 
 Deno.test({
@@ -112,22 +69,25 @@ Deno.test({
         [calls, first, later] = [0, "up", "down"];
         const dom = await runChromium(url, ["--dump-dom"]);
         assert.ok(calls >= 3, `the script fetched stats.json (${calls - 1} times)`);
-        assert.equal(live(dom), "ok");
-        const down = row(dom, "198.18.3.11:80");
+        assert.equal(liveState(dom), "ok");
+        const down = serverRow(dom, "198.18.3.11:80");
         assert.equal(down.health, "down");
         assert.equal(down["effective-weight"], "0");
         assert.match(dom, /<span class="health down">down<\/span> <span class="reason">timeout<\/span>/);
         // Two samples seen: the busy server has a positive connection rate.
-        assert.ok(Number(row(dom, "198.18.3.10:80")["conn-rate"]) > 0, "a connection rate from two samples");
-        assert.equal(row(dom, "[fd00:3::10]:8080").health, "up");
+        assert.ok(
+          Number(serverRow(dom, "198.18.3.10:80")["conn-rate"]) > 0,
+          "a connection rate from two samples",
+        );
+        assert.equal(serverRow(dom, "[fd00:3::10]:8080").health, "up");
       });
 
       await t.step("down on the server's render, up again after the script's fetches", async () => {
         [calls, first, later] = [0, "down", "up"];
         const dom = await runChromium(url, ["--dump-dom"]);
         assert.ok(calls >= 3, `the script fetched stats.json (${calls - 1} times)`);
-        assert.equal(live(dom), "ok");
-        const up = row(dom, "198.18.3.11:80");
+        assert.equal(liveState(dom), "ok");
+        const up = serverRow(dom, "198.18.3.11:80");
         assert.equal(up.health, "up");
         assert.equal(up["effective-weight"], "2");
       });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fakeStats } from "../../tests/helpers/fake_stats.ts";
+import { fakeStats, idleStats } from "../../tests/helpers/fake_stats.ts";
 import { renderMetrics } from "./metrics.ts";
 
 /** One parsed sample. */
@@ -244,17 +244,7 @@ Deno.test("metrics: drops (escaped reason), events, workers, pools, table, reloa
 });
 
 Deno.test("metrics: an idle gateway still exposes uptime, table size and reloads, and nothing undefined", () => {
-  const text = renderMetrics({
-    activeConnections: 0,
-    drops: {},
-    events: {},
-    services: [],
-    runtime: {},
-    workers: [],
-    pools: [],
-    reloads: { ok: 0, failed: 0 },
-    uptimeSeconds: 1,
-  });
+  const text = renderMetrics(idleStats(1));
   const f = parseExposition(text);
   assert.deepEqual([...f.keys()].sort(), [
     "fnat_lb_connection_table_entries",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fakeStats } from "../../tests/helpers/fake_stats.ts";
+import { fakeStats, idleStats } from "../../tests/helpers/fake_stats.ts";
 import { computeRates, renderStatusPage } from "./status_page.ts";
 
 /** Every `<tr data-server=…>` row's data attributes, in page order. */
@@ -81,17 +81,7 @@ Deno.test("status page: text from the stats is escaped", () => {
 });
 
 Deno.test("status page: an idle gateway renders empty sections", () => {
-  const html = renderStatusPage({
-    activeConnections: 0,
-    drops: {},
-    events: {},
-    services: [],
-    runtime: {},
-    workers: [],
-    pools: [],
-    reloads: { ok: 0, failed: 0 },
-    uptimeSeconds: 59,
-  });
+  const html = renderStatusPage(idleStats(59));
   assert.match(html, /No services configured\./);
   assert.match(html, /No drops\./);
   assert.match(html, /No local addresses\./);

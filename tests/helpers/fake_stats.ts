@@ -27,6 +27,21 @@ export function server(
   };
 }
 
+/** A gateway with nothing configured and nothing counted, up for `uptimeSeconds`. */
+export function idleStats(uptimeSeconds: number): GatewayStats {
+  return {
+    activeConnections: 0,
+    drops: {},
+    events: {},
+    services: [],
+    runtime: {},
+    workers: [],
+    pools: [],
+    reloads: { ok: 0, failed: 0 },
+    uptimeSeconds,
+  };
+}
+
 /** The fixture: fresh on each call, so a test may edit its copy. */
 export function fakeStats(): GatewayStats {
   return {

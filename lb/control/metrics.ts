@@ -28,7 +28,7 @@
  *
  * @module
  */
-import type { GatewayStats } from "../stats.ts";
+import type { GatewayStats, TrafficStats } from "../stats.ts";
 
 /** The Content-Type of {@link renderMetrics}'s output. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -118,6 +118,53 @@ const WORKER_COUNTERS: Record<string, [string, Labels, string]> = {
   csum_partial: ["csum_partial_packets_total", {}, "Packets read with a partial checksum (offload)."],
 };
 
+/** The five traffic counters of a service and of a real server: metric suffix, field, HELP of each. */
+const TRAFFIC: readonly (readonly [string, keyof TrafficStats, string, string])[] = [
+  [
+    "connections_total",
+    "connectionsTotal",
+    "Connections created to a service (node_ipvs_connections_total, per service).",
+    "Connections created to a real server.",
+  ],
+  [
+    "incoming_packets_total",
+    "packetsIn",
+    "Packets client to server of a service (node_ipvs_incoming_packets_total, per service).",
+    "Packets client to server through a real server.",
+  ],
+  [
+    "outgoing_packets_total",
+    "packetsOut",
+    "Packets server to client of a service (node_ipvs_outgoing_packets_total, per service).",
+    "Packets server to client from a real server.",
+  ],
+  [
+    "incoming_bytes_total",
+    "bytesIn",
+    "IP bytes client to server of a service (node_ipvs_incoming_bytes_total, per service).",
+    "IP bytes client to server through a real server.",
+  ],
+  [
+    "outgoing_bytes_total",
+    "bytesOut",
+    "IP bytes server to client of a service (node_ipvs_outgoing_bytes_total, per service).",
+    "IP bytes server to client from a real server.",
+  ],
+];
+
+/** Adds a service's or a real server's traffic counters under `prefix` (`fnat_lb_service_`, `…backend_`). */
+function addTraffic(
+  e: Exposition,
+  prefix: string,
+  labels: Labels,
+  t: TrafficStats,
+  of: "service" | "backend",
+) {
+  for (const [name, field, serviceHelp, backendHelp] of TRAFFIC) {
+    e.add(`${prefix}${name}`, "counter", of === "service" ? serviceHelp : backendHelp, labels, t[field]);
+  }
+}
+
 /**
  * The stats as Prometheus text exposition (format 0.0.4): per service and real server (node_exporter IPVS
  * labels), drops by reason, events, per-worker loop counters, local address pools, reloads, uptime.
@@ -158,41 +205,7 @@ export function renderMetrics(stats: GatewayStats): string {
       svc,
       s.draining ? 1 : 0,
     );
-    e.add(
-      `${p}service_connections_total`,
-      "counter",
-      "Connections created to a service (node_ipvs_connections_total, per service).",
-      svc,
-      s.connectionsTotal,
-    );
-    e.add(
-      `${p}service_incoming_packets_total`,
-      "counter",
-      "Packets client to server of a service (node_ipvs_incoming_packets_total, per service).",
-      svc,
-      s.packetsIn,
-    );
-    e.add(
-      `${p}service_outgoing_packets_total`,
-      "counter",
-      "Packets server to client of a service (node_ipvs_outgoing_packets_total, per service).",
-      svc,
-      s.packetsOut,
-    );
-    e.add(
-      `${p}service_incoming_bytes_total`,
-      "counter",
-      "IP bytes client to server of a service (node_ipvs_incoming_bytes_total, per service).",
-      svc,
-      s.bytesIn,
-    );
-    e.add(
-      `${p}service_outgoing_bytes_total`,
-      "counter",
-      "IP bytes server to client of a service (node_ipvs_outgoing_bytes_total, per service).",
-      svc,
-      s.bytesOut,
-    );
+    addTraffic(e, `${p}service_`, svc, s, "service");
   }
 
   for (const s of stats.services) {
@@ -254,41 +267,7 @@ export function renderMetrics(stats: GatewayStats): string {
         be,
         r.draining ? 1 : 0,
       );
-      e.add(
-        `${p}backend_connections_total`,
-        "counter",
-        "Connections created to a real server.",
-        be,
-        r.connectionsTotal,
-      );
-      e.add(
-        `${p}backend_incoming_packets_total`,
-        "counter",
-        "Packets client to server through a real server.",
-        be,
-        r.packetsIn,
-      );
-      e.add(
-        `${p}backend_outgoing_packets_total`,
-        "counter",
-        "Packets server to client from a real server.",
-        be,
-        r.packetsOut,
-      );
-      e.add(
-        `${p}backend_incoming_bytes_total`,
-        "counter",
-        "IP bytes client to server through a real server.",
-        be,
-        r.bytesIn,
-      );
-      e.add(
-        `${p}backend_outgoing_bytes_total`,
-        "counter",
-        "IP bytes server to client from a real server.",
-        be,
-        r.bytesOut,
-      );
+      addTraffic(e, `${p}backend_`, be, r, "backend");
     }
   }
 

@@ -77,25 +77,30 @@ const SVC_TCP6 = 1;
 const SVC_UDP = 2;
 const SVC_NO_TOA = 3;
 
+/** The services of {@link config} as raw config values, a fresh copy each call (reload rows edit them). */
+function rawServices(): Record<string, unknown>[] {
+  return [
+    {
+      vip: VIP,
+      port: 80,
+      protocol: "tcp",
+      scheduler: "rr",
+      toa: true,
+      realServers: [{ address: RS1, port: 80, weight: 1 }, { address: RS2, port: 8080, weight: 1 }],
+    },
+    { vip: VIP6, port: 80, scheduler: "rr", realServers: [{ address: RS6, port: 80 }] },
+    { vip: VIP, port: 53, protocol: "udp", scheduler: "rr", realServers: [{ address: RS1, port: 5353 }] },
+    { vip: VIP, port: 81, toa: false, scheduler: "rr", realServers: [{ address: RS1, port: 81 }] },
+    { vip: VIP2, port: 80, scheduler: "rr", realServers: [{ address: RS2, port: 80 }] },
+  ];
+}
+
 function config(extra: Record<string, unknown> = {}) {
   return validateConfig({
     tun: "t0",
     localAddresses: [LOCAL, LOCAL6],
     portRange: [2000, 2003],
-    services: [
-      {
-        vip: VIP,
-        port: 80,
-        protocol: "tcp",
-        scheduler: "rr",
-        toa: true,
-        realServers: [{ address: RS1, port: 80, weight: 1 }, { address: RS2, port: 8080, weight: 1 }],
-      },
-      { vip: VIP6, port: 80, scheduler: "rr", realServers: [{ address: RS6, port: 80 }] },
-      { vip: VIP, port: 53, protocol: "udp", scheduler: "rr", realServers: [{ address: RS1, port: 5353 }] },
-      { vip: VIP, port: 81, toa: false, scheduler: "rr", realServers: [{ address: RS1, port: 81 }] },
-      { vip: VIP2, port: 80, scheduler: "rr", realServers: [{ address: RS2, port: 80 }] },
-    ],
+    services: rawServices(),
     ...extra,
   });
 }
@@ -1799,20 +1804,7 @@ Deno.test("offload: partial checksums stay partial and complete correctly (addre
 
 /** {@link config}'s services with `edit` applied to a copy of their raw form. */
 function reloaded(edit: (services: Record<string, unknown>[]) => void, extra: Record<string, unknown> = {}) {
-  const services: Record<string, unknown>[] = [
-    {
-      vip: VIP,
-      port: 80,
-      protocol: "tcp",
-      scheduler: "rr",
-      toa: true,
-      realServers: [{ address: RS1, port: 80, weight: 1 }, { address: RS2, port: 8080, weight: 1 }],
-    },
-    { vip: VIP6, port: 80, scheduler: "rr", realServers: [{ address: RS6, port: 80 }] },
-    { vip: VIP, port: 53, protocol: "udp", scheduler: "rr", realServers: [{ address: RS1, port: 5353 }] },
-    { vip: VIP, port: 81, toa: false, scheduler: "rr", realServers: [{ address: RS1, port: 81 }] },
-    { vip: VIP2, port: 80, scheduler: "rr", realServers: [{ address: RS2, port: 80 }] },
-  ];
+  const services = rawServices();
   edit(services);
   return config({ services, portRange: [2000, 2999], ...extra });
 }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { parseTransitionLine } from "../lb/health/monitor.ts";
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
 import { type Lab, spawnIn, startNginx, waitUntil, withLab } from "./helpers/mod.ts";
@@ -56,16 +57,9 @@ interface Attempt {
 
 /** The gateway's health transition lines for `server`, oldest first. */
 function transitions(stderr: string, server: string): { state: string; reason: string }[] {
-  const out: { state: string; reason: string }[] = [];
-  for (const line of stderr.split("\n")) {
-    const m = /^fnat-lb health service="([^"]+)" server=(\S+) state=(up|down) reason=("[^"]*"|\S+)$/.exec(
-      line,
-    );
-    if (m && m[1] === SERVICE && m[2] === server) {
-      out.push({ state: m[3], reason: m[4].replace(/^"|"$/g, "") });
-    }
-  }
-  return out;
+  return stderr.split("\n").map(parseTransitionLine)
+    .filter((t) => t !== null && t.service === SERVICE && t.server === server)
+    .map((t) => ({ state: t!.up ? "up" : "down", reason: t!.reason }));
 }
 
 /** The gateway configuration: one rr service over both real servers, checked as `check` says. */

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { parseTransitionLine } from "../lb/health/monitor.ts";
 import assert from "node:assert/strict";
 import { type Lab, spawnIn, startNginx, withLab } from "./helpers/mod.ts";
 
@@ -19,16 +20,9 @@ const RISE = 2;
 
 /** Transition lines (`state`, `reason`) of `server` in the monitor's stderr, oldest first. */
 function transitions(stderr: string, server: string): { state: string; reason: string }[] {
-  const out: { state: string; reason: string }[] = [];
-  for (const line of stderr.split("\n")) {
-    const m = /^fnat-lb health service="([^"]+)" server=(\S+) state=(up|down) reason=("[^"]*"|\S+)$/.exec(
-      line,
-    );
-    if (m && m[1] === SERVICE && m[2] === server) {
-      out.push({ state: m[3], reason: m[4].replace(/^"|"$/g, "") });
-    }
-  }
-  return out;
+  return stderr.split("\n").map(parseTransitionLine)
+    .filter((t) => t !== null && t.service === SERVICE && t.server === server)
+    .map((t) => ({ state: t!.up ? "up" : "down", reason: t!.reason }));
 }
 
 Deno.test("health checks from the gateway namespace: nginx killed → down, restarted → up", async () => {

@@ -120,6 +120,17 @@ export function transitionLine(t: HealthTransition): string {
     `state=${t.up ? "up" : "down"} reason=${logValue(t.reason)}`;
 }
 
+const TRANSITION_LINE =
+  /^fnat-lb health service=("(?:[^"\\]|\\.)*"|[^\s"=]+) server=("(?:[^"\\]|\\.)*"|[^\s"=]+) state=(up|down) reason=("(?:[^"\\]|\\.)*"|[^\s"=]+)$/;
+
+/** The transition a {@link transitionLine} says, or null for any other line (for log readers and tests). */
+export function parseTransitionLine(line: string): HealthTransition | null {
+  const m = TRANSITION_LINE.exec(line);
+  if (m === null) return null;
+  const value = (v: string) => (v.startsWith('"') ? JSON.parse(v) as string : v);
+  return { service: value(m[1]), server: value(m[2]), up: m[3] === "up", reason: value(m[4]) };
+}
+
 /** Per-target state: configuration, health, counters, and the pending timer or check. */
 interface Entry {
   target: HealthTarget;

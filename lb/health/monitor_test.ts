@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { parseIpAddress } from "../../base/addr.ts";
 import { prng } from "../../tests/helpers/prng.ts";
 import { DEFAULT_HEALTH_CHECK, type HealthCheckConfig } from "../config.ts";
-import { HealthMonitor, type HealthTarget, type HealthTimers, type HealthTransition } from "./monitor.ts";
+import {
+  HealthMonitor,
+  type HealthTarget,
+  type HealthTimers,
+  type HealthTransition,
+  parseTransitionLine,
+  transitionLine,
+} from "./monitor.ts";
 import type { ProbeResult } from "./probe.ts";
 
 /** Timers on a clock that moves only when the test says so. */
@@ -349,4 +356,24 @@ Deno.test("monitor: stop during a real HTTP check that hangs closes its socket (
   l.close();
   await accepting;
   for (const c of conns) c.close();
+});
+
+Deno.test("health: a transition line reads back as the transition it says; other lines are null", () => {
+  for (
+    const t of [
+      { service: "tcp 198.18.0.100:80", server: "198.18.3.11:80", up: false, reason: "refused" },
+      { service: "tcp [fd00::100]:80", server: "[fd00:3::11]:80", up: false, reason: "status 503" },
+      { service: "udp 198.18.0.100:53", server: "198.18.3.10:53", up: true, reason: "ok" },
+    ]
+  ) {
+    assert.deepEqual(parseTransitionLine(transitionLine(t)), t);
+  }
+  assert.equal(
+    parseTransitionLine("fnat-lb reloaded services=1 servers=2 added=- removed=- changed=-"),
+    null,
+  );
+  assert.equal(
+    parseTransitionLine('fnat-lb health service="tcp 198.18.0.100:80" server=x state=sideways reason=ok'),
+    null,
+  );
 });

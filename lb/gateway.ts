@@ -21,6 +21,7 @@
  *
  * @module
  */
+import type { IpAddress } from "../base/addr.ts";
 import { type GatewayConfig, loadConfig } from "./config.ts";
 import { type MetricsServer, serveMetrics } from "./control/http.ts";
 import { planReload, reloadLine, serverKey, serviceKey } from "./control/reload.ts";
@@ -54,6 +55,11 @@ export interface GatewayOptions {
   signals?: boolean;
   /** The file the config came from: a reload (SIGHUP, `--reload`) reads it again. */
   configPath?: string;
+}
+
+/** The addresses routed into the device: every VIP and local address, once each, by text. */
+function routedAddresses(config: GatewayConfig): Map<string, IpAddress> {
+  return new Map([...config.services.map((s) => s.vip), ...config.localAddresses].map((a) => [a.text, a]));
 }
 
 /** The health-check targets of a configuration: every real server of every service. */
@@ -164,8 +170,9 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
         setUpSteering({ ...next, steering: "bpf" }, dev);
       }
       await pool!.reconfigure(next);
-      for (const a of next.localAddresses) await addRoute(a, dev.name);
-      for (const s of next.services) await addRoute(s.vip, dev.name);
+      // Only new addresses need a route; a removed VIP or local address keeps its own while it drains.
+      const routed = routedAddresses(config);
+      for (const [text, a] of routedAddresses(next)) if (!routed.has(text)) await addRoute(a, dev.name);
       config = next;
       health?.update(healthTargets(config));
       await placeMetrics();
@@ -213,10 +220,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
     if (!(await pool.whenReady(stop.promise)) || cut()) return false;
     await setMtu(dev.name, config.mtu);
     await linkUp(dev.name);
-    const routed = new Map(
-      [...config.services.map((s) => s.vip), ...config.localAddresses].map((a) => [a.text, a]),
-    );
-    for (const a of routed.values()) {
+    for (const a of routedAddresses(config).values()) {
       if (cut()) return false;
       await addRoute(a, dev.name);
     }

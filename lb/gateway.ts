@@ -174,6 +174,9 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
       const routed = routedAddresses(config);
       for (const [text, a] of routedAddresses(next)) if (!routed.has(text)) await addRoute(a, dev.name);
       config = next;
+      // Removed where the service says onServerDown "reset": RST both ways now instead of draining.
+      for (const r of plan.resetServers) await pool!.drainReset(r.service, r.server);
+      for (const svc of plan.resetServices) await pool!.drainReset(svc);
       health?.update(healthTargets(config));
       await placeMetrics();
       result = { ok: true, message: reloadLine(plan) };

@@ -430,3 +430,56 @@ Deno.test("e2e reload (workers=2): a local address added live takes connections,
     if (lab.gw!.readyLine.includes("steering=bpf")) assert.equal(handoffs, 0, JSON.stringify(after.runtime));
   });
 });
+
+Deno.test("e2e reload: a server removed from a service that says onServerDown reset has its connections reset at once", async () => {
+  const big = new Uint8Array(32 * 1024 * 1024);
+  const config = (t: Topology, servers: string[]): Raw => ({
+    localAddresses: LOCAL4,
+    services: [{
+      ...service(VIP, 80, servers.map((a): [string, number] => [a, 1])),
+      onServerDown: "reset",
+    }],
+  });
+  await withLab({
+    gateway: (t) => config(t, [t.rsIp4[0], t.rsIp4[1]]),
+    files: (i) => ({ "index.html": `rs${i + 1}\n`, "big.bin": big }),
+  }, async (lab) => {
+    const t = lab.t;
+    // Two slow downloads: rr puts one on each server.
+    const slow = () =>
+      spawnIn(lab, t.nsCli, [
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--limit-rate",
+        "1m",
+        httpUrl(VIP, 80, "/big.bin"),
+      ]);
+    const downloads = [slow(), slow()];
+    await waitUntil(
+      async () => {
+        const s = await lab.gw!.stats();
+        return (server(s, `tcp ${VIP}:80`, `${t.rsIp4[1]}:80`)?.active ?? 0) === 1 &&
+          (server(s, `tcp ${VIP}:80`, `${t.rsIp4[0]}:80`)?.active ?? 0) === 1;
+      },
+      "one download on each server",
+      10_000,
+    );
+    await rewrite(lab, config(t, [t.rsIp4[0]]));
+    const t0 = performance.now();
+    assert.match(await cliReload(lab), /removed="tcp 198\.18\.0\.10:80 198\.18\.3\.11:80"/);
+    // The download on the removed server ends with a reset; the other one runs on.
+    await waitUntil(() => Promise.resolve(downloads.some((d) => !d.running())), "a download ended", 10_000);
+    const ms = Math.round(performance.now() - t0);
+    const ended = downloads.filter((d) => !d.running());
+    assert.equal(ended.length, 1, "only the removed server's download ended");
+    assert.match(ended[0].stderr(), /reset by peer|Recv failure/, ended[0].stderr());
+    const s = await lab.gw!.stats();
+    assert.equal(server(s, `tcp ${VIP}:80`, `${t.rsIp4[1]}:80`)?.active ?? 0, 0, "its connection is gone");
+    assert.equal(server(s, `tcp ${VIP}:80`, `${t.rsIp4[0]}:80`)?.active, 1, "the other download runs on");
+    console.log(
+      `removed with onServerDown reset: the client's download reset ${ms} ms after --reload returned`,
+    );
+  });
+});

@@ -4,9 +4,11 @@
  * health monitor, and prints its summary line.
  *
  * Matched services (protocol, VIP, port) and servers (address, port within their service) keep their
- * connections and counters; added ones start; removed ones drain. What the running process cannot change
- * without a restart — the device, the workers, the steering and offload set-up, the table size, the port
- * range, the control socket — and removing a local address that still has connections are refused by name.
+ * connections and counters; added ones start; removed ones drain — or, where the service says
+ * `onServerDown: "reset"`, have their connections reset at once (RST both ways), as when a server dies.
+ * What the running process cannot change without a restart — the device, the workers, the steering and
+ * offload set-up, the table size, the port range, the control socket — and removing a local address that
+ * still has connections are refused by name.
  *
  * @module
  */
@@ -25,6 +27,10 @@ export interface ReloadPlan {
   removed: string[];
   /** Services, servers and gateway settings whose values changed. */
   changed: string[];
+  /** Removed servers whose service says `onServerDown: "reset"`: their connections are reset, not drained. */
+  resetServers: { service: string; server: string }[];
+  /** Removed services that say `onServerDown: "reset"`. */
+  resetServices: string[];
 }
 
 /** The key of a service, as the stats name it: `tcp 198.18.0.100:80`, `udp [fd00::100]:53`. */
@@ -85,6 +91,8 @@ export function planReload(
     added: [],
     removed: [],
     changed: [],
+    resetServers: [],
+    resetServices: [],
   };
   const curLocals = new Set(cur.localAddresses.map((a) => a.text));
   for (const a of next.localAddresses) if (!curLocals.has(a.text)) plan.added.push(`local ${a.text}`);
@@ -113,10 +121,16 @@ export function planReload(
       else if (o.weight !== r.weight) plan.changed.push(`${key} ${serverKey(r)}`);
     }
     for (const r of old.realServers) {
-      if (!newServers.has(serverKey(r))) plan.removed.push(`${key} ${serverKey(r)}`);
+      if (newServers.has(serverKey(r))) continue;
+      plan.removed.push(`${key} ${serverKey(r)}`);
+      if (s.onServerDown === "reset") plan.resetServers.push({ service: key, server: serverKey(r) });
     }
   }
-  for (const key of before.keys()) if (!after.has(key)) plan.removed.push(key);
+  for (const [key, old] of before) {
+    if (after.has(key)) continue;
+    plan.removed.push(key);
+    if (old.onServerDown === "reset") plan.resetServices.push(key);
+  }
   return plan;
 }
 

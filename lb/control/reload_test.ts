@@ -24,7 +24,15 @@ const none = () => 0;
 
 Deno.test("reload plan: nothing changed is an empty plan", () => {
   const p = planReload(cfg(), cfg(), none);
-  assert.deepEqual(p, { services: 2, servers: 3, added: [], removed: [], changed: [] });
+  assert.deepEqual(p, {
+    services: 2,
+    servers: 3,
+    added: [],
+    removed: [],
+    changed: [],
+    resetServers: [],
+    resetServices: [],
+  });
   assert.equal(reloadLine(p as never), "fnat-lb reloaded services=2 servers=3 added=- removed=- changed=-");
 });
 
@@ -81,4 +89,23 @@ Deno.test("reload plan: a local address with live connections stays; an idle one
   const idle = planReload(cfg(), next, none);
   assert.ok(!("error" in idle));
   assert.deepEqual(idle.removed, ["local 198.18.2.9"]);
+});
+
+Deno.test("reload plan: removed servers and services of a service that resets are listed for a reset", () => {
+  const withReset = (c: Record<string, unknown>) => {
+    for (const s of c.services as Record<string, unknown>[]) s.onServerDown = "reset";
+  };
+  const next = cfg((c) => {
+    withReset(c);
+    c.services[0].realServers.pop();
+    c.services.pop();
+  });
+  const p = planReload(cfg(withReset), next, none);
+  assert.ok(!("error" in p));
+  assert.deepEqual(p.resetServers, [{ service: "tcp 198.18.0.100:80", server: "198.18.3.11:80" }]);
+  assert.deepEqual(p.resetServices, ["udp [fd00::100]:53"]);
+  // The default, keep: they drain.
+  const keep = planReload(cfg(), cfg((c) => c.services.pop()), none);
+  assert.ok(!("error" in keep));
+  assert.deepEqual([keep.resetServers, keep.resetServices], [[], []]);
 });

@@ -47,7 +47,6 @@ export interface WorkerInit {
 /** Messages the main thread sends; those with an `id` are answered with a {@link WorkerReply} of that id. */
 export type ToWorker =
   | { type: "init"; init: WorkerInit }
-  | { type: "weight"; service: number; server: number; weight: number }
   | { type: "reconfigure"; id: number; config: GatewayConfig }
   | { type: "health"; id: number; service: string; server: string; up: boolean; reset: boolean }
   | { type: "reset"; id: number; service: string; server?: string }
@@ -177,7 +176,7 @@ async function run(init: WorkerInit): Promise<void> {
     if (
       ready === 0 || (ready & TUN_POLL_WOKEN) !== 0 || t - lastYield >= 1 || Atomics.load(ctl, 2) !== handled
     ) {
-      // Rare messages (weights) are delivered while the loop yields.
+      // Messages (reconfigure, health, listings) are delivered while the loop yields.
       await yieldToEventLoop();
       // A request posted from the main thread is not always delivered in a MessageChannel turn; a timer
       // turn delivers it. Only while one is outstanding, so hand-off wake-ups keep the cheap yield.
@@ -258,7 +257,7 @@ function reset(e: Engine, service: string, server?: string): number {
 }
 
 /** Handles a request (control path, between loop turns) and posts its reply. */
-function request(m: Exclude<ToWorker, { type: "init" | "weight" | "stop" }>): void {
+function request(m: Exclude<ToWorker, { type: "init" | "stop" }>): void {
   const reply: WorkerReply = { type: "reply", id: m.id, worker: workerIndex };
   handled++;
   try {
@@ -288,8 +287,6 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   if (m.type === "init") {
     workerIndex = m.init.worker;
     run(m.init).catch((err) => self.postMessage({ type: "error", message: (err as Error).message }));
-  } else if (m.type === "weight") {
-    engine?.setWeight(m.service, m.server, m.weight);
   } else if (m.type === "stop") {
     running = false;
   } else {

@@ -433,7 +433,7 @@ Deno.test("e2e reload (workers=2): a local address added live takes connections,
 
 Deno.test("e2e reload: a server removed from a service that says onServerDown reset has its connections reset at once", async () => {
   const big = new Uint8Array(32 * 1024 * 1024);
-  const config = (t: Topology, servers: string[]): Raw => ({
+  const config = (servers: string[]): Raw => ({
     localAddresses: LOCAL4,
     services: [{
       ...service(VIP, 80, servers.map((a): [string, number] => [a, 1])),
@@ -441,7 +441,7 @@ Deno.test("e2e reload: a server removed from a service that says onServerDown re
     }],
   });
   await withLab({
-    gateway: (t) => config(t, [t.rsIp4[0], t.rsIp4[1]]),
+    gateway: (t) => config([t.rsIp4[0], t.rsIp4[1]]),
     files: (i) => ({ "index.html": `rs${i + 1}\n`, "big.bin": big }),
   }, async (lab) => {
     const t = lab.t;
@@ -466,7 +466,7 @@ Deno.test("e2e reload: a server removed from a service that says onServerDown re
       "one download on each server",
       10_000,
     );
-    await rewrite(lab, config(t, [t.rsIp4[0]]));
+    await rewrite(lab, config([t.rsIp4[0]]));
     const t0 = performance.now();
     assert.match(await cliReload(lab), /removed="tcp 198\.18\.0\.10:80 198\.18\.3\.11:80"/);
     // The download on the removed server ends with a reset; the other one runs on.

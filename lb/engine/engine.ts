@@ -21,7 +21,7 @@
  */
 import type { GatewayConfig } from "../config.ts";
 import type { ConnectionRow, EngineCounters } from "../stats.ts";
-import { hostPort, type IpAddress } from "../../base/addr.ts";
+import { hostPort } from "../../base/addr.ts";
 import { formatIpv4 } from "../../base/packet/ipv4.ts";
 import { formatIpv6 } from "../../base/packet/ipv6.ts";
 import { read16, read32, write16 } from "../../base/packet/checksum.ts";
@@ -577,13 +577,6 @@ export class Engine {
       });
     }
     return out;
-  }
-
-  /** Index of the service `vip:port/protocol`, or -1 (control path). */
-  serviceIndex(vip: IpAddress, port: number, protocol: "tcp" | "udp"): number {
-    const w = vip.words;
-    const v = this.svcMap.get(vip.family, w[0], w[1], w[2], w[3], port, protocol === "udp" ? 17 : 6);
-    return v === ADDR_MAP_MISS ? -1 : v;
   }
 
   /** Sets a real server's configured weight (0 drains it) and rebuilds its service's scheduler (control path). */

@@ -41,10 +41,13 @@ export class ConnTable {
   readonly localPort: Uint16Array;
   /** Sequence offset added to client→server sequence numbers (mod 2^32). */
   readonly seqDelta: Uint32Array;
-  /** The last acknowledgement number the client sent (server sequence space): for a RST toward the client. */
-  readonly ackFromClient: Uint32Array;
-  /** The last acknowledgement number the server sent (its own view of the client's sequence numbers). */
-  readonly ackFromServer: Uint32Array;
+  /**
+   * The sequence number after the client's highest segment (its own numbering, before the delta): what the
+   * server will expect next once all it was sent has arrived. For the RSTs of a reset.
+   */
+  readonly nextFromClient: Uint32Array;
+  /** The sequence number after the server's highest segment: what the client will expect next. */
+  readonly nextFromServer: Uint32Array;
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
@@ -67,8 +70,8 @@ export class ConnTable {
     this.localIndex = new Uint16Array(capacity);
     this.localPort = new Uint16Array(capacity);
     this.seqDelta = new Uint32Array(capacity);
-    this.ackFromClient = new Uint32Array(capacity);
-    this.ackFromServer = new Uint32Array(capacity);
+    this.nextFromClient = new Uint32Array(capacity);
+    this.nextFromServer = new Uint32Array(capacity);
     this.hashNext = new Int32Array(capacity);
     this.freeNext = new Int32Array(capacity);
     let nb = 1024;

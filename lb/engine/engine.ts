@@ -136,6 +136,16 @@ export interface EngineOptions {
   random?: () => number;
 }
 
+/**
+ * The sequence number after the TCP segment `info` describes (payload, plus one each for SYN and FIN),
+ * or `prev` when that is further on (a retransmission or a reordered segment moves nothing back).
+ */
+function segmentEnd(seq: number, info: PacketInfo, flags: number, prev: number): number {
+  const end = (seq + (info.end - info.l4Off - info.l4HeaderLen) + (flags & TCP_SYN ? 1 : 0) +
+    (flags & TCP_FIN ? 1 : 0)) >>> 0;
+  return (flags & TCP_SYN) || ((end - prev) | 0) > 0 ? end : prev;
+}
+
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
 export class Engine {
   /** The connection table. */
@@ -489,8 +499,8 @@ export class Engine {
   }
 
   /**
-   * Builds in `b` a RST+ACK for connection `id`: toward the real server (local:lport → RS:port, seq = the
-   * server's last ACK) or toward the client (VIP:vport → client:cport, seq = the client's last ACK).
+   * Builds in `b` a RST+ACK for connection `id`: toward the real server (local:lport → RS:port) or toward
+   * the client (VIP:vport → client:cport), each with the sequence number its receiver expects next.
    */
   private buildRst(b: Uint8Array, id: number, toServer: boolean): number {
     const conns = this.conns;
@@ -528,11 +538,12 @@ export class Engine {
     const o = hl;
     write16(b, o, toServer ? conns.localPort[id] : this.svcPort[svc]);
     write16(b, o + 2, toServer ? this.rsPort[f] : conns.clientPort[id]);
-    // What each side last acknowledged is the sequence number it expects next (RFC 5961: a RST must hit it).
-    const delta = conns.seqDelta[id];
-    const seq = toServer ? conns.ackFromServer[id] : conns.ackFromClient[id];
+    // A RST must carry exactly the sequence number its receiver expects next (RFC 5961): the end of what its
+    // peer sent through us, which it has all received by the time this RST, sent after it, arrives.
     // Only client sequence numbers are shifted (seq + delta toward the server): the server's are not.
-    const ack = toServer ? conns.ackFromClient[id] : (conns.ackFromServer[id] - delta) >>> 0;
+    const delta = conns.seqDelta[id];
+    const seq = toServer ? (conns.nextFromClient[id] + delta) >>> 0 : conns.nextFromServer[id];
+    const ack = toServer ? conns.nextFromServer[id] : conns.nextFromClient[id];
     writeWord(b, o + 4, seq);
     writeWord(b, o + 8, ack);
     b[o + 12] = 5 << 4;
@@ -1012,9 +1023,10 @@ export class Engine {
       const cf = conns.flags[id];
       const t = tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
-      tcpSetSeq(b, o, read32(b, o + TCP_SEQ) + conns.seqDelta[id]);
-      // For a RST this gateway may have to send (resetServer): a SYN's 0 is overwritten by the next segment.
-      conns.ackFromClient[id] = read32(b, o + TCP_ACK_NUM);
+      const seq = read32(b, o + TCP_SEQ);
+      tcpSetSeq(b, o, seq + conns.seqDelta[id]);
+      // For a RST this gateway may have to send (resetServer): where the client's numbering has got to.
+      conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
       // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
       if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
         len = this.handshakeEdits(b, len, id, state, flags, syn);
@@ -1132,11 +1144,8 @@ export class Engine {
       const t = tcpTransition(state, cf, flags, false);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const delta = conns.seqDelta[id];
-      if (flags & TCP_ACK) {
-        const ack = read32(b, o + TCP_ACK_NUM);
-        conns.ackFromServer[id] = ack;
-        tcpSetAck(b, o, ack - delta);
-      }
+      conns.nextFromServer[id] = segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer[id]);
+      if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // No TOA toward a client either: a server's option 254 (its own gateway's, or forged) becomes NOPs.
         const n = tcpNopAllOptions(b, o, TCPOPT_TOA);

@@ -1974,6 +1974,57 @@ Deno.test("health: a server down gets no new connections, keeps its configured w
   assert.equal(e.setServerUp(svc, 7, false), false, "no such server");
 });
 
+Deno.test("health: resetServer's RSTs carry where each side's data ends, not its last ACK (data in flight)", () => {
+  const e = engine();
+  const h = handshake(e);
+  // The server sends 1000 bytes the client has not acknowledged yet, then the client sends 10 more of its
+  // own: by the time a RST sent after them arrives, the client expects 6001 and the server isn + 11.
+  run(
+    e,
+    "server data",
+    fromServer(h, { seq: 5001, ack: h.isn + 1, flags: TCP_ACK, payload: new Uint8Array(1000) }),
+    1000,
+    {
+      out: { dst: CLIENT },
+    },
+  );
+  run(
+    e,
+    "client data",
+    fromClient(h, { seq: 1001, ack: 5001, flags: TCP_ACK, payload: new Uint8Array(10) }),
+    1000,
+    {
+      out: { dst: h.rs },
+    },
+  );
+  // A retransmission of older data moves nothing back.
+  run(
+    e,
+    "server retransmits",
+    fromServer(h, { seq: 5001, ack: h.isn + 1, flags: TCP_ACK, payload: new Uint8Array(500) }),
+    1000,
+    {
+      out: { dst: CLIENT },
+    },
+  );
+  const out: { b: Uint8Array; n: number }[] = [];
+  assert.equal(e.resetServer(0, 0, (b, n) => out.push({ b: b.slice(0, n), n })), 1);
+  expectOut("RST to the client", out[0].b, out[0].n, out[0].n, {
+    src: VIP,
+    dst: CLIENT,
+    seq: 6001,
+    ack: 1011,
+    flags: TCP_RST | TCP_ACK,
+  });
+  expectOut("RST to the server", out[1].b, out[1].n, out[1].n, {
+    src: LOCAL,
+    dst: h.rs,
+    seq: (h.isn + 11) >>> 0,
+    ack: 6001,
+    flags: TCP_RST | TCP_ACK,
+  });
+});
+
 Deno.test("health: resetServer sends a RST each way with the sequence numbers each side expects, frees the port", () => {
   const e = engine();
   const h = handshake(e); // client seq 1001, server seq 5001; the client acked 5001, the server isn + 1

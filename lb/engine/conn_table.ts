@@ -48,6 +48,19 @@ export class ConnTable {
   readonly nextFromClient: Uint32Array;
   /** The sequence number after the server's highest segment: what the client will expect next. */
   readonly nextFromServer: Uint32Array;
+  /**
+   * SYN proxy: offset subtracted from server→client sequence numbers (and added to client→server
+   * acknowledgements, SACK blocks): the server's ISN minus the cookie the gateway gave the client. 0 otherwise.
+   */
+  readonly serverDelta: Uint32Array;
+  /** Window scale shift the client applies to its windows (0 when none was negotiated). */
+  readonly clientWscale: Uint8Array;
+  /** Window scale shift the server applies to its windows (0 when none was negotiated). */
+  readonly serverWscale: Uint8Array;
+  /** Largest window the client advertised, scaled: bounds what the server may send (blind-RST checks). */
+  readonly clientMaxWin: Uint32Array;
+  /** Largest window the server advertised, scaled: bounds what the client may send. */
+  readonly serverMaxWin: Uint32Array;
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
@@ -72,6 +85,11 @@ export class ConnTable {
     this.seqDelta = new Uint32Array(capacity);
     this.nextFromClient = new Uint32Array(capacity);
     this.nextFromServer = new Uint32Array(capacity);
+    this.serverDelta = new Uint32Array(capacity);
+    this.clientWscale = new Uint8Array(capacity);
+    this.serverWscale = new Uint8Array(capacity);
+    this.clientMaxWin = new Uint32Array(capacity);
+    this.serverMaxWin = new Uint32Array(capacity);
     this.hashNext = new Int32Array(capacity);
     this.freeNext = new Int32Array(capacity);
     let nb = 1024;
@@ -164,6 +182,11 @@ export class ConnTable {
     this.state[id] = 0;
     this.flags[id] = 0;
     this.seqDelta[id] = 0;
+    this.serverDelta[id] = 0;
+    this.clientWscale[id] = 0;
+    this.serverWscale[id] = 0;
+    this.clientMaxWin[id] = 0;
+    this.serverMaxWin[id] = 0;
     const h = this.hash(svc, a0, a1, a2, a3, port);
     this.hashNext[id] = this.buckets[h];
     this.buckets[h] = id;

@@ -115,6 +115,12 @@ export interface ServiceConfig {
   healthCheck: HealthCheckConfig;
   /** What happens to a server's connections when it goes down: "keep" them running, or "reset" them. */
   onServerDown: "keep" | "reset";
+  /**
+   * SYN proxy (TCP only): "on" answers every SYN with a SYN cookie and opens the server side only when the
+   * client's ACK proves it; "auto" (default) does so while a worker's half-open entries are past
+   * `synproxyThreshold`; "off" never.
+   */
+  synproxy: "off" | "on" | "auto";
 }
 
 /** The whole validated configuration. */
@@ -153,6 +159,11 @@ export interface GatewayConfig {
    * service, echo replies), all workers together; past it they are dropped and counted. 0: never answer.
    */
   replyRate: number;
+  /**
+   * Half-open connection entries (SYN_SENT, SYN_RECV) of the whole gateway past which services with
+   * `synproxy: "auto"` answer SYNs with cookies; each worker compares its share. Default 1000.
+   */
+  synproxyThreshold: number;
   /** Where the metrics page listens (absent: no metrics page). */
   metrics?: MetricsConfig;
 }
@@ -240,6 +251,7 @@ const KNOWN_SERVICE = [
   "realServers",
   "healthCheck",
   "onServerDown",
+  "synproxy",
 ] as const;
 const KNOWN_SERVER = ["address", "port", "weight"] as const;
 const KNOWN_HEALTH = ["type", "interval", "timeout", "rise", "fall", "path", "expectStatus", "port"] as const;
@@ -322,6 +334,7 @@ const KNOWN_TOP = [
   "steering",
   "offload",
   "replyRate",
+  "synproxyThreshold",
   "metrics",
 ] as const;
 
@@ -420,6 +433,16 @@ export function validateConfig(raw: unknown): GatewayConfig {
         `expected "keep" or "reset", got ${JSON.stringify(onServerDown)}`,
       );
     }
+    const synproxy = s.synproxy ?? "auto";
+    if (synproxy !== "off" && synproxy !== "on" && synproxy !== "auto") {
+      throw new ConfigError(
+        `${p}synproxy`,
+        `expected "off", "on" or "auto", got ${JSON.stringify(synproxy)}`,
+      );
+    }
+    if (synproxy === "on" && protocol !== "tcp") {
+      throw new ConfigError(`${p}synproxy`, `"on" needs a TCP service (UDP has no handshake to proxy)`);
+    }
     return {
       vip,
       port,
@@ -429,6 +452,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
       realServers,
       healthCheck: healthCheck(s.healthCheck, p, protocol),
       onServerDown,
+      synproxy,
     };
   });
   const control = raw.control ?? `/run/fnat-lb/${tun}.sock`;
@@ -442,6 +466,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
   const offload = raw.offload ?? true;
   if (typeof offload !== "boolean") throw new ConfigError("offload", "expected true or false");
   const replyRate = int(raw, "replyRate", "", 0, 1_000_000, 1000);
+  const synproxyThreshold = int(raw, "synproxyThreshold", "", 1, 100_000_000, 1000);
   const out: GatewayConfig = {
     tun,
     workers,
@@ -455,6 +480,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
     steering,
     offload,
     replyRate,
+    synproxyThreshold,
   };
   if (raw.metrics !== undefined) out.metrics = metrics(raw.metrics);
   return out;

@@ -215,3 +215,65 @@ export function buildEchoReply(b: Uint8Array, info: PacketInfo): number {
   }
   return info.end;
 }
+
+/**
+ * Builds a whole TCP segment at `b[0]` from address words (the gateway's own segments: a SYN cookie's
+ * SYN+ACK, the SYN proxy's SYN and ACK toward a server, a connection's RSTs): IPv4 (DF, TTL 64) or IPv6, the
+ * ports, numbers, flags and window given, `optLen` bytes of options from `opts` (a multiple of 4) and no
+ * payload, with complete checksums. `src`/`dst` hold the addresses at word offsets `so`/`dOff` (IPv4: one
+ * word). Returns the packet's length.
+ */
+export function buildTcpSegment(
+  b: Uint8Array,
+  family: number,
+  src: Uint32Array,
+  so: number,
+  dst: Uint32Array,
+  dOff: number,
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  window: number,
+  opts: Uint8Array,
+  optLen: number,
+): number {
+  const tcpLen = TCP_MIN_HEADER_LEN + optLen;
+  let hl: number;
+  if (family === 4) {
+    hl = 20;
+    b[0] = 0x45;
+    b[1] = 0;
+    write16(b, IPV4_TOTAL_LENGTH, hl + tcpLen);
+    write32(b, IPV4_ID, 0x00004000); // id 0, DF
+    b[IPV4_TTL] = REPLY_TTL;
+    b[IPV4_PROTOCOL] = IPPROTO_TCP;
+    write16(b, IPV4_CHECKSUM, 0);
+    write32(b, IPV4_SRC, src[so]);
+    write32(b, IPV4_DST, dst[dOff]);
+    ipv4FillChecksum(b, 0);
+  } else {
+    hl = 40;
+    write32(b, 0, 0x60000000);
+    write16(b, IPV6_PAYLOAD_LENGTH, tcpLen);
+    b[IPV6_NEXT_HEADER] = IPPROTO_TCP;
+    b[IPV6_HOP_LIMIT] = REPLY_TTL;
+    for (let k = 0; k < 4; k++) {
+      write32(b, IPV6_SRC + k * 4, src[so + k]);
+      write32(b, IPV6_DST + k * 4, dst[dOff + k]);
+    }
+  }
+  write16(b, hl + TCP_SRC_PORT, sport);
+  write16(b, hl + TCP_DST_PORT, dport);
+  write32(b, hl + TCP_SEQ, seq >>> 0);
+  write32(b, hl + TCP_ACK_NUM, ack >>> 0);
+  b[hl + TCP_DATA_OFFSET] = (tcpLen >>> 2) << 4;
+  b[hl + TCP_FLAGS] = flags;
+  write16(b, hl + TCP_WINDOW, window);
+  write16(b, hl + TCP_CHECKSUM, 0);
+  write16(b, hl + TCP_URGENT, 0);
+  for (let i = 0; i < optLen; i++) b[hl + TCP_MIN_HEADER_LEN + i] = opts[i];
+  fillBuiltChecksum(b, family, hl, IPPROTO_TCP, tcpLen, tcpLen);
+  return hl + tcpLen;
+}

@@ -64,6 +64,8 @@ export const DROP_REASONS = {
   frag_too_many: 28,
   /** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
   frag_discarded: 29,
+  /** SYN proxy: a client segment while the server side is still opening, with no slot left to keep it. */
+  synproxy_not_kept: 30,
 } as const;
 
 /** Not addressed to a VIP or local address of ours. */
@@ -108,6 +110,8 @@ export const DROP_FRAG_TOO_BIG = DROP_REASONS.frag_too_big;
 export const DROP_FRAG_TOO_MANY = DROP_REASONS.frag_too_many;
 /** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
 export const DROP_FRAG_DISCARDED = DROP_REASONS.frag_discarded;
+/** Code of `synproxy_not_kept`. */
+export const DROP_SYNPROXY_NOT_KEPT = DROP_REASONS.synproxy_not_kept;
 
 /** Names of the drop reasons, indexed by code: the validator's reasons (0 is unused), then DROP_REASONS. */
 export const DROP_NAMES: readonly string[] = namesByCode(DROP_REASONS, PACKET_REASON_NAMES);
@@ -152,6 +156,22 @@ export const EVENTS = {
   frag_evicted: 17,
   /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
   frag_sent: 18,
+  /** SYN proxy: a SYN answered with a SYN cookie (no entry, no local port). */
+  syncookie_sent: 19,
+  /** SYN proxy: a client ACK whose cookie verified: the connection is made and the server side opened. */
+  syncookie_valid: 20,
+  /** SYN proxy: an ACK without connection whose cookie did not verify (then handled as no connection). */
+  syncookie_bad: 21,
+  /** SYN proxy switched on for `auto` services (half-open entries past the threshold). */
+  synproxy_on: 22,
+  /** SYN proxy switched off again for `auto` services. */
+  synproxy_off: 23,
+  /** SYN proxy: the server refused the gateway's SYN (RST): the client, already connected, gets a RST. */
+  synproxy_refused: 24,
+  /** SYN proxy: a client segment kept until the server side is open, then sent. */
+  synproxy_kept: 25,
+  /** SYN proxy: the SYN toward the server sent again (the client retransmitted while it was opening). */
+  synproxy_syn_retransmit: 26,
 } as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
@@ -192,6 +212,22 @@ export const EV_FRAG_TIMEOUT = EVENTS.frag_timeout;
 export const EV_FRAG_EVICTED = EVENTS.frag_evicted;
 /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
 export const EV_FRAG_SENT = EVENTS.frag_sent;
+/** Code of `syncookie_sent`. */
+export const EV_SYNCOOKIE_SENT = EVENTS.syncookie_sent;
+/** Code of `syncookie_valid`. */
+export const EV_SYNCOOKIE_VALID = EVENTS.syncookie_valid;
+/** Code of `syncookie_bad`. */
+export const EV_SYNCOOKIE_BAD = EVENTS.syncookie_bad;
+/** Code of `synproxy_on`. */
+export const EV_SYNPROXY_ON = EVENTS.synproxy_on;
+/** Code of `synproxy_off`. */
+export const EV_SYNPROXY_OFF = EVENTS.synproxy_off;
+/** Code of `synproxy_refused`. */
+export const EV_SYNPROXY_REFUSED = EVENTS.synproxy_refused;
+/** Code of `synproxy_kept`. */
+export const EV_SYNPROXY_KEPT = EVENTS.synproxy_kept;
+/** Code of `synproxy_syn_retransmit`. */
+export const EV_SYNPROXY_SYN_RETRANSMIT = EVENTS.synproxy_syn_retransmit;
 /** Names of the events, indexed by code. */
 export const EVENT_NAMES: readonly string[] = namesByCode(EVENTS);
 

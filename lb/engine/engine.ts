@@ -52,7 +52,12 @@ import {
   readAddressWords,
 } from "../../base/packet/nat.ts";
 import { PacketInfo } from "../../base/packet/packet_info.ts";
-import { buildEchoReply, buildPortUnreachable, buildTcpRst } from "../../base/packet/reply.ts";
+import {
+  buildEchoReply,
+  buildPortUnreachable,
+  buildTcpRst,
+  buildTcpSegment,
+} from "../../base/packet/reply.ts";
 import {
   TCP_ACK,
   TCP_ACK_NUM,
@@ -65,6 +70,7 @@ import {
   TCP_SEQ,
   TCP_SRC_PORT,
   TCP_SYN,
+  TCP_WINDOW,
   tcpAdjustSack,
   tcpClampMss,
   tcpCompactOptions,
@@ -86,6 +92,7 @@ import { LocalPool } from "./local_pool.ts";
 import { createScheduler } from "./scheduler/mod.ts";
 import { type Scheduler, ServerSet } from "./scheduler/scheduler.ts";
 import {
+  CONN_SYNPROXY,
   CONN_TOA,
   CONN_TOA_ACK_DONE,
   STATE_CLOSE,
@@ -103,6 +110,30 @@ import { TimerWheel } from "./timer_wheel.ts";
 import { IsnGenerator } from "./isn.ts";
 import { steerClient, steerFragment, steerLocalPort } from "./steering.ts";
 import { Reassembler, type ReassemblyOptions } from "./reassembly.ts";
+import { COOKIE_NO_WSCALE, COOKIE_SLOT_SECONDS, cookieWscale, SynCookies } from "./syn_cookie.ts";
+import {
+  GATEWAY_WSCALE,
+  rescaleWindow,
+  synCookieData,
+  synWscale,
+  writeServerSynOptions,
+  writeSynAckOptions,
+} from "./synproxy.ts";
+
+/** Service SYN proxy modes, per service slot. */
+const SP_OFF = 0;
+const SP_ON = 1;
+const SP_AUTO = 2;
+/** A SYN proxy step that leaves the packet to the ordinary path. */
+const SP_CONTINUE = -0x40000000;
+/** Per-connection SYN proxy bits beside the cookie data (bits 0–6): a client segment is kept for it. */
+const SP_KEPT = 0x80;
+/** … the server declined window scaling while the client uses it (the client's windows are scaled up). */
+const SP_SERVER_NO_WSCALE = 0x100;
+/** Client segments kept while their server side opens, per worker (each waits about one round trip). */
+const KEPT_SLOTS = 256;
+/** Seconds the `auto` SYN proxy stays on at least, and the window over which it judges switching off. */
+const SP_AUTO_HOLD = 10;
 
 /** Options of one worker's engine. */
 export interface EngineOptions {
@@ -232,6 +263,31 @@ export class Engine {
   private outId = 0;
   /** Scratch for ipv6Unfragmentable: length, Next Header offset. */
   private readonly unfrag = new Int32Array(2);
+  /** SYN cookies of the SYN proxy. */
+  private readonly cookies: SynCookies;
+  /** Per service slot: SP_OFF, SP_ON or SP_AUTO. */
+  private svcSynproxy = new Uint8Array(0);
+  /** Per connection opened by the SYN proxy: its cookie data (bits 0–6) and SP_KEPT, SP_SERVER_NO_WSCALE. */
+  private readonly spOpts: Uint16Array;
+  /** Scratch for the options of the segments the SYN proxy builds. */
+  private readonly spOptBuf = new Uint8Array(40);
+  /** Kept client segments: KEPT_SLOTS slots of one MTU-sized packet, their owners and lengths. */
+  private readonly keptBuf: Uint8Array;
+  private readonly keptOwner = new Int32Array(KEPT_SLOTS).fill(-1);
+  private readonly keptLen = new Int32Array(KEPT_SLOTS);
+  private readonly keptSlotSize: number;
+  /** After {@link process}: the connection whose kept segment {@link nextOutput} sends next, or -1. */
+  private replayId = -1;
+  /** Connections in SYN_SENT or SYN_RECV (the `auto` SYN proxy's measure). */
+  halfOpen = 0;
+  /** The SYN proxy of `auto` services is on in this worker. */
+  synproxyActive = false;
+  private spThreshold = 1;
+  private spSince = 0;
+  private spSent0 = 0;
+  private spValid0 = 0;
+  /** When the `auto` SYN proxy last went off: its cookies stay good for two cookie slots after. */
+  private spOffAt = -Infinity;
 
   /** Builds the engine for one worker from a validated configuration. */
   constructor(config: GatewayConfig, opts: EngineOptions = {}) {
@@ -242,10 +298,9 @@ export class Engine {
     this.worker = worker;
     this.workers = workers;
     this.random32 = opts.random32;
-    this.isn = new IsnGenerator(
-      opts.isnSecret ?? crypto.getRandomValues(new Uint32Array(4)),
-      opts.epoch ?? Date.now() / 1000 - this.now,
-    );
+    const secret = opts.isnSecret ?? crypto.getRandomValues(new Uint32Array(4));
+    this.isn = new IsnGenerator(secret, opts.epoch ?? Date.now() / 1000 - this.now);
+    this.cookies = new SynCookies(secret, opts.epoch ?? Date.now() / 1000 - this.now);
     this.replyRate = opts.replyRate ?? config.replyRate / workers;
     this.fixedReplyRate = opts.replyRate;
     // The bucket holds at least one token, or a worker's share below 1/s could never answer at all.
@@ -254,6 +309,10 @@ export class Engine {
     this.replyAt = this.now;
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
     this.conns = new ConnTable(capacity, 0);
+    this.spOpts = new Uint16Array(capacity);
+    this.keptSlotSize = config.mtu + 64;
+    this.keptBuf = new Uint8Array(KEPT_SLOTS * this.keptSlotSize);
+    this.spSince = this.now;
     this.wheel = new TimerWheel(capacity, this.now);
     this.pool = new LocalPool(
       [],
@@ -312,6 +371,7 @@ export class Engine {
   /** Builds or updates every per-slot table from `config` (constructor and {@link reconfigure}). */
   private layout(config: GatewayConfig): void {
     this.timeouts = timeoutTable(config.timeouts);
+    this.spThreshold = Math.max(1, Math.ceil(config.synproxyThreshold / this.workers));
     this.mss4 = config.mtu - 20 - 20 - TOA_V4_LEN;
     this.mss6 = config.mtu - 40 - 20 - TOA_V6_LEN;
     if (this.fixedReplyRate === undefined) {
@@ -345,6 +405,7 @@ export class Engine {
         this.svcPort = grow(this.svcPort, n);
         this.svcProto = grow(this.svcProto, n);
         this.svcToa = grow(this.svcToa, n);
+        this.svcSynproxy = grow(this.svcSynproxy, n);
         this.svcDraining = grow(this.svcDraining, n);
         this.svcFamily[i] = s.vip.family;
         this.svcAddr.set(s.vip.words, i * 4);
@@ -355,6 +416,11 @@ export class Engine {
       }
       seen[i] = 1;
       this.svcToa[i] = s.toa && proto === IPPROTO_TCP ? 1 : 0;
+      this.svcSynproxy[i] = proto !== IPPROTO_TCP || s.synproxy === "off"
+        ? SP_OFF
+        : s.synproxy === "on"
+        ? SP_ON
+        : SP_AUTO;
       this.svcDraining[i] = 0;
       const oldSet = this.sets[i] as ServerSet | undefined;
       const keys = oldSet ? oldSet.keys.slice() : [];
@@ -504,54 +570,58 @@ export class Engine {
    */
   private buildRst(b: Uint8Array, id: number, toServer: boolean): number {
     const conns = this.conns;
-    const fam = conns.family[id];
     const svc = conns.service[id];
     const f = conns.server[id];
-    const hl = fam === 4 ? 20 : 40;
-    const len = hl + 20;
-    b.fill(0, 0, len);
-    const src = toServer ? this.localAddr : this.svcAddr;
-    const so = toServer ? conns.localIndex[id] * 4 : svc * 4;
-    const dst = toServer ? this.rsAddr : conns.clientAddr;
-    const dOff = toServer ? f * 4 : id * 4;
-    if (fam === 4) {
-      b[0] = 0x45;
-      write16(b, 2, len);
-      b[8] = 64;
-      b[9] = IPPROTO_TCP;
-      writeWord(b, 12, src[so]);
-      writeWord(b, 16, dst[dOff]);
-      let sum = 0;
-      for (let i = 0; i < 20; i += 2) sum += read16(b, i);
-      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-      write16(b, 10, ~sum & 0xffff);
-    } else {
-      b[0] = 0x60;
-      write16(b, 4, 20);
-      b[6] = IPPROTO_TCP;
-      b[7] = 64;
-      for (let k = 0; k < 4; k++) {
-        writeWord(b, 8 + k * 4, src[so + k]);
-        writeWord(b, 24 + k * 4, dst[dOff + k]);
-      }
-    }
-    const o = hl;
-    write16(b, o, toServer ? conns.localPort[id] : this.svcPort[svc]);
-    write16(b, o + 2, toServer ? this.rsPort[f] : conns.clientPort[id]);
     // A RST must carry exactly the sequence number its receiver expects next (RFC 5961): the end of what its
     // peer sent through us, which it has all received by the time this RST, sent after it, arrives.
-    // Only client sequence numbers are shifted (seq + delta toward the server): the server's are not.
-    const delta = conns.seqDelta[id];
-    const seq = toServer ? (conns.nextFromClient[id] + delta) >>> 0 : conns.nextFromServer[id];
+    // Client numbers go to the server shifted by seqDelta; server numbers to the client by the SYN proxy's
+    // serverDelta (0 otherwise).
+    const toClient = this.serverSeqToClient(id, conns.nextFromServer[id]);
+    const seq = toServer ? (conns.nextFromClient[id] + conns.seqDelta[id]) >>> 0 : toClient;
     const ack = toServer ? conns.nextFromServer[id] : conns.nextFromClient[id];
-    writeWord(b, o + 4, seq);
-    writeWord(b, o + 8, ack);
-    b[o + 12] = 5 << 4;
-    b[o + 13] = TCP_RST | TCP_ACK;
-    const info = this.inner;
-    classifyPacket(b, 0, len, info);
-    fillTransportChecksum(b, info);
-    return len;
+    return toServer
+      ? buildTcpSegment(
+        b,
+        conns.family[id],
+        this.localAddr,
+        conns.localIndex[id] * 4,
+        this.rsAddr,
+        f * 4,
+        conns.localPort[id],
+        this.rsPort[f],
+        seq,
+        ack,
+        TCP_RST | TCP_ACK,
+        0,
+        this.spOptBuf,
+        0,
+      )
+      : buildTcpSegment(
+        b,
+        conns.family[id],
+        this.svcAddr,
+        svc * 4,
+        conns.clientAddr,
+        id * 4,
+        this.svcPort[svc],
+        conns.clientPort[id],
+        seq,
+        ack,
+        TCP_RST | TCP_ACK,
+        0,
+        this.spOptBuf,
+        0,
+      );
+  }
+
+  /**
+   * A server sequence number as connection `id`'s client knows it: minus the SYN proxy's serverDelta — but
+   * while the proxy still opens the server side, nextFromServer is the client's own view (cookie + 1).
+   */
+  private serverSeqToClient(id: number, seq: number): number {
+    const conns = this.conns;
+    if (!(conns.flags[id] & CONN_SYNPROXY) || conns.state[id] === STATE_SYN_SENT) return seq;
+    return (seq - conns.serverDelta[id]) >>> 0;
   }
 
   /** Per local address: ports in use, free, and failed acquisitions (dpvs sa_used/sa_free/sa_miss). */
@@ -631,6 +701,7 @@ export class Engine {
   tick(now: number): number {
     this.now = now;
     this.frags.expire(now);
+    if (this.synproxyActive && now - this.spSince >= SP_AUTO_HOLD) this.synproxyJudge();
     return this.wheel.advance(now, this.expireFn);
   }
 
@@ -648,6 +719,7 @@ export class Engine {
     this.headerDelta = 0;
     this.length = len;
     this.outLen = 0;
+    this.replayId = -1;
     this.partial = csumPartial;
     const out = this.route(b, len);
     // Routers do not fragment IPv6 (RFC 8200): the kernel would answer Packet Too Big, so we fragment what
@@ -752,6 +824,7 @@ export class Engine {
    * (an IPv6 fragment of a reassembled datagram larger than the MTU), or 0 when there is none.
    */
   nextOutput(b: Uint8Array): number {
+    if (this.replayId >= 0) return this.replayKept(b);
     const data = this.outLen - this.outHdr;
     if (this.outPos >= data) return 0;
     const out = this.outBuf!;
@@ -864,6 +937,7 @@ export class Engine {
     this.conns.server[id] = server;
     if (info.l4Proto === IPPROTO_TCP) {
       this.conns.state[id] = STATE_SYN_SENT;
+      if (++this.halfOpen >= this.spThreshold && !this.synproxyActive) this.synproxySwitch(true);
       this.conns.flags[id] = this.svcToa[svc] ? CONN_TOA : 0;
       this.conns.seqDelta[id] = (this.nextIsn(id) - read32(b, info.l4Off + 4)) >>> 0;
     } else {
@@ -892,6 +966,8 @@ export class Engine {
         set.inactive[idx]--;
         set.active[idx]++;
       }
+      if (old === STATE_SYN_SENT || old === STATE_SYN_RECV) this.halfOpen--;
+      if (state === STATE_SYN_SENT || state === STATE_SYN_RECV) this.halfOpen++;
       conns.state[id] = state;
     }
     this.wheel.setDeadline(id, this.now + this.timeouts[state]);
@@ -903,8 +979,11 @@ export class Engine {
     const svc = conns.service[id];
     const idx = this.rsIdx[conns.server[id]];
     const set = this.sets[svc];
-    if (conns.state[id] === STATE_ESTABLISHED) set.active[idx]--;
+    const state = conns.state[id];
+    if (state === STATE_ESTABLISHED) set.active[idx]--;
     else set.inactive[idx]--;
+    if (state === STATE_SYN_SENT || state === STATE_SYN_RECV) this.halfOpen--;
+    if ((conns.flags[id] & CONN_SYNPROXY) && (this.spOpts[id] & SP_KEPT)) this.keptSlot(id, true);
     this.wheel.cancel(id);
     this.pool.release(conns.localIndex[id], conns.localPort[id]);
     conns.remove(id);
@@ -1012,6 +1091,18 @@ export class Engine {
       if (this.svcDraining[svc]) return this.noService(b, len);
       // Every connection was checked here when it was made, so a live one never has a martian client.
       if (this.martianSource(fam, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
+      const sp = isTcp ? this.svcSynproxy[svc] : SP_OFF;
+      if (sp !== SP_OFF) {
+        // The SYN proxy: SYNs get a cookie while it is on; an ACK may prove a cookie even after it went off.
+        if (syn && (sp === SP_ON || this.synproxyActive)) return this.cookieReply(b, svc, sport);
+        if (
+          (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_ACK &&
+          (sp === SP_ON || this.synproxyActive || this.now - this.spOffAt < 2 * COOKIE_SLOT_SECONDS)
+        ) {
+          const r = this.cookieAck(b, len, svc, sport, flags);
+          if (r !== SP_CONTINUE) return r;
+        }
+      }
       if (isTcp && !syn) return this.drop(C.DROP_NO_CONNECTION);
       if (!isTcp && !this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
       id = this.newConnection(b, svc, fam, sport);
@@ -1021,10 +1112,13 @@ export class Engine {
     if (isTcp) {
       const state = conns.state[id];
       const cf = conns.flags[id];
+      // Opened by the SYN proxy, the server side still opening: the client's segments wait for it.
+      if ((cf & CONN_SYNPROXY) && state === STATE_SYN_SENT) return this.synproxyOpening(b, len, id, flags);
       const t = tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const seq = read32(b, o + TCP_SEQ);
       tcpSetSeq(b, o, seq + conns.seqDelta[id]);
+      if (cf & CONN_SYNPROXY) this.synproxyToServer(b, id, flags);
       // For a RST this gateway may have to send (resetServer): where the client's numbering has got to.
       conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
       // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
@@ -1135,6 +1229,9 @@ export class Engine {
     if (isTcp) {
       const flags = b[o + TCP_FLAGS];
       const state = conns.state[id];
+      if ((conns.flags[id] & CONN_SYNPROXY) && state === STATE_SYN_SENT) {
+        return this.synproxyServerOpening(b, id, flags);
+      }
       if (
         (flags & TCP_SYN) && (!(flags & TCP_ACK) || (state !== STATE_SYN_SENT && state !== STATE_SYN_RECV))
       ) {
@@ -1156,6 +1253,7 @@ export class Engine {
           this.counters.events[C.EV_MSS_CLAMPED]++;
         }
       }
+      if (cf & CONN_SYNPROXY) this.synproxyToClient(b, id);
       this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
@@ -1163,6 +1261,328 @@ export class Engine {
     this.rewriteTuple(b, id, false);
     this.countTraffic(svc, server, C.T_PKTS_OUT, C.T_BYTES_OUT, len);
     return len;
+  }
+
+  // ---- The SYN proxy (syn_cookie.ts, synproxy.ts): the handshake with the client, then the server's. ----
+
+  /** Switches the `auto` SYN proxy on or off (counted; the worker logs it). */
+  private synproxySwitch(on: boolean): void {
+    this.synproxyActive = on;
+    this.spSince = this.now;
+    const ev = this.counters.events;
+    this.spSent0 = ev[C.EV_SYNCOOKIE_SENT];
+    this.spValid0 = ev[C.EV_SYNCOOKIE_VALID];
+    ev[on ? C.EV_SYNPROXY_ON : C.EV_SYNPROXY_OFF]++;
+    if (!on) this.spOffAt = this.now;
+  }
+
+  /**
+   * Every SP_AUTO_HOLD seconds while the `auto` SYN proxy is on: off again when both the half-open entries
+   * and the cookies no ACK answered in that time are under half the threshold (hysteresis: a flood that
+   * goes on keeps it on, since its cookies are never answered).
+   */
+  private synproxyJudge(): void {
+    const ev = this.counters.events;
+    const unanswered = (ev[C.EV_SYNCOOKIE_SENT] - this.spSent0) - (ev[C.EV_SYNCOOKIE_VALID] - this.spValid0);
+    const low = this.spThreshold / 2;
+    if (unanswered < low && this.halfOpen < low) {
+      this.synproxySwitch(false);
+    } else {
+      // Still needed: judge the next period from here.
+      this.spSince = this.now;
+      this.spSent0 = ev[C.EV_SYNCOOKIE_SENT];
+      this.spValid0 = ev[C.EV_SYNCOOKIE_VALID];
+    }
+  }
+
+  /** The cookie's port word and the xor of the client's (this.words) and the VIP's address words. */
+  private cookieTuple(svc: number, sport: number, ports: boolean): number {
+    if (ports) return ((sport << 16) | this.svcPort[svc]) >>> 0;
+    const a = this.svcAddr;
+    const o = svc * 4;
+    return (a[o] ^ a[o + 1] ^ a[o + 2] ^ a[o + 3]) >>> 0;
+  }
+
+  /** Answers the client's SYN in `b` with a SYN+ACK whose sequence number is the cookie; creates nothing. */
+  private cookieReply(b: Uint8Array, svc: number, sport: number): number {
+    const info = this.info;
+    const fam = info.family;
+    const o = info.l4Off;
+    const w = this.words; // the client's address words
+    const isn = read32(b, o + TCP_SEQ);
+    const data = synCookieData(b, o, fam);
+    const cookie = this.cookies.make(
+      this.now,
+      (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0,
+      this.cookieTuple(svc, sport, false),
+      this.cookieTuple(svc, sport, true),
+      isn,
+      data,
+    );
+    const opts = this.spOptBuf;
+    const n = writeSynAckOptions(opts, fam === 4 ? this.mss4 : this.mss6, data);
+    this.generated = true;
+    this.counters.events[C.EV_SYNCOOKIE_SENT]++;
+    return buildTcpSegment(
+      b,
+      fam,
+      this.svcAddr,
+      svc * 4,
+      w,
+      0,
+      this.svcPort[svc],
+      sport,
+      cookie,
+      isn + 1,
+      TCP_SYN | TCP_ACK,
+      0xffff,
+      opts,
+      n,
+    );
+  }
+
+  /**
+   * A client's ACK with no connection, to a service with the SYN proxy: when it proves a cookie, makes the
+   * connection (local port, server, ISN), keeps the segment if it carries data, and returns the SYN toward
+   * the server built in `b`. SP_CONTINUE when the cookie is not good (the ordinary no-connection path).
+   */
+  private cookieAck(b: Uint8Array, len: number, svc: number, sport: number, flags: number): number {
+    const info = this.info;
+    const o = info.l4Off;
+    const w = this.words;
+    const seq = read32(b, o + TCP_SEQ);
+    const ack = read32(b, o + TCP_ACK_NUM);
+    const isn = (seq - 1) >>> 0;
+    const data = this.cookies.check(
+      this.now,
+      (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0,
+      this.cookieTuple(svc, sport, false),
+      this.cookieTuple(svc, sport, true),
+      isn,
+      (ack - 1) >>> 0,
+    );
+    if (data < 0) {
+      this.counters.events[C.EV_SYNCOOKIE_BAD]++;
+      return SP_CONTINUE;
+    }
+    // It creates state and takes a local port: its checksum must hold, as a SYN's must.
+    if (!this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
+    const id = this.newConnection(b, svc, info.family, sport);
+    if (id < 0) return this.refuse(b, len, -id);
+    const conns = this.conns;
+    // newConnection took the ACK's seq (ISN + 1) for the client's ISN: the server's ISN maps to the ISN.
+    conns.seqDelta[id] = (conns.seqDelta[id] + 1) >>> 0;
+    conns.flags[id] |= CONN_SYNPROXY;
+    this.spOpts[id] = data;
+    const ws = cookieWscale(data);
+    conns.clientWscale[id] = ws === COOKIE_NO_WSCALE ? 0 : ws;
+    conns.clientMaxWin[id] = (read16(b, o + TCP_WINDOW) << conns.clientWscale[id]) >>> 0;
+    // Until the server's SYN+ACK: serverDelta holds the client's ISN, nextFromServer the cookie + 1.
+    conns.serverDelta[id] = isn;
+    conns.nextFromServer[id] = ack;
+    conns.nextFromClient[id] = segmentEnd(seq, info, flags, seq);
+    this.counters.events[C.EV_SYNCOOKIE_VALID]++;
+    this.countTraffic(svc, conns.server[id], C.T_PKTS_IN, C.T_BYTES_IN, len);
+    if (info.end - o - info.l4HeaderLen > 0) this.keep(b, len, id);
+    this.setState(id, STATE_SYN_SENT);
+    return this.proxySyn(b, id);
+  }
+
+  /** Appends connection `id`'s TOA to the options in `opts[0, n)`, padded to 4 bytes; returns the length. */
+  private appendToa(opts: Uint8Array, n: number, id: number): number {
+    const conns = this.conns;
+    n += writeToaWords(opts, n, conns.family[id], conns.clientPort[id], conns.clientAddr, id * 4);
+    while (n & 3) opts[n++] = 1; // NOP
+    this.counters.events[C.EV_TOA_INSERTED]++;
+    return n;
+  }
+
+  /** Builds in `b` the SYN toward the server for SYN proxy connection `id` (opening: see cookieAck). */
+  private proxySyn(b: Uint8Array, id: number): number {
+    const conns = this.conns;
+    const fam = conns.family[id];
+    const f = conns.server[id];
+    const opts = this.spOptBuf;
+    let n = writeServerSynOptions(opts, fam, fam === 4 ? this.mss4 : this.mss6, this.spOpts[id] & 0x7f);
+    if (conns.flags[id] & CONN_TOA) n = this.appendToa(opts, n, id);
+    const win = conns.clientMaxWin[id];
+    this.generated = true;
+    return buildTcpSegment(
+      b,
+      fam,
+      this.localAddr,
+      conns.localIndex[id] * 4,
+      this.rsAddr,
+      f * 4,
+      conns.localPort[id],
+      this.rsPort[f],
+      conns.serverDelta[id] + conns.seqDelta[id],
+      0,
+      TCP_SYN,
+      win > 0xffff ? 0xffff : win, // a SYN's window is never scaled
+      opts,
+      n,
+    );
+  }
+
+  /** Finds connection `id`'s kept segment's slot (and frees it when `free`); -1 when none. */
+  private keptSlot(id: number, free: boolean): number {
+    for (let k = 0; k < KEPT_SLOTS; k++) {
+      if (this.keptOwner[k] !== id) continue;
+      if (free) {
+        this.keptOwner[k] = -1;
+        this.spOpts[id] &= ~SP_KEPT;
+      }
+      return k;
+    }
+    return -1;
+  }
+
+  /** Keeps the client segment in `b[0, len)` for connection `id` until its server side is open. */
+  private keep(b: Uint8Array, len: number, id: number): boolean {
+    if ((this.spOpts[id] & SP_KEPT) || len > this.keptSlotSize) return false;
+    const k = this.keptSlot(-1, false);
+    if (k < 0) return false;
+    // Sent later as the gateway's own packet (the offload state of this frame will be gone): sum it whole.
+    if (this.partial) fillTransportChecksum(b, this.info);
+    this.keptBuf.set(b.subarray(0, len), k * this.keptSlotSize);
+    this.keptOwner[k] = id;
+    this.keptLen[k] = len;
+    this.spOpts[id] |= SP_KEPT;
+    this.counters.events[C.EV_SYNPROXY_KEPT]++;
+    return true;
+  }
+
+  /** {@link nextOutput}'s SYN proxy part: the kept client segment, through the ordinary path now. */
+  private replayKept(b: Uint8Array): number {
+    const id = this.replayId;
+    this.replayId = -1;
+    const k = this.keptSlot(id, true);
+    if (k < 0) return 0;
+    const len = this.keptLen[k];
+    b.set(this.keptBuf.subarray(k * this.keptSlotSize, k * this.keptSlotSize + len), 0);
+    this.partial = false;
+    this.length = len;
+    const out = this.route(b, len);
+    this.generated = true; // complete checksums, no offload state: the frame's vnet header is not this one's
+    this.headerDelta = 0;
+    return out > 0 ? out : 0;
+  }
+
+  /**
+   * A client segment for SYN proxy connection `id` while the server side opens: a RST gives up (the server
+   * gets one too); data or a FIN is kept (one segment); anything else — the client retransmitting, the
+   * segment kept already — sends the SYN again, at most every half second.
+   */
+  private synproxyOpening(b: Uint8Array, len: number, id: number, flags: number): number {
+    const info = this.info;
+    if (flags & TCP_RST) {
+      const n = this.buildRst(b, id, true);
+      this.removeConnection(id);
+      this.generated = true;
+      this.counters.events[C.EV_RST_SENT]++;
+      return n;
+    }
+    const carries = info.end - info.l4Off - info.l4HeaderLen > 0 || (flags & TCP_FIN) !== 0;
+    if (carries && this.keep(b, len, id)) {
+      this.conns.nextFromClient[id] = segmentEnd(
+        read32(b, info.l4Off + TCP_SEQ),
+        info,
+        flags,
+        this.conns.nextFromClient[id],
+      );
+      return 0;
+    }
+    if (this.wheel.deadline[id] - this.now > this.timeouts[STATE_SYN_SENT] - 0.5) {
+      return this.drop(C.DROP_SYNPROXY_NOT_KEPT);
+    }
+    this.counters.events[C.EV_SYNPROXY_SYN_RETRANSMIT]++;
+    this.setState(id, STATE_SYN_SENT);
+    return this.proxySyn(b, id);
+  }
+
+  /**
+   * The server's answer to the SYN proxy's SYN: a SYN+ACK opens the server side — the sequence spaces are
+   * bridged (serverDelta), window scaling settled, and the ACK that completes the server's handshake (with
+   * TOA) goes back in `b`, followed by the kept segment ({@link nextOutput}); a RST refuses it, and the
+   * client, connected to the gateway already, gets a RST.
+   */
+  private synproxyServerOpening(b: Uint8Array, id: number, flags: number): number {
+    const info = this.info;
+    const o = info.l4Off;
+    const conns = this.conns;
+    const clientIsn = conns.serverDelta[id];
+    const ackOk = (flags & TCP_ACK) !== 0 &&
+      read32(b, o + TCP_ACK_NUM) === ((clientIsn + conns.seqDelta[id] + 1) >>> 0);
+    if (flags & TCP_RST) {
+      if (!ackOk) return this.drop(C.DROP_BAD_STATE);
+      const n = this.buildRst(b, id, false);
+      this.counters.events[C.EV_SYNPROXY_REFUSED]++;
+      this.counters.events[C.EV_RST_SENT]++;
+      this.removeConnection(id);
+      this.generated = true;
+      return n;
+    }
+    if ((flags & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || !ackOk) return this.drop(C.DROP_BAD_STATE);
+    const s = read32(b, o + TCP_SEQ);
+    const cookie = (conns.nextFromServer[id] - 1) >>> 0;
+    conns.serverDelta[id] = (s - cookie) >>> 0;
+    conns.nextFromServer[id] = (s + 1) >>> 0;
+    if (cookieWscale(this.spOpts[id]) !== COOKIE_NO_WSCALE) {
+      const sws = synWscale(b, o);
+      conns.serverWscale[id] = sws < 0 ? 0 : sws;
+      if (sws < 0) this.spOpts[id] |= SP_SERVER_NO_WSCALE;
+    }
+    conns.serverMaxWin[id] = read16(b, o + TCP_WINDOW);
+    this.setState(id, STATE_ESTABLISHED);
+    const opts = this.spOptBuf;
+    let n = 0;
+    if (conns.flags[id] & CONN_TOA) {
+      n = this.appendToa(opts, 0, id);
+      conns.flags[id] |= CONN_TOA_ACK_DONE;
+    }
+    // The client's window as the server reads it: scaled by the client's shift, or raw when it declined.
+    let win = conns.clientMaxWin[id];
+    if (!(this.spOpts[id] & SP_SERVER_NO_WSCALE)) win >>>= conns.clientWscale[id];
+    if (this.spOpts[id] & SP_KEPT) this.replayId = id;
+    this.generated = true;
+    const f = conns.server[id];
+    return buildTcpSegment(
+      b,
+      conns.family[id],
+      this.localAddr,
+      conns.localIndex[id] * 4,
+      this.rsAddr,
+      f * 4,
+      conns.localPort[id],
+      this.rsPort[f],
+      clientIsn + 1 + conns.seqDelta[id],
+      s + 1,
+      TCP_ACK,
+      win > 0xffff ? 0xffff : win,
+      opts,
+      n,
+    );
+  }
+
+  /** Client → server on a SYN proxy connection: the server's numbers in ack and SACK, the window's scale. */
+  private synproxyToServer(b: Uint8Array, id: number, flags: number): void {
+    const o = this.info.l4Off;
+    const conns = this.conns;
+    const sd = conns.serverDelta[id];
+    if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) + sd);
+    if (this.info.l4HeaderLen > TCP_MIN_HEADER_LEN) tcpAdjustSack(b, o, sd);
+    if (this.spOpts[id] & SP_SERVER_NO_WSCALE) rescaleWindow(b, o, conns.clientWscale[id], 0);
+  }
+
+  /** Server → client on a SYN proxy connection: the cookie's numbering, the window in the client's scale. */
+  private synproxyToClient(b: Uint8Array, id: number): void {
+    const o = this.info.l4Off;
+    const conns = this.conns;
+    tcpSetSeq(b, o, read32(b, o + TCP_SEQ) - conns.serverDelta[id]);
+    if (cookieWscale(this.spOpts[id]) !== COOKIE_NO_WSCALE) {
+      rescaleWindow(b, o, conns.serverWscale[id], GATEWAY_WSCALE);
+    }
   }
 
   /** ICMP: echo replies for our addresses; errors translated for the connection they concern. */

@@ -51,6 +51,8 @@ export const CONN_SERVER_FIN = 0x02;
 export const CONN_TOA = 0x04;
 /** Flag: TOA went into the handshake-completing ACK (or could not, and was counted). */
 export const CONN_TOA_ACK_DONE = 0x08;
+/** Flag: opened by the SYN proxy (the client's handshake was with the gateway; syn_cookie.ts, synproxy.ts). */
+export const CONN_SYNPROXY = 0x10;
 
 /** The state after a client→server segment with `tcpFlags` ({@link tcpTransition} adds the both-FINs rule). */
 export function nextStateFromClient(state: number, tcpFlags: number): number {

@@ -7,9 +7,11 @@
  * Start-up: device, steering, workers (until all are ready), MTU and link up, routes, control socket, the
  * ready line. A stop (signal or `opts.stop`) at any point of it skips the rest and tears down.
  *
- * With several workers, a steering eBPF program (tun/steering_bpf.ts) sends each packet to the queue of
- * the worker that owns its connection; where it cannot load, the workers hand packets to each other
- * through shared-memory rings (worker/handoff_ring.ts), counted.
+ * The device has two queues per worker: its normal one and its SYN queue. A steering eBPF program
+ * (tun/steering_bpf.ts) sends each packet to a queue of the worker that owns its connection, connection
+ * attempts to its SYN queue, which the worker reads only after its normal one (established traffic first
+ * under a SYN flood); where the program cannot load, the kernel picks queues by flow hash and the workers
+ * hand packets to each other through shared-memory rings (worker/handoff_ring.ts), counted.
  *
  * Control: SIGINT/SIGTERM stop it (routes and TUN removed), SIGHUP re-reads the config file and applies the
  * difference (lb/control/reload.ts), SIGUSR2 prints stats on stderr (not SIGUSR1: Deno opens the V8 inspector
@@ -42,6 +44,7 @@ import {
   TUN_F_USO6,
   TunDevice,
 } from "./tun/mod.ts";
+import { linkStats } from "./tun/link_stats.ts";
 import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
 import { WorkerPool } from "./worker/pool.ts";
 
@@ -84,9 +87,11 @@ function notify(send: () => boolean): void {
   }
 }
 
-/** Loads and attaches the steering program; returns "bpf", or "handoff" with the reason it could not. */
+/**
+ * Loads and attaches the steering program (with one worker too: it still splits connection attempts from
+ * the rest); returns "bpf", or "handoff" with the reason it could not.
+ */
 function setUpSteering(config: GatewayConfig, dev: TunDevice): { mode: string; reason?: string } {
-  if (config.workers === 1) return { mode: "single" };
   if (config.steering === "handoff") return { mode: "handoff", reason: "configured" };
   const v4 = config.localAddresses.filter((a) => a.family === 4).map((a) => a.words[0]);
   const v6 = config.localAddresses.filter((a) => a.family === 6).map((a) => [...a.words]);
@@ -113,7 +118,9 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
   const startedAt = Date.now();
   const dev = TunDevice.open({
     name: config.tun,
+    // Two kernel queues per worker, always (one worker too): 2w for its traffic, 2w + 1 for its SYNs.
     queues: config.workers,
+    synQueues: true,
     // USO (Linux 6.2+) is dropped by TunDevice.open where the kernel refuses it; the ready line shows what is on.
     offloads: config.offload
       ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6
@@ -130,10 +137,23 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
   let metrics: MetricsServer | undefined;
   let health: HealthMonitor | undefined;
   const reloads: ReloadStats = { ok: 0, failed: 0 };
-  /** How packets reach their worker ("single", "bpf", "handoff"), set at start-up. */
+  /** How packets reach their worker ("bpf", "handoff"), set at start-up. */
   let steeringMode = "";
-  const stats = async (): Promise<GatewayStats> =>
-    snapshot(config, await pool!.gather(), { health: health?.state(), reloads, startedAt });
+  const stats = async (): Promise<GatewayStats> => {
+    const parts = await pool!.gather();
+    return snapshot(config, parts, {
+      health: health?.state(),
+      reloads,
+      startedAt,
+      runtime: await deviceRuntime(),
+    });
+  };
+  /** The device's kernel counters as gateway-level runtime counters (none when they cannot be read). */
+  const deviceRuntime = async (): Promise<Record<string, number>> => {
+    const link = await linkStats(dev.name).catch(() => null);
+    // Packets the kernel dropped at a full queue ring (txqueuelen packets each), before any worker read them.
+    return link ? { tun_tx_dropped: link.txDropped } : {};
+  };
   const printStats = () => {
     if (pool) stats().then((s) => console.error(`fnat-lb stats ${JSON.stringify(s)}`)).catch(() => {});
   };
@@ -217,6 +237,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
       config,
       tun: dev.name,
       queueFds: dev.queues.map((q) => q.fd),
+      synQueueFds: dev.queues.map((q) => q.synFd),
       vnetHdr: dev.vnetHdr,
       isnSecret,
     });
@@ -253,6 +274,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
   };
 
   let finals: EngineCounters[] = [];
+  let finalDevice: Record<string, number> = {};
   try {
     if (await startUp()) await Promise.race([stop.promise, pool!.failed]);
   } finally {
@@ -270,12 +292,15 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
       Deno.removeSignalListener("SIGHUP", onHup);
     }
     await Deno.remove(config.control).catch(() => {});
+    finalDevice = await deviceRuntime();
     await dev.close();
   }
   if (pool?.failure) throw pool.failure;
   if (stopRequested && finals.length > 0) {
     console.error(
-      `fnat-lb stop tun=${config.tun} ${JSON.stringify(snapshot(config, finals, { reloads, startedAt }))}`,
+      `fnat-lb stop tun=${config.tun} ${
+        JSON.stringify(snapshot(config, finals, { reloads, startedAt, runtime: finalDevice }))
+      }`,
     );
   }
 }

@@ -169,7 +169,10 @@ export interface GatewayStats {
   events: Record<string, number>;
   /** Per-service figures: the configured services in order, then draining ones while they have connections. */
   services: ServiceStats[];
-  /** Runtime counters (TUN reads/writes, hand-offs, steering), summed over workers. */
+  /**
+   * Runtime counters (TUN reads/writes, hand-offs, steering), summed over workers, and the gateway's own
+   * (`tun_tx_dropped`, see {@link SnapshotExtras.runtime}).
+   */
   runtime: Record<string, number>;
   /** Per worker. */
   workers: WorkerStats[];
@@ -189,6 +192,11 @@ export interface SnapshotExtras {
   reloads?: ReloadStats;
   /** Start time, ms since the epoch (Date.now()). */
   startedAt?: number;
+  /**
+   * Gateway-level runtime counters, not any worker's: the TUN device's kernel counters (`tun_tx_dropped`:
+   * packets dropped at a full queue ring before any worker saw them). Added to `runtime` as they are.
+   */
+  runtime?: Record<string, number>;
 }
 
 function zero(): TrafficStats {
@@ -260,6 +268,7 @@ export function snapshot(
       pools.set(p.address, q);
     }
   }
+  for (const [k, v] of Object.entries(extras.runtime ?? {})) out.runtime[k] = (out.runtime[k] ?? 0) + v;
   out.pools = [...pools.values()];
   // Each worker's slots by key.
   const slotOf = parts.map((e) => new Map(e.serviceKeys.map((k, i) => [k, i])));

@@ -132,3 +132,15 @@ Deno.test("stats: a removed server or service without connections is not listed 
     "198.18.3.11:80",
   ]);
 });
+
+Deno.test("stats: gateway-level runtime counters (the device's tun_tx_dropped) join the summed runtime only", () => {
+  const c = cfg(["198.18.3.10"]);
+  const w0 = new Engine(c, { worker: 0 });
+  const w1 = new Engine(c, { worker: 1 });
+  const s = snapshot(c, [w0.exportCounters({ rx_packets: 5 }), w1.exportCounters({ rx_packets: 7 })], {
+    runtime: { tun_tx_dropped: 42 },
+  });
+  assert.equal(s.runtime.tun_tx_dropped, 42);
+  assert.equal(s.runtime.rx_packets, 12);
+  assert.ok(s.workers.every((w) => w.runtime.tun_tx_dropped === undefined), "no worker's own counter");
+});

@@ -1,7 +1,7 @@
 /**
  * End-to-end: the gateway with two workers on a two-queue TUN, in network namespaces with real peers.
- * With the eBPF steering program, every packet reaches the queue of the worker owning its connection (no
- * hand-off at all); with steering "handoff", the kernel's own queue choice sends some packets to the wrong
+ * With the eBPF steering program, every packet reaches a queue of the worker owning its connection (no
+ * hand-off at all), its SYNs the worker's SYN queue; with steering "handoff", the kernel's own queue choice sends some packets to the wrong
  * worker and the rings carry them to the owner. Either way every request and download succeeds and no
  * worker ever meets a packet of a connection it does not know: a connection served by two workers would
  * show as `no_connection`/`no_connection_reply` drops and failed transfers. Offloads on and off.
@@ -98,7 +98,17 @@ for (const offload of [true, false]) {
         assert.equal(s.runtime.handoff_in, s.runtime.handoff_out, "every handed-off packet arrived");
         if (steering === "bpf") {
           assert.equal(s.runtime.handoff_out, 0, "the steering program sent all to owners");
+          // Every connection began with a SYN on its owner's SYN queue (a retransmitted SYN adds one).
+          const made = s.services[0].connectionsTotal + s.services[1].connectionsTotal;
+          assert.ok(
+            s.runtime.rx_syn_packets >= made,
+            `SYN queue reads ${s.runtime.rx_syn_packets} >= ${made}`,
+          );
+          assert.ok(s.workers.every((w) => w.runtime.rx_syn_packets > 0), "both workers' SYN queues used");
         } else assert.ok(s.runtime.handoff_out > 0, "the kernel's queue choice needed hand-offs");
+        assert.equal(s.runtime.syn_budget_exhausted, 0, "a few SYNs never use up a turn's budget");
+        // Read from the device's own kernel counters; nothing here overflows a ring.
+        assert.equal(s.runtime.tun_tx_dropped, 0, "no packet dropped at a full TUN queue ring");
         if (offload) assert.ok(s.runtime.gso_packets > 0, "the kernel handed over GSO super-packets");
         else assert.equal(s.runtime.gso_packets, 0);
         for (const ns of [lab.t.nsCli, ...lab.t.nsRs]) {

@@ -116,6 +116,16 @@ const WORKER_COUNTERS: Record<string, [string, Labels, string]> = {
   loop_turns: ["loop_turns_total", {}, "Turns of a worker's loop."],
   gso_packets: ["gso_packets_total", {}, "GSO super-packets a worker read."],
   csum_partial: ["csum_partial_packets_total", {}, "Packets read with a partial checksum (offload)."],
+  rx_syn_packets: [
+    "rx_syn_packets_total",
+    {},
+    "Connection attempts (TCP SYN without ACK) a worker read from its SYN queue; also in rx_packets.",
+  ],
+  syn_budget_exhausted: [
+    "syn_budget_exhausted_total",
+    {},
+    "Loop turns that read a whole SYN budget: SYNs arrived faster than a worker admits them.",
+  ],
 };
 
 /** The five traffic counters of a service and of a real server: metric suffix, field, HELP of each. */
@@ -314,6 +324,17 @@ export function renderMetrics(stats: GatewayStats): string {
         );
       }
     }
+  }
+
+  const tunTxDropped = stats.runtime.tun_tx_dropped;
+  if (tunTxDropped !== undefined) {
+    e.add(
+      `${p}tun_tx_dropped_total`,
+      "counter",
+      "Packets the kernel dropped at a full TUN queue ring (txqueuelen packets) before any worker read them.",
+      {},
+      tunTxDropped,
+    );
   }
 
   for (const pool of stats.pools) {

@@ -231,6 +231,9 @@ Deno.test("metrics: drops (escaped reason), events, workers, pools, table, reloa
   assert.equal(valueOf(f, "fnat_lb_worker_handoff_packets_total", { worker: "0", direction: "in" }), 6);
   assert.equal(valueOf(f, "fnat_lb_worker_tx_errors_total", { worker: "0", errno: "EAGAIN" }), 2);
   assert.equal(valueOf(f, "fnat_lb_worker_odd_key_total", { worker: "1" }), 1);
+  assert.equal(valueOf(f, "fnat_lb_worker_rx_syn_packets_total", { worker: "0" }), 20);
+  assert.equal(valueOf(f, "fnat_lb_worker_syn_budget_exhausted_total", { worker: "0" }), 1);
+  assert.equal(valueOf(f, "fnat_lb_tun_tx_dropped_total", {}), 17);
 
   assert.equal(valueOf(f, "fnat_lb_local_pool_ports_used", { address: "198.18.2.1" }), 5);
   assert.equal(valueOf(f, "fnat_lb_local_pool_ports_free", { address: "198.18.2.1" }), 64506);

@@ -34,6 +34,7 @@ export {
   TUN_F_USO4,
   TUN_F_USO6,
   TUN_POLL_READABLE,
+  TUN_POLL_SYN_READABLE,
   TUN_POLL_WOKEN,
   TunDevice,
   type TunOpenOptions,

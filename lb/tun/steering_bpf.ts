@@ -1,8 +1,11 @@
 /**
  * The TUN steering program: a socket-filter eBPF program attached with `TUNSETSTEERINGEBPF` whose return
- * value picks the queue — and so the worker — for every packet the kernel sends into the TUN device. It
- * computes the ownership formula of `lb/engine/steering.ts`, so both directions of a connection reach the
- * worker that owns it without any hand-off:
+ * value picks the queue — and so the worker — for every packet the kernel sends into the TUN device. The
+ * device has two queues per worker: queue `2w` carries everything for worker `w`, queue `2w + 1` only its
+ * connection attempts (TCP with SYN set and ACK clear, not a fragment), so that a SYN flood fills a ring of
+ * its own and never the one established traffic waits in (the worker drains `2w` first). The owner `w` is
+ * the ownership formula of `lb/engine/steering.ts`, so both directions of a connection reach the worker
+ * that owns it without any hand-off:
  *
  * - TCP/UDP to a local address → local port % workers;
  * - TCP/UDP to anything else (a VIP) → hash(client address, client port) % workers;
@@ -10,7 +13,13 @@
  *   destination address and port toward a VIP).
  *
  * Packets it cannot read (IPv6 extension headers, truncated quotes) go to queue 0; the engine there finds
- * their owner and hands them over, counted. Loaded with the `bpf()` syscall through FFI.
+ * their owner and hands them over, counted. The queue is `owner * 2 + attempt`:
+ *
+ * ```
+ * queue = (owner % workers) << 1 | (TCP && (flags & (SYN|ACK)) == SYN && not an IPv4 fragment)
+ * ```
+ *
+ * Loaded with the `bpf()` syscall through FFI.
  *
  * @module
  */
@@ -18,6 +27,7 @@ import { STEER_MULTIPLIER } from "../engine/steering.ts";
 import { Alu, BpfProgram, Jmp } from "./bpf_asm.ts";
 import { bpf, BPF_PROG_LOAD, BPF_PROG_TEST_RUN, errno, libc } from "../../base/sys/libc.ts";
 import { errnoName } from "../../base/sys/errno.ts";
+import { TCP_ACK, TCP_FLAGS, TCP_SYN } from "../../base/packet/tcp.ts";
 
 /** `_IOR('T', 224, int)`: attach a steering eBPF program to a TUN device (linux/if_tun.h). */
 export const TUNSETSTEERINGEBPF = 0x800454e0;
@@ -25,7 +35,23 @@ const BPF_PROG_TYPE_SOCKET_FILTER = 1;
 
 const R0 = 0, R1 = 1, R6 = 6, R7 = 7, R8 = 8, R9 = 9;
 
-/** Builds the steering program for `workers` queues and the gateway's local addresses. */
+/** Queues per worker: its own (everything but connection attempts) and its SYN queue. */
+export const QUEUES_PER_WORKER = 2;
+
+/** The queue of worker `worker`'s packets (established traffic, replies, ICMP, UDP). */
+export function normalQueueOf(worker: number): number {
+  return worker * QUEUES_PER_WORKER;
+}
+
+/** The queue of worker `worker`'s connection attempts (TCP SYN without ACK). */
+export function synQueueOf(worker: number): number {
+  return worker * QUEUES_PER_WORKER + 1;
+}
+
+/**
+ * Builds the steering program for `workers` workers (2 × `workers` queues, see the module doc) and the
+ * gateway's local addresses.
+ */
 export function buildSteeringProgram(workers: number, local4: number[], local6: number[][]): Uint8Array {
   const p = new BpfProgram();
   p.mov64(R6, R1);
@@ -71,10 +97,21 @@ export function buildSteeringProgram(workers: number, local4: number[], local6: 
   p.label("v6_icmp_vip");
   xorAddress(48 + 24);
   p.loadAbs(2, 48 + 42).jump("hash");
-  // r0 = port, r9 = address: ((addr ^ (port << 16 | port)) * M) >>> 16, then % workers.
+  // r0 = port, r9 = address: ((addr ^ (port << 16 | port)) * M) >>> 16, then % workers: the owner.
   p.label("hash").mov64(R1, R0).aluImm(Alu.LSH, R1, 16).aluReg(Alu.OR, R0, R1).aluReg(Alu.XOR, R0, R9);
   p.aluImm(Alu.MUL, R0, STEER_MULTIPLIER).aluImm(Alu.RSH, R0, 16);
-  p.label("mod").aluImm(Alu.MOD, R0, workers).exit();
+  p.label("mod").aluImm(Alu.MOD, R0, workers).aluImm(Alu.LSH, R0, 1).aluReg(Alu.MOV, R9, R0);
+  // r9 = the owner's normal queue; +1 for a connection attempt. The header is read again (r7 and r8 may
+  // hold an ICMP quote's by now): a TCP segment, not a fragment, with SYN set and ACK clear.
+  p.loadAbs(1, 0).aluImm(Alu.RSH, R0, 4).jumpImm(Jmp.JEQ, R0, 6, "attempt_v6");
+  p.loadAbs(1, 9).jumpImm(Jmp.JNE, R0, 6, "queue");
+  p.loadAbs(2, 6).aluImm(Alu.AND, R0, 0x3fff).jumpImm(Jmp.JNE, R0, 0, "queue"); // MF or an offset
+  p.loadAbs(1, 0).mov64(R7, R0).aluImm(Alu.AND, R7, 0x0f).aluImm(Alu.LSH, R7, 2);
+  p.loadInd(1, R7, TCP_FLAGS).jump("attempt_flags");
+  p.label("attempt_v6").loadAbs(1, 6).jumpImm(Jmp.JNE, R0, 6, "queue").loadAbs(1, 40 + TCP_FLAGS);
+  p.label("attempt_flags").aluImm(Alu.AND, R0, TCP_SYN | TCP_ACK).jumpImm(Jmp.JNE, R0, TCP_SYN, "queue");
+  p.aluImm(Alu.OR, R9, 1);
+  p.label("queue").aluReg(Alu.MOV, R0, R9).exit();
   p.label("zero").aluImm(Alu.MOV, R0, 0).exit();
   return p.assemble();
 }

@@ -19,6 +19,12 @@
  * and the queue reads the header (`csumPartial`, `gso`), returns IP lengths, and fixes the header on write
  * for what the packet became (base/packet/virtio_net_hdr.ts is the codec).
  *
+ * With `synQueues`, every queue is a pair of kernel queues: its normal one (2i) and its SYN queue (2i + 1),
+ * to which the steering program (steering_bpf.ts) sends connection attempts. Each kernel queue has its own
+ * ring of `txqueuelen` packets, so a SYN flood overflows the SYN ring and not the one established traffic
+ * waits in; the queue polls both fds and {@link TunQueue.readSyn} reads the second, so the caller chooses
+ * the order (the worker: normal first, then a bounded number of SYNs).
+ *
  * The device is not persistent: it disappears when its last queue fd is closed, which is what makes
  * `close()` a complete clean-up.
  *
@@ -100,6 +106,12 @@ export interface TunOpenOptions {
   queues?: number;
   /** Open with `IFF_MULTI_QUEUE` even for one queue, so more queues can attach later. Default `queues > 1`. */
   multiQueue?: boolean;
+  /**
+   * Give every queue a second fd, its SYN queue: queue i is the device's kernel queues 2i (normal) and
+   * 2i + 1 (SYN), which a steering program fills ({@link TunQueue.readSyn}). Implies `multiQueue`. Default
+   * false.
+   */
+  synQueues?: boolean;
   /** Path of the clone device; only tests change it. Default `/dev/net/tun`. */
   devicePath?: string;
   /**
@@ -130,6 +142,8 @@ export interface TunQueueCounters {
 export const TUN_POLL_READABLE = 1;
 /** {@link TunQueue.poll} result bit: the wake eventfd was written (and has been reset). */
 export const TUN_POLL_WOKEN = 2;
+/** {@link TunQueue.poll} result bit: the SYN queue has a packet to read ({@link TunQueue.readSyn}). */
+export const TUN_POLL_SYN_READABLE = 4;
 
 /** Refused writes are counted per errno below this value (Linux errnos end near 135); the rest at 0. */
 const TX_ERRNO_SLOTS = 256;
@@ -140,7 +154,8 @@ const TX_ERRNO_SLOTS = 256;
  * `| virtio_net_hdr (10) | IP packet |`, and {@link read}/{@link write} take the frame buffer but count in
  * IP bytes, the packet starting at {@link headroom}. The header of the frame last read (or loaded with
  * {@link loadFrame}) is summarised in {@link csumPartial} and {@link gso}; {@link write} fixes it for the
- * reply. Nothing here allocates per packet.
+ * reply. With a SYN fd (a device opened with `synQueues`) it polls both kernel queues and reads the second
+ * with {@link readSyn}; writes all go through the first. Nothing here allocates per packet.
  */
 export class TunQueue {
   /** Position of this queue within its device. */
@@ -165,10 +180,12 @@ export class TunQueue {
 
   #fd: number;
   #wakeFd: number;
-  // struct pollfd[2] { int fd; short events; short revents; }: the device fd and the wake eventfd.
-  #pollBuf = new Uint8Array(2 * POLLFD_SIZE);
-  #pollFds = new Int32Array(this.#pollBuf.buffer, 0, 4);
-  #pollEvents = new Int16Array(this.#pollBuf.buffer, 0, 8);
+  #synFd: number;
+  // struct pollfd[3] { int fd; short events; short revents; }: the device fd, the wake eventfd and the SYN
+  // queue's fd (-1 without one: poll(2) skips a negative fd and leaves its revents 0).
+  #pollBuf = new Uint8Array(3 * POLLFD_SIZE);
+  #pollFds = new Int32Array(this.#pollBuf.buffer, 0, 6);
+  #pollEvents = new Int16Array(this.#pollBuf.buffer, 0, 12);
   #pending: Promise<number> | undefined;
   #closed = false;
   // Refused writes by errno value (slot 0: out of range); named only when read, by txErrors().
@@ -176,23 +193,32 @@ export class TunQueue {
 
   /**
    * Wraps an already attached fd and the eventfd that wakes its poll (a Worker gets both as numbers);
-   * `vnetHdr` says whether the device was opened with `IFF_VNET_HDR`. {@link TunDevice.open} makes these.
+   * `vnetHdr` says whether the device was opened with `IFF_VNET_HDR`; `synFd` is the fd of the queue's SYN
+   * queue, -1 for none. {@link TunDevice.open} makes these.
    */
-  constructor(index: number, name: string, fd: number, wakeFd: number, vnetHdr = false) {
+  constructor(index: number, name: string, fd: number, wakeFd: number, vnetHdr = false, synFd = -1) {
     this.index = index;
     this.name = name;
     this.headroom = vnetHdr ? VNET_HDR_LEN : 0;
     this.#fd = fd;
     this.#wakeFd = wakeFd;
+    this.#synFd = synFd;
     this.#pollFds[0] = fd;
     this.#pollEvents[2] = POLLIN;
     this.#pollFds[2] = wakeFd;
     this.#pollEvents[6] = POLLIN;
+    this.#pollFds[4] = synFd;
+    this.#pollEvents[10] = POLLIN;
   }
 
   /** The raw file descriptor (for diagnostics; do not close it). */
   get fd(): number {
     return this.#fd;
+  }
+
+  /** The SYN queue's raw file descriptor, -1 without one (for diagnostics and Workers; do not close it). */
+  get synFd(): number {
+    return this.#synFd;
   }
 
   /** True once {@link close} was called. */
@@ -201,19 +227,22 @@ export class TunQueue {
   }
 
   /**
-   * Blocks the calling thread in poll(2) up to `timeoutMs` on the queue fd and the wake eventfd; returns
-   * 0 on timeout (or a signal), else {@link TUN_POLL_READABLE} | {@link TUN_POLL_WOKEN} bits. A wake-up is
-   * consumed here, so the next poll blocks again. For a Worker's own loop, where blocking its thread is
-   * the point: no thread-pool hop and promise per wake-up (most of a packet's latency otherwise).
+   * Blocks the calling thread in poll(2) up to `timeoutMs` on the queue fd, the wake eventfd and the SYN
+   * queue's fd; returns 0 on timeout (or a signal), else {@link TUN_POLL_READABLE} |
+   * {@link TUN_POLL_SYN_READABLE} | {@link TUN_POLL_WOKEN} bits. A wake-up is consumed here, so the next
+   * poll blocks again. For a Worker's own loop, where blocking its thread is the point: no thread-pool hop
+   * and promise per wake-up (most of a packet's latency otherwise).
    */
   poll(timeoutMs: number): number {
     const ev = this.#pollEvents;
     ev[3] = 0;
     ev[7] = 0;
-    if (libc().poll(this.#pollBuf, 2, timeoutMs) <= 0) return 0;
+    ev[11] = 0;
+    if (libc().poll(this.#pollBuf, 3, timeoutMs) <= 0) return 0;
     let r = 0;
     // POLLERR/POLLHUP on the device count as readable: the read that follows reports the errno.
     if (ev[3] !== 0) r |= TUN_POLL_READABLE;
+    if (ev[11] !== 0) r |= TUN_POLL_SYN_READABLE;
     if (ev[7] & POLLIN) {
       eventfdDrain(this.#wakeFd);
       r |= TUN_POLL_WOKEN;
@@ -222,9 +251,9 @@ export class TunQueue {
   }
 
   /**
-   * Waits up to `timeoutMs` (-1: forever) until a packet can be read, with poll(2) on a worker thread so
-   * the event loop stays free. Resolves `false` on timeout, on a signal interrupting the wait, and when
-   * the queue is closed meanwhile; callers just loop.
+   * Waits up to `timeoutMs` (-1: forever) until a packet can be read (from either fd), with poll(2) on a
+   * worker thread so the event loop stays free. Resolves `false` on timeout, on a signal interrupting the
+   * wait, and when the queue is closed meanwhile; callers just loop.
    */
   async waitReadable(timeoutMs: number): Promise<boolean> {
     if (this.#closed) return false;
@@ -233,7 +262,8 @@ export class TunQueue {
     }
     this.#pollEvents[3] = 0;
     this.#pollEvents[7] = 0;
-    const wait = libc().pollWait(this.#pollBuf, 2, timeoutMs);
+    this.#pollEvents[11] = 0;
+    const wait = libc().pollWait(this.#pollBuf, 3, timeoutMs);
     this.#pending = wait;
     let rc: number;
     try {
@@ -244,7 +274,7 @@ export class TunQueue {
       if (this.#closed) this.#closeFds();
     }
     if (this.#closed || rc <= 0) return false; // rc < 0 is EINTR in practice; errno is another thread's.
-    const revents = this.#pollEvents[3];
+    const revents = this.#pollEvents[3] | this.#pollEvents[11];
     if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
       throw new TunError(
         "io",
@@ -260,9 +290,21 @@ export class TunQueue {
    * when no packet is waiting (EAGAIN). Sets {@link csumPartial} and {@link gso} from its vnet header.
    */
   read(frame: Uint8Array): number {
+    return this.#readFrom(this.#fd, frame);
+  }
+
+  /**
+   * Reads one frame from the SYN queue, as {@link read} does from the normal one; 0 when none is waiting
+   * or there is no SYN queue. Counted in the same counters.
+   */
+  readSyn(frame: Uint8Array): number {
+    return this.#synFd < 0 ? 0 : this.#readFrom(this.#synFd, frame);
+  }
+
+  #readFrom(fd: number, frame: Uint8Array): number {
     const c = libc();
     for (;;) {
-      const n = c.read(this.#fd, frame, frame.byteLength);
+      const n = c.read(fd, frame, frame.byteLength);
       if (n > 0) {
         const len = this.loadFrame(frame, n);
         if (len < 0) {
@@ -359,8 +401,10 @@ export class TunQueue {
     const c = libc();
     c.close(this.#fd);
     c.close(this.#wakeFd);
+    if (this.#synFd >= 0) c.close(this.#synFd);
     this.#fd = -1;
     this.#wakeFd = -1;
+    this.#synFd = -1;
   }
 }
 
@@ -370,8 +414,10 @@ export class TunDevice {
   readonly name: string;
   /** Whether the device was opened with `IFF_MULTI_QUEUE`. */
   readonly multiQueue: boolean;
-  /** The open queues, index i at position i. */
+  /** The open queues, index i at position i (with `synQueues`, each holds kernel queues 2i and 2i + 1). */
   readonly queues: readonly TunQueue[];
+  /** Whether every queue has a SYN queue ({@link TunOpenOptions.synQueues}). */
+  readonly synQueues: boolean;
   /** The `TUN_F_*` offloads in force (0 without a vnet header; see {@link TunOpenOptions.offloads}). */
   readonly offloads: number;
   /** Whether packets carry a `virtio_net_hdr`. */
@@ -387,6 +433,7 @@ export class TunDevice {
     this.name = name;
     this.multiQueue = multiQueue;
     this.queues = queues;
+    this.synQueues = queues[0].synFd >= 0;
     this.vnetHdr = vnetHdr;
     this.offloads = offloads;
   }
@@ -398,23 +445,34 @@ export class TunDevice {
    */
   static open(options: TunOpenOptions): TunDevice {
     const queueCount = options.queues ?? 1;
-    const multiQueue = options.multiQueue ?? queueCount > 1;
+    const synQueues = options.synQueues ?? false;
+    const multiQueue = options.multiQueue ?? (queueCount > 1 || synQueues);
     let name = options.name;
-    validateOptions(name, queueCount, multiQueue);
+    validateOptions(name, queueCount, multiQueue, synQueues);
     const queues: TunQueue[] = [];
     const vnetHdr = options.offloads !== undefined;
+    const devicePath = options.devicePath ?? "/dev/net/tun";
     let offloads = 0;
     try {
       for (let i = 0; i < queueCount; i++) {
-        const { fd, resolvedName } = attach(name, multiQueue, options.devicePath ?? "/dev/net/tun", vnetHdr);
+        // Kernel queues are numbered in attach order: the normal one (2i with SYN queues), then its SYN one.
+        const { fd, resolvedName } = attach(name, multiQueue, devicePath, vnetHdr);
         name = resolvedName; // later queues must join the same device, not expand `%d` again
+        let synFd = -1;
+        try {
+          if (synQueues) synFd = attach(name, multiQueue, devicePath, vnetHdr).fd;
+        } catch (e) {
+          libc().close(fd);
+          throw e;
+        }
         const wakeFd = libc().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wakeFd < 0) {
           const e = errno();
           libc().close(fd);
+          if (synFd >= 0) libc().close(synFd);
           throw new TunError("io", name, "eventfd failed", e);
         }
-        queues.push(new TunQueue(i, name, fd, wakeFd, vnetHdr));
+        queues.push(new TunQueue(i, name, fd, wakeFd, vnetHdr, synFd));
       }
       if (vnetHdr) offloads = setOffloads(queues[0].fd, name, options.offloads!);
     } catch (err) {
@@ -436,7 +494,7 @@ export class TunDevice {
   }
 }
 
-function validateOptions(name: string, queues: number, multiQueue: boolean): void {
+function validateOptions(name: string, queues: number, multiQueue: boolean, synQueues: boolean): void {
   const len = new TextEncoder().encode(name).length;
   if (len === 0 || len > IFNAMSIZ_MAX || /[\s/:]/.test(name) || name === "." || name === "..") {
     throw new TunError(
@@ -452,8 +510,19 @@ function validateOptions(name: string, queues: number, multiQueue: boolean): voi
       `queues must be an integer in 1..${MAX_TUN_QUEUES}, got ${queues}`,
     );
   }
-  if (queues > 1 && !multiQueue) {
-    throw new TunError("invalid-argument", name, "more than one queue needs multiQueue: true");
+  if ((queues > 1 || synQueues) && !multiQueue) {
+    throw new TunError(
+      "invalid-argument",
+      name,
+      "more than one queue (or SYN queues) needs multiQueue: true",
+    );
+  }
+  if (synQueues && 2 * queues > MAX_TUN_QUEUES) {
+    throw new TunError(
+      "invalid-argument",
+      name,
+      `queues with SYN queues must be at most ${MAX_TUN_QUEUES / 2}, got ${queues}`,
+    );
   }
 }
 

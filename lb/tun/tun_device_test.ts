@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { dirname, join, relative, sep } from "node:path";
 import {
   TUN_POLL_READABLE,
+  TUN_POLL_SYN_READABLE,
   TUN_POLL_WOKEN,
   TunDevice,
   TunError,
@@ -201,6 +202,16 @@ Deno.test("in a namespace: open, read a routed packet, name-in-use errors, multi
     const extra = TUN.TunDevice.open({ name: mq.name, multiQueue: true }); // attach one more queue
     out.extraAttached = extra.name === mq.name;
     out.singleOnMq = err(() => TUN.TunDevice.open({ name: mq.name }));
+    const sq = TUN.TunDevice.open({ name: "sq%d", queues: 2, synQueues: true });
+    out.sq = {
+      queues: sq.queues.length,
+      fds: new Set(sq.queues.flatMap((q) => [q.fd, q.synFd])).size,
+      synQueues: sq.synQueues,
+      multiQueue: sq.multiQueue,
+      more: err(() => TUN.TunDevice.open({ name: "sq9", queues: 129, synQueues: true })),
+    };
+    await sq.close();
+    out.sqGone = !(await TUN.linkExists(sq.name));
     await mq.close();
     out.mqAliveWhileExtraOpen = await TUN.linkExists(mq.name);
     await extra.close();
@@ -228,6 +239,14 @@ Deno.test("in a namespace: open, read a routed packet, name-in-use errors, multi
   assert.deepEqual(out.singleOnMq.slice(0, 2), ["TunNameInUseError", "name-in-use"]);
   assert.equal(out.mqAliveWhileExtraOpen, true);
   assert.equal(out.mqGone, true);
+  assert.deepEqual({ ...out.sq, more: out.sq.more.slice(0, 2) }, {
+    queues: 2,
+    fds: 4,
+    synQueues: true,
+    multiQueue: true,
+    more: ["TunError", "invalid-argument"],
+  });
+  assert.equal(out.sqGone, true);
 });
 
 Deno.test("in a namespace without privileges: TunPermissionError (EPERM or EACCES)", async () => {
@@ -305,6 +324,34 @@ Deno.test("TunQueue.poll: the wake eventfd wakes it once; a readable queue fd is
   } finally {
     c.close(fd);
     c.close(wake);
+  }
+});
+
+Deno.test("TunQueue with a SYN queue: poll reports it apart; readSyn reads it, read does not", () => {
+  const c = libc();
+  const fd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); // stand-ins: an eventfd reads as one 8-byte frame
+  const syn = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  const wake = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  try {
+    const q = new TunQueue(0, "t0", fd, wake, false, syn);
+    assert.equal(q.synFd, syn);
+    assert.equal(q.poll(0), 0);
+    eventfdSignal(syn);
+    assert.equal(q.poll(1000), TUN_POLL_SYN_READABLE);
+    const buf = new Uint8Array(64);
+    assert.equal(q.read(buf), 0, "the normal queue is empty");
+    assert.equal(q.readSyn(buf), 8);
+    assert.equal(q.readSyn(buf), 0, "EAGAIN");
+    eventfdSignal(fd);
+    eventfdSignal(syn);
+    assert.equal(q.poll(0), TUN_POLL_READABLE | TUN_POLL_SYN_READABLE);
+    assert.equal(q.counters.rxPackets, 1);
+    const none = new TunQueue(1, "t0", fd, wake);
+    assert.equal(none.synFd, -1);
+    assert.equal(none.readSyn(buf), 0, "no SYN queue: nothing to read");
+    assert.equal(none.poll(0), TUN_POLL_READABLE);
+  } finally {
+    for (const x of [fd, syn, wake]) c.close(x);
   }
 });
 

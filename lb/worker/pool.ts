@@ -46,6 +46,8 @@ export interface PoolOptions {
   tun: string;
   /** One queue fd per worker, by index. */
   queueFds: readonly number[];
+  /** One SYN queue fd per worker, by index (TunQueue.synFd); absent or -1: none. */
+  synQueueFds?: readonly number[];
   /** Packets carry a virtio_net_hdr (TUN offloads on). */
   vnetHdr: boolean;
   /** The ISN secret every worker shares. */
@@ -126,6 +128,7 @@ export class WorkerPool {
           worker: i,
           tun: opts.tun,
           queueFd: opts.queueFds[i],
+          synQueueFd: opts.synQueueFds?.[i] ?? -1,
           vnetHdr: opts.vnetHdr,
           isnSecret: opts.isnSecret,
           control: this.controls[i].buffer as SharedArrayBuffer,

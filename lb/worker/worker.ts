@@ -5,8 +5,11 @@
  * `TunQueue` (over this thread's own binding of base/sys/libc.ts) and nothing crosses threads on the packet
  * path but the hand-off rings.
  *
- * Loop turn: poll(queue fd, wake eventfd) → drain the rings from other workers → read up to BATCH packets
- * and process them (write back, or push to the owner's ring and wake it) → once a second, expire.
+ * Loop turn: poll(queue fd, wake eventfd, SYN queue fd) → drain the rings from other workers → read up to
+ * BATCH packets from the normal queue and process them (write back, or push to the owner's ring and wake
+ * it) → then at most SYN_BUDGET from the SYN queue → once a second, expire. Established traffic comes first:
+ * a SYN flood fills the SYN queue's own kernel ring (and is dropped there, counted by the kernel in the
+ * device's tx_dropped), while each turn still admits a bounded number of new connections.
  *
  * @module
  */
@@ -16,7 +19,7 @@ import { Engine } from "../engine/engine.ts";
 import type { ConnectionRow } from "../stats.ts";
 import { HandoffRing } from "./handoff_ring.ts";
 import { eventfdSignal } from "../../base/sys/libc.ts";
-import { TUN_POLL_WOKEN, TunQueue } from "../tun/tun_device.ts";
+import { TUN_POLL_SYN_READABLE, TUN_POLL_WOKEN, TunQueue } from "../tun/tun_device.ts";
 
 /** Everything a worker needs, sent once by the main thread. */
 export interface WorkerInit {
@@ -26,8 +29,10 @@ export interface WorkerInit {
   worker: number;
   /** TUN device name (for error messages). */
   tun: string;
-  /** This worker's queue fd. */
+  /** This worker's queue fd (kernel queue 2w: everything but connection attempts). */
   queueFd: number;
+  /** This worker's SYN queue fd (kernel queue 2w + 1: TCP SYN without ACK), -1 for none. */
+  synQueueFd: number;
   /** Packets carry a virtio_net_hdr (TUN offloads on). */
   vnetHdr: boolean;
   /** The ISN secret shared by all workers and kept across restarts (isn_secret.ts). */
@@ -69,8 +74,14 @@ export interface WorkerReply {
 
 /** A read buffer: the largest IP packet plus room for the TOA the engine may insert. */
 const BUF_SIZE = 65536 + 64;
-/** Packets read per loop turn before the rings, timers and messages get their turn. */
+/** Packets read per loop turn from the normal queue before the SYN queue, rings, timers and messages. */
 const BATCH = 256;
+/**
+ * Connection attempts read per loop turn from the SYN queue, after the normal queue: enough for a fast
+ * accept rate (a turn takes well under a millisecond when busy), few enough that a flood cannot take the
+ * loop from established traffic. What does not fit waits in the kernel's ring, or is dropped there.
+ */
+const SYN_BUDGET = 64;
 /** Longest wait for packets before the loop looks at the clock again. */
 const POLL_MS = 250;
 
@@ -103,6 +114,10 @@ const runtime = {
   loop_turns: 0,
   gso_packets: 0,
   csum_partial: 0,
+  /** Packets read from the SYN queue (connection attempts; also counted in rx_packets). */
+  rx_syn_packets: 0,
+  /** Loop turns that read a whole SYN_BUDGET: SYNs were arriving faster than the budget admits. */
+  syn_budget_exhausted: 0,
 };
 
 let queue: TunQueue | undefined;
@@ -119,7 +134,14 @@ async function run(init: WorkerInit): Promise<void> {
   const workers = config.workers;
   engine = new Engine(config, { worker, workers, now: now(), isnSecret: init.isnSecret });
   // The queue owns the poll set (its fd + this worker's wake eventfd) and the vnet header framing.
-  const q = queue = new TunQueue(worker, init.tun, init.queueFd, init.wakeFds[worker], init.vnetHdr);
+  const q = queue = new TunQueue(
+    worker,
+    init.tun,
+    init.queueFd,
+    init.wakeFds[worker],
+    init.vnetHdr,
+    init.synQueueFd,
+  );
   const outRings: (HandoffRing | null)[] = init.rings[worker].map((s) => (s ? new HandoffRing(s) : null));
   const inRings: HandoffRing[] = [];
   for (let f = 0; f < workers; f++) {
@@ -144,6 +166,14 @@ async function run(init: WorkerInit): Promise<void> {
       if (q.write(buf, m, e.generated, e.headerDelta)) runtime.tx_packets++;
       else runtime.tx_dropped++;
     }
+  };
+  /** Runs the packet just read from the device (`n` IP bytes at pkt): written back or handed to its owner. */
+  const received = (n: number, t: number): void => {
+    runtime.rx_packets++;
+    const out = handle(n, t);
+    if (out > 0) send(out);
+    // The whole frame (vnet header included) goes to the owner, which loads it as if read.
+    else if (out < 0) handOff(out);
   };
   /** Hands the frame in `buf` (the engine's `length` bytes: a datagram it reassembled may be longer) over. */
   const handOff = (out: number): void => {
@@ -197,14 +227,21 @@ async function run(init: WorkerInit): Promise<void> {
           else if (out < 0) handOff(out);
         }
       }
+      // Established traffic first: the normal queue until EAGAIN or BATCH, then a bounded number of SYNs.
       for (let i = 0; i < BATCH; i++) {
         const n = q.read(buf);
         if (n <= 0) break;
-        runtime.rx_packets++;
-        const out = handle(n, t);
-        if (out > 0) send(out);
-        // The whole frame (vnet header included) goes to the owner, which loads it as if read.
-        else if (out < 0) handOff(out);
+        received(n, t);
+      }
+      if ((ready & TUN_POLL_SYN_READABLE) !== 0) {
+        let syns = 0;
+        for (; syns < SYN_BUDGET; syns++) {
+          const n = q.readSyn(buf);
+          if (n <= 0) break;
+          runtime.rx_syn_packets++;
+          received(n, t);
+        }
+        if (syns === SYN_BUDGET) runtime.syn_budget_exhausted++;
       }
       for (let w = 0; w < workers; w++) {
         if (wakeNeeded[w]) {

@@ -136,6 +136,9 @@ export function fakeStats(): GatewayStats {
       handoff_out: 10,
       handoff_in: 10,
       tx_error_EAGAIN: 2,
+      rx_syn_packets: 30,
+      syn_budget_exhausted: 1,
+      tun_tx_dropped: 17,
     },
     workers: [
       {
@@ -148,6 +151,8 @@ export function fakeStats(): GatewayStats {
           handoff_out: 4,
           handoff_in: 6,
           tx_error_EAGAIN: 2,
+          rx_syn_packets: 20,
+          syn_budget_exhausted: 1,
         },
       },
       {

@@ -186,6 +186,7 @@ async function run(init: WorkerInit): Promise<void> {
     }
   };
   let lastTick = now();
+  let synproxyWas = false;
   let lastYield = lastTick;
   const ctl = new Int32Array(init.control);
   let statsId = 0;
@@ -259,6 +260,14 @@ async function run(init: WorkerInit): Promise<void> {
     if (t - lastTick >= 1) {
       e.tick(t);
       lastTick = t;
+      if (e.synproxyActive !== synproxyWas) {
+        // The `auto` SYN proxy switched (engine.ts counts it): operators see when and why in the log.
+        synproxyWas = e.synproxyActive;
+        console.log(
+          `fnat-lb worker=${worker} synproxy=${synproxyWas ? "on" : "off"} half_open=${e.halfOpen} ` +
+            `threshold=${Math.ceil(config.synproxyThreshold / workers)}`,
+        );
+      }
     }
   }
   yieldChannel.port1.close();

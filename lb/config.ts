@@ -164,6 +164,13 @@ export interface GatewayConfig {
    * `synproxy: "auto"` answer SYNs with cookies; each worker compares its share. Default 1000.
    */
   synproxyThreshold: number;
+  /**
+   * File of the 16-byte ISN secret (ISNs toward the servers, SYN cookies). Default: beside the control
+   * socket, made at the first start. An active and a standby gateway that take over each other's local
+   * addresses point this at the same secret (docs/defence.md), so ISNs keep growing per tuple across a
+   * takeover and the standby accepts the cookies the active one sent.
+   */
+  isnSecretFile?: string;
   /** Where the metrics page listens (absent: no metrics page). */
   metrics?: MetricsConfig;
 }
@@ -335,6 +342,7 @@ const KNOWN_TOP = [
   "offload",
   "replyRate",
   "synproxyThreshold",
+  "isnSecretFile",
   "metrics",
 ] as const;
 
@@ -483,6 +491,12 @@ export function validateConfig(raw: unknown): GatewayConfig {
     synproxyThreshold,
   };
   if (raw.metrics !== undefined) out.metrics = metrics(raw.metrics);
+  if (raw.isnSecretFile !== undefined) {
+    if (typeof raw.isnSecretFile !== "string" || !raw.isnSecretFile.startsWith("/")) {
+      throw new ConfigError("isnSecretFile", "expected an absolute file path");
+    }
+    out.isnSecretFile = raw.isnSecretFile;
+  }
   return out;
 }
 

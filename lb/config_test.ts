@@ -192,3 +192,34 @@ Deno.test("config: unknown keys are rejected at every level, with the closest kn
   assert.doesNotMatch(far.message, /did you mean/, "no suggestion when nothing is close");
   assert.match(far.message, /unknown key; known keys: vip, port, protocol/);
 });
+
+Deno.test("config: synproxy per service (default auto), synproxyThreshold, isnSecretFile", () => {
+  const c = validateConfig(minimal);
+  assert.deepEqual(c.services.map((s) => s.synproxy), ["auto", "auto"]);
+  assert.equal(c.synproxyThreshold, 1000);
+  assert.equal(c.isnSecretFile, undefined);
+  const svc = (synproxy: unknown, protocol = "tcp") => ({
+    ...minimal,
+    services: [{
+      vip: "198.18.0.100",
+      port: 80,
+      protocol,
+      synproxy,
+      realServers: [{ address: "198.18.3.10" }],
+    }],
+  });
+  assert.equal(validateConfig(svc("on")).services[0].synproxy, "on");
+  assert.equal(validateConfig(svc("off")).services[0].synproxy, "off");
+  let e = error(svc("yes"));
+  assert.equal(e.field, "services[0].synproxy");
+  assert.match(e.message, /expected "off", "on" or "auto"/);
+  e = error(svc("on", "udp"));
+  assert.match(e.message, /needs a TCP service/);
+  assert.equal(validateConfig({ ...minimal, synproxyThreshold: 5 }).synproxyThreshold, 5);
+  assert.equal(error({ ...minimal, synproxyThreshold: 0 }).field, "synproxyThreshold");
+  assert.equal(
+    validateConfig({ ...minimal, isnSecretFile: "/etc/fnat-lb/isn" }).isnSecretFile,
+    "/etc/fnat-lb/isn",
+  );
+  assert.equal(error({ ...minimal, isnSecretFile: "relative" }).field, "isnSecretFile");
+});

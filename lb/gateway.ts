@@ -231,7 +231,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
     if (steering.reason && steering.mode === "handoff" && steering.reason !== "configured") {
       console.error(`fnat-lb steering=handoff reason=${JSON.stringify(steering.reason)}`);
     }
-    const isnSecret = await loadIsnSecret(isnSecretPath(config.control, config.tun));
+    const isnSecret = await loadIsnSecret(config.isnSecretFile ?? isnSecretPath(config.control, config.tun));
     if (cut()) return false;
     pool = new WorkerPool({
       config,

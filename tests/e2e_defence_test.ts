@@ -28,6 +28,7 @@ import { request } from "../lb/control/client.ts";
 import type { ConnectionRow } from "../lb/stats.ts";
 import {
   type Background,
+  kernelCounters,
   type Lab,
   spawnIn,
   startGateway,
@@ -100,6 +101,8 @@ interface Target {
   label: string;
   /** Local ports held (gateway: pools' used; kernel: conntrack entries of the gateway namespace). */
   held(): Promise<number>;
+  /** Whether every local port is taken (kernel: undefined, conntrack does not say). */
+  full(): Promise<boolean | undefined>;
   /** The gateway's row for client port `sport` (kernel: undefined). */
   conn(sport: number): Promise<ConnectionRow | undefined>;
 }
@@ -108,8 +111,11 @@ function gatewayTarget(lab: Lab): Target {
   return {
     label: "",
     held: async () => (await lab.gw!.stats()).pools.reduce((n, p) => n + p.used, 0),
+    full: async () => (await lab.gw!.stats()).pools.every((p) => p.free === 0),
     conn: async (sport) => {
-      const rows = await request(lab.gw!.control, { cmd: "connections" }, { timeoutMs: 5_000 }) as ConnectionRow[];
+      const rows = await request(lab.gw!.control, { cmd: "connections" }, {
+        timeoutMs: 5_000,
+      }) as ConnectionRow[];
       return rows.find((r) => r.source === `${lab.t.cliIp4}:${sport}`);
     },
   };
@@ -143,6 +149,7 @@ async function kernelTarget(lab: Lab): Promise<Target> {
       Number(
         (await nsExec(t.nsGw, ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"], 5_000)).stdout.trim(),
       ),
+    full: () => Promise.resolve(undefined),
     conn: () => Promise.resolve(undefined),
   };
 }
@@ -177,14 +184,20 @@ async function legit(lab: Lab, url: string, stop: (tries: Attempt[]) => boolean,
   return tries.sort((x, y) => x.at - y.at);
 }
 
-/** Samples `target.held()` every 250 ms until stopped; returns the peak and a stop function. */
+/**
+ * Samples `target` every 250 ms until stopped; the stop function returns the peak of ports held and when
+ * (ms after the start) every port was first seen taken, -1 when never.
+ */
 function sampleHeld(target: Target) {
   let peak = 0;
+  let fullAt = -1;
   let on = true;
+  const t0 = performance.now();
   const done = (async () => {
     while (on) {
       try {
         peak = Math.max(peak, await target.held());
+        if (fullAt < 0 && await target.full()) fullAt = performance.now() - t0;
       } catch { /* the gateway is busy; next sample */ }
       await sleep(250);
     }
@@ -192,7 +205,7 @@ function sampleHeld(target: Target) {
   return async () => {
     on = false;
     await done;
-    return peak;
+    return { peak, fullAt };
   };
 }
 
@@ -219,10 +232,11 @@ async function rowA(lab: Lab, target: Target): Promise<void> {
   // After: until a curl started after the flood succeeds, at most 20 s.
   const after = await legit(lab, url, (tr) => tr.some((a) => a.ok), 20_000);
   const firstOk = after.find((a) => a.ok);
-  const held = await peak();
+  const { peak: held, fullAt } = await peak();
+  const full = fullAt >= 0 ? `, all taken ${secs(fullAt)} s into the flood` : "";
   const back = firstOk ? `${secs(Math.max(0, firstOk.at - floodEnd))} s` : "> 20 s";
   say(
-    `syn flood 15k/s: ${target.label}sent ${f.sent} at ${f.rate} pkt/s; ports held peak ${held}; ` +
+    `syn flood 15k/s: ${target.label}sent ${f.sent} at ${f.rate} pkt/s; ports held peak ${held}${full}; ` +
       `legit served during ${pct(during)}; new connections work ${back} after the flood`,
   );
   if ((SYNPROXY || STRICT) && target.label === "") {
@@ -293,10 +307,14 @@ async function rowC(lab: Lab, target: Target): Promise<void> {
   assert.ok(r.success, r.stderr);
   const t0 = performance.now();
   let freed = -1;
-  await waitUntil(async () => {
-    if ((await target.held()) <= base) freed = performance.now() - t0;
-    return freed >= 0;
-  }, "the port freed", 20_000).catch(() => {});
+  await waitUntil(
+    async () => {
+      if ((await target.held()) <= base) freed = performance.now() - t0;
+      return freed >= 0;
+    },
+    "the port freed",
+    20_000,
+  ).catch(() => {});
   const figure = freed >= 0 ? `${secs(freed)} s` : "> 20 s";
   say(`graceful close: ${target.label}the local port stays taken ${figure}`);
   if ((SHORT_TIMERS || STRICT) && target.label === "") {
@@ -313,7 +331,15 @@ function events(p: Background): { event: string; at: number; [k: string]: unknow
 
 async function echoServer(lab: Lab): Promise<void> {
   const rs1 = lab.t.rsIp4[0];
-  const p = spawnIn(lab, lab.t.nsRs[0], ["/usr/bin/python3", HOLD, "serve", "--bind", rs1, "--port", String(ECHO)]);
+  const p = spawnIn(lab, lab.t.nsRs[0], [
+    "/usr/bin/python3",
+    HOLD,
+    "serve",
+    "--bind",
+    rs1,
+    "--port",
+    String(ECHO),
+  ]);
   await waitListening(lab.t.nsRs[0], [`${rs1}:${ECHO}`], p, "tcp_hold.py serve");
 }
 
@@ -363,8 +389,11 @@ async function rowF(lab: Lab, target: Target): Promise<void> {
   const end = events(hold).find((e) => e.event === "ok" || e.event === "error")!;
   const state = (c: ConnectionRow | undefined) => c ? `${c.state} (expires in ${c.expiresIn} s)` : "none";
   const fate = end.event === "ok" ? "carries data both ways" : `is dead (${end.errno})`;
+  const entry = target.label === ""
+    ? `entry ${state(before)} → ${state(after)} after a RST with random seq; `
+    : "";
   say(
-    `blind rst: ${target.label}entry ${state(before)} → ${state(after)} after a RST with random seq; ` +
+    `blind rst: ${target.label}${entry}` +
       `${wait} s later the connection ${fate}`,
   );
   if (STRICT && target.label === "") assert.equal(end.event, "ok", `after a blind RST: ${fate}`);
@@ -399,7 +428,7 @@ Deno.test("defence d: takeover after an nft SNAT left TIME_WAIT tuples on the re
   }
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
-    ct status dnat ip daddr ${t.rsIp4[0]} snat to ${LOCAL[0]}:${range[0]}-${range[1]}
+    ct status dnat ip daddr ${t.rsIp4[0]} meta l4proto tcp snat to ${LOCAL[0]}:${range[0]}-${range[1]}
   }
 }
 `,
@@ -422,13 +451,21 @@ Deno.test("defence d: takeover after an nft SNAT left TIME_WAIT tuples on the re
     });
     lab.track(gw.process);
     lab.defer(async () => assert.equal((await gw.stop()).code, 0, "gateway exit status"));
-    const clean = await ab(lab, VIP_CLEAN, 2000, 10);
-    const taken = await ab(lab, VIP, 2000, 10);
+    const retrans = async () => (await kernelCounters(t.nsCli)).get("TcpRetransSegs") ?? 0;
+    const r0 = await retrans();
+    const clean = await ab(lab, VIP_CLEAN, 2000, 50);
+    const r1 = await retrans();
+    const taken = await ab(lab, VIP, 2000, 50);
+    const r2 = await retrans();
     say(
       `takeover: nft seeded ${seed.complete} connections, rs1 holds ${held} TIME_WAIT tuples of ` +
-        `${LOCAL[0]}; 2000 requests clean: ${clean.seconds.toFixed(1)} s, connect max ${clean.connectMax} ms, ` +
-        `failed ${clean.failed}; after nft: ${taken.seconds.toFixed(1)} s, connect max ${taken.connectMax} ms, ` +
-        `failed ${taken.failed}`,
+        `${LOCAL[0]}; 2000 requests (ab -c 50) clean: ${clean.complete} in ${clean.seconds.toFixed(1)} s, ` +
+        `connect max ${clean.connectMax} ms, failed ${clean.failed}, client retransmits ${
+          r1 - r0
+        }; after nft: ${taken.complete} in ` +
+        `${
+          taken.seconds.toFixed(1)
+        } s, connect max ${taken.connectMax} ms, failed ${taken.failed}, client retransmits ${r2 - r1}`,
     );
     if (STRICT) {
       assert.ok(taken.connectMax < 1000, `connect max after nft: ${taken.connectMax} ms`);
@@ -437,11 +474,12 @@ Deno.test("defence d: takeover after an nft SNAT left TIME_WAIT tuples on the re
   });
 });
 
-/** ab -n `n` -c `c` to `vip`: duration, max connect time (ms), failed and complete requests. */
+/** ab -n `n` -c `c` (20 s at most) to `vip`: duration, max connect time (ms), failed and complete requests. */
 async function ab(lab: Lab, vip: string, n: number, c: number) {
   const r = await nsExec(
     lab.t.nsCli,
-    ["ab", "-q", "-s", "10", "-n", String(n), "-c", String(c), `http://${vip}/`],
+    // -t first: a time bound that the later -n does not lift (ab stops at whichever comes first).
+    ["ab", "-q", "-s", "10", "-t", "20", "-n", String(n), "-c", String(c), `http://${vip}/`],
     60_000,
   );
   assert.ok(r.success, `ab ${vip}: ${r.stderr}\n${r.stdout}`);
@@ -484,7 +522,9 @@ Deno.test("defence e: gateway restart under a dripping connection — fail fast 
       .catch(() => {});
     const end = events(drip).find((e) => e.event !== "connected");
     const figure = end?.event === "error"
-      ? `the client's socket failed (${end.errno}) ${(end.at - ready).toFixed(1)} s after the new gateway was ready`
+      ? `the client's socket failed (${end.errno}) ${
+        (end.at - ready).toFixed(1)
+      } s after the new gateway was ready`
       : "the client hangs: no error 10 s after the new gateway was ready";
     say(`restart under load: ${figure}`);
     if (STRICT) {

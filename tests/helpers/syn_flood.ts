@@ -95,8 +95,12 @@ export function checkFloodOptions(o: FloodOptions): void {
   if (!Number.isFinite(o.seconds) || o.seconds <= 0 || o.seconds > MAX_SECONDS) {
     throw new RangeError(`--seconds: required, 0 < s <= ${MAX_SECONDS}, got ${o.seconds}`);
   }
-  if (!Number.isInteger(o.count) || o.count < 1) throw new RangeError(`--count: required, >= 1, got ${o.count}`);
-  if (!Number.isFinite(o.rate) || o.rate < 0) throw new RangeError(`--rate: >= 0 (0 = full speed), got ${o.rate}`);
+  if (!Number.isInteger(o.count) || o.count < 1) {
+    throw new RangeError(`--count: required, >= 1, got ${o.count}`);
+  }
+  if (!Number.isFinite(o.rate) || o.rate < 0) {
+    throw new RangeError(`--rate: >= 0 (0 = full speed), got ${o.rate}`);
+  }
 }
 
 function ipv4(text: string): number {

@@ -101,6 +101,8 @@ interface Target {
   label: string;
   /** Local ports held (gateway: pools' used; kernel: conntrack entries of the gateway namespace). */
   held(): Promise<number>;
+  /** What the NAT itself counted, for the figure's line (gateway: connections, drops, TUN queue drops). */
+  counts(): Promise<string>;
   /** Whether every local port is taken (kernel: undefined, conntrack does not say). */
   full(): Promise<boolean | undefined>;
   /** The gateway's row for client port `sport` (kernel: undefined). */
@@ -112,6 +114,17 @@ function gatewayTarget(lab: Lab): Target {
     label: "",
     held: async () => (await lab.gw!.stats()).pools.reduce((n, p) => n + p.used, 0),
     full: async () => (await lab.gw!.stats()).pools.every((p) => p.free === 0),
+    counts: async () => {
+      const s = await lab.gw!.stats();
+      const created = s.services.reduce((n, x) => n + x.connectionsTotal, 0);
+      const misses = s.pools.reduce((n, p) => n + p.misses, 0);
+      const drops = Object.entries(s.drops).map(([k, v]) => `${k}=${v}`).join(" ") || "none";
+      // The kernel's side of the TUN: packets it could not queue to the gateway (its queue was full).
+      const link = await nsExec(lab.t.nsGw, ["ip", "-s", "-j", "link", "show", "dev", lab.gw!.tun], 5_000);
+      const tunDrops = (JSON.parse(link.stdout || "[{}]")[0]?.stats64?.tx?.dropped ?? "?") as number | string;
+      return `gateway: ${created} connections created, pool misses ${misses}, drops ${drops}, ` +
+        `TUN queue drops ${tunDrops}`;
+    },
     conn: async (sport) => {
       const rows = await request(lab.gw!.control, { cmd: "connections" }, {
         timeoutMs: 5_000,
@@ -150,6 +163,7 @@ async function kernelTarget(lab: Lab): Promise<Target> {
         (await nsExec(t.nsGw, ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"], 5_000)).stdout.trim(),
       ),
     full: () => Promise.resolve(undefined),
+    counts: () => Promise.resolve(""),
     conn: () => Promise.resolve(undefined),
   };
 }
@@ -239,6 +253,8 @@ async function rowA(lab: Lab, target: Target): Promise<void> {
     `syn flood 15k/s: ${target.label}sent ${f.sent} at ${f.rate} pkt/s; ports held peak ${held}${full}; ` +
       `legit served during ${pct(during)}; new connections work ${back} after the flood`,
   );
+  const counts = await target.counts();
+  if (counts) say(`syn flood 15k/s: ${counts}`);
   if ((SYNPROXY || STRICT) && target.label === "") {
     assert.ok(share(during) >= 0.95, `legit served during the flood: ${pct(during)}`);
     assert.ok(firstOk && firstOk.at - floodEnd < 1_000, `new connections after the flood: ${back}`);
@@ -293,6 +309,8 @@ async function rowB(lab: Lab, target: Target): Promise<void> {
       `${mean(before).toFixed(0)}, during mean ${mean(duringRates).toFixed(0)} min ` +
       `${Math.min(...duringRates, Infinity).toFixed(0)}; legit served during ${pct(during)}`,
   );
+  const counts = await target.counts();
+  if (counts) say(`syn flood full speed: ${counts}`);
   if ((SYNPROXY || STRICT) && target.label === "") {
     assert.ok(share(during) >= 0.9, `legit served during the flood: ${pct(during)}`);
     assert.ok(Math.min(...duringRates) > 0, "the iperf3 stream stalled during the flood");

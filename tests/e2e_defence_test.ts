@@ -238,6 +238,7 @@ async function rowA(lab: Lab, target: Target): Promise<void> {
   const ok0 = await nsExec(lab.t.nsCli, ["curl", "-sf", "--max-time", "2", url], 5_000);
   assert.ok(ok0.success, `curl before the flood: ${ok0.stderr}`);
   const peak = sampleHeld(target);
+  const [cli0, gw0] = [await kernelCounters(lab.t.nsCli), await kernelCounters(lab.t.nsGw)];
   let floodEnd = Infinity;
   const flood = runFlood(lab.t.nsCli, { dst: VIP, dport: 80, rate: 15_000, seconds: 10, count: 150_000 })
     .finally(() => floodEnd = performance.now());
@@ -255,6 +256,16 @@ async function rowA(lab: Lab, target: Target): Promise<void> {
   );
   const counts = await target.counts();
   if (counts) say(`syn flood 15k/s: ${counts}`);
+  // Where the answers to spoofed sources went: nowhere past the gateway namespace (no route there), and the
+  // client namespace forwarded nothing.
+  const [cli1, gw1] = [await kernelCounters(lab.t.nsCli), await kernelCounters(lab.t.nsGw)];
+  const d = (a: Map<string, number>, b: Map<string, number>, k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
+  say(
+    `syn flood 15k/s: ${target.label}answers to spoofed sources without a route in the gateway namespace ` +
+      `(IpExtInNoRoutes) ${d(gw0, gw1, "IpExtInNoRoutes")}; forwarded by the client namespace ` +
+      `${d(cli0, cli1, "IpForwDatagrams")}`,
+  );
+  assert.equal(d(cli0, cli1, "IpForwDatagrams"), 0, "the client namespace forwarded packets");
   if ((SYNPROXY || STRICT) && target.label === "") {
     assert.ok(share(during) >= 0.95, `legit served during the flood: ${pct(during)}`);
     assert.ok(firstOk && firstOk.at - floodEnd < 1_000, `new connections after the flood: ${back}`);

@@ -10,8 +10,9 @@
  * 198.18.1.x, local addresses 198.18.2.x, real servers 198.18.3.x; netns-scripts/up.sh). Where the answers
  * go: the gateway namespace has routes only to its two networks and into the TUN, so the SYN+ACKs and
  * RSTs the gateway sends to a spoofed source find no route there and die inside the gateway namespace
- * (the kernel counts them, `IpExtInNoRoutes`; row a of tests/e2e_defence_test.ts prints the count); none reaches the client namespace, and nothing leaves the
- * namespaces (the client namespace forwards nothing either: ip_forward stays 0 there).
+ * (the kernel counts them, `IpExtInNoRoutes`; row a of tests/e2e_defence_test.ts prints the count):
+ * none reaches the client namespace, and nothing leaves the namespaces (the client namespace forwards
+ * nothing either: ip_forward stays 0 there, and row a asserts it).
  *
  * How: one raw socket (AF_INET, SOCK_RAW, IPPROTO_RAW: the header is ours) and `sendmmsg(2)` batches of
  * up to 256 datagrams through the project's libc binding (base/sys/libc.ts). Each segment is written in

@@ -11,6 +11,7 @@
  *   d  takeover after nft SNAT left TIME_WAIT tuples on the real server: ab's max connect time, duration
  *   e  gateway restart under a dripping connection: how long until the client's socket fails
  *   f  a blind RST (right 4-tuple, random seq): the entry's state after it, the connection after the wait
+ *   g  ACK flood at full speed for 5 s (random seq/ack, no connection): legit curls, RSTs the gateway sent
  *
  * Asserts only what the branch's code claims: the SYN-flood targets when `services[].synproxy` is a key
  * lib/config accepts (then the HTTP service runs with `synproxy: "on"`), the close target when the default
@@ -438,6 +439,41 @@ async function rowF(lab: Lab, target: Target): Promise<void> {
   if (STRICT && target.label === "") assert.equal(end.event, "ok", `after a blind RST: ${fate}`);
 }
 
+// ---- g: ACK flood ---------------------------------------------------------------------------------------
+
+/**
+ * Bare ACKs with random seq/ack from spoofed sources, at full speed for 5 s: no connection behind any of
+ * them. Once the gateway answers such packets with a RST (fail fast), the flood must not turn it into a
+ * reflector: RSTs stay within `replyRate` per second.
+ */
+async function rowG(lab: Lab): Promise<void> {
+  const url = `http://${VIP}/`;
+  const s0 = await lab.gw!.stats();
+  let floodEnd = Infinity;
+  const flood = runFlood(lab.t.nsCli, {
+    dst: VIP,
+    dport: 80,
+    rate: 0,
+    seconds: 5,
+    count: 10_000_000,
+    flags: "ack",
+  })
+    .finally(() => floodEnd = performance.now());
+  const during = await legit(lab, url, () => floodEnd !== Infinity, 7_000);
+  const f = await flood;
+  const s1 = await lab.gw!.stats();
+  const ev = (k: string) => (s1.events[k] ?? 0) - (s0.events[k] ?? 0);
+  const replyRate = validateConfig({ ...lab.gw!.config }).replyRate;
+  say(
+    `ack flood full speed: sent ${f.sent} at ${f.rate} pkt/s; legit served during ${pct(during)}; ` +
+      `RSTs sent ${ev("rst_sent")}, replies suppressed by replyRate (${replyRate}/s) ` +
+      `${ev("reply_rate_limited")}`,
+  );
+  say(`ack flood full speed: ${await gatewayTarget(lab).counts()}`);
+  assert.ok(ev("rst_sent") <= replyRate * (f.seconds + 2), `RSTs sent: ${ev("rst_sent")}`);
+  if (STRICT) assert.ok(share(during) >= 0.9, `legit served during the ACK flood: ${pct(during)}`);
+}
+
 // ---- the tests -------------------------------------------------------------------------------------------
 
 Deno.test("defence a: SYN flood 15 k pkt/s for 10 s — ports held, legit served, recovery", async () => {
@@ -574,6 +610,10 @@ Deno.test("defence e: gateway restart under a dripping connection — fail fast 
 
 Deno.test("defence f: a blind RST with a random seq — the entry and the connection after it", async () => {
   await withLab({ gateway: config }, async (lab) => await rowF(lab, gatewayTarget(lab)));
+});
+
+Deno.test("defence g: ACK flood at full speed for 5 s — legit requests, RSTs within replyRate", async () => {
+  await withLab({ gateway: config }, async (lab) => await rowG(lab));
 });
 
 // ---- the kernel baseline (DEFENCE_KERNEL=1) --------------------------------------------------------------

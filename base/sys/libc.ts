@@ -64,6 +64,20 @@ export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
 /** Socket type: datagrams (UDP, or unix-domain messages such as sd_notify's). */
 export const SOCK_DGRAM = 2;
+/** Socket type: raw IP datagrams (the test flooder's spoofed segments). */
+export const SOCK_RAW = 3;
+/** Raw-socket protocol: the caller writes the whole IPv4 header (IP_HDRINCL implied). */
+export const IPPROTO_RAW = 255;
+/** SOL_SOCKET option: the send buffer's size in bytes. */
+export const SO_SNDBUF = 7;
+/** SOL_SOCKET option: as SO_SNDBUF, past net.core.wmem_max (needs CAP_NET_ADMIN). */
+export const SO_SNDBUFFORCE = 32;
+/** Size of `struct sockaddr_in`: family, port, address, 8 bytes of zero. */
+export const SOCKADDR_IN_SIZE = 16;
+/** Size of `struct iovec` on 64-bit ABIs: base pointer and length. */
+export const IOVEC_SIZE = 16;
+/** Size of `struct mmsghdr` on 64-bit ABIs: a 56-byte `struct msghdr`, the u32 msg_len, padding. */
+export const MMSGHDR_SIZE = 64;
 /** Size of `struct sockaddr_un`: sa_family_t, then `sun_path` of 108 bytes. */
 export const SOCKADDR_UN_SIZE = 110;
 /** socket(2)/accept4(2) flag: calls return EAGAIN instead of blocking the JS thread. */
@@ -177,6 +191,8 @@ const SYMBOLS = {
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+  // Many datagrams per call (the flooder's batches); the mmsghdr array holds raw pointers into one arena.
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
@@ -240,6 +256,8 @@ export interface Libc {
   clock_gettime(clock: number, ts: Uint8Array): number;
   /** sendto(2) with a destination address; result truncated to 32 bits (see module doc). */
   sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: number): number;
+  /** sendmmsg(2): `msgs` is `vlen` {@link MMSGHDR_SIZE}-byte `struct mmsghdr`; returns how many were sent. */
+  sendmmsg(fd: number, msgs: Uint8Array, vlen: number, flags: number): number;
   /** shutdown(2). */
   shutdown(fd: number, how: number): number;
   /** epoll_create1(2). */

@@ -1593,8 +1593,8 @@ Deno.test("FIN both ways → TIME_WAIT, then expiry frees the connection and the
   });
   assert.equal(e.conns.state[id], STATE_TIME_WAIT);
   const avail = e.pool.available(4);
-  assert.equal(e.tick(1001 + 119), 0, "not before the TIME_WAIT timeout (120 s)");
-  assert.equal(e.tick(1001 + 121), 1);
+  assert.equal(e.tick(1001 + 6), 0, "not before the TIME_WAIT timeout (dpvs's 7 s)");
+  assert.equal(e.tick(1001 + 7), 1);
   assert.equal(e.conns.size, 0);
   assert.equal(e.pool.available(4), avail + 1);
   assert.equal(e.sets[0].inactive[0], 0);
@@ -1607,8 +1607,8 @@ Deno.test("RST from either side → CLOSE, removed after the close timeout", () 
   const r = fromServer(h, { seq: 5001, flags: TCP_RST });
   run(e, "server RST", r, 2000, { out: { flags: TCP_RST, dst: CLIENT } }, { flow: "out" });
   assert.equal(e.conns.state[id], STATE_CLOSE);
-  assert.equal(e.tick(2009), 0);
-  assert.equal(e.tick(2011), 1);
+  assert.equal(e.tick(2002), 0, "not before the CLOSE timeout (dpvs's 3 s)");
+  assert.equal(e.tick(2003), 1);
   assert.equal(e.conns.size, 0);
 });
 
@@ -1683,9 +1683,10 @@ Deno.test("port exhaustion: the SYN is dropped, the client gets a RST, counted; 
   }, { drops: { port_exhausted: 1 }, events: { rst_sent: 1 } });
   assert.equal(e.counters.drops[C.DROP_PORT_EXHAUSTED], 1);
   assert.equal(e.counters.events[C.EV_RST_SENT], 1);
-  assert.equal(e.tick(1000 + 120), 4, "SYN_SENT entries expire");
+  assert.equal(e.tick(1000 + 2), 0, "not before the SYN_SENT timeout (dpvs's 3 s)");
+  assert.equal(e.tick(1000 + 3), 4, "SYN_SENT entries expire");
   const again = tcp({ src: CLIENT, dst: VIP, sport: 201, dport: 80, seq: 1, flags: TCP_SYN });
-  run(e, "SYN after expiry", again, 1121, { out: { flags: TCP_SYN, grow: 8, sportIn: [2000, 2003] } });
+  run(e, "SYN after expiry", again, 1004, { out: { flags: TCP_SYN, grow: 8, sportIn: [2000, 2003] } });
 });
 
 Deno.test("rr spreads connections over both real servers; weight 0 drains without cutting connections", () => {
@@ -2068,7 +2069,7 @@ Deno.test("listing: connections() as ipvsadm -Lnc shows them, poolUsage counts m
   assert.deepEqual(rows[0], {
     proto: "tcp",
     state: "ESTABLISHED",
-    expiresIn: 900,
+    expiresIn: 90,
     source: `${CLIENT}:40000`,
     virtual: `${VIP}:80`,
     local: `${LOCAL}:${h.lport}`,

@@ -26,7 +26,7 @@ export const DROP_REASONS = {
   not_for_us: 9,
   /** A VIP address with no service on that port/protocol (answered with RST or ICMP port unreachable). */
   no_service: 10,
-  /** Client segment that is no SYN and matches no connection. */
+  /** Client segment that is no SYN and matches no connection (answered with a RST unless it is one). */
   no_connection: 11,
   /** Packet to a local address that matches no connection (or not from its real server). */
   no_connection_reply: 12,

@@ -802,6 +802,20 @@ export class Engine {
     return n;
   }
 
+  /**
+   * The one place a client's TCP segment that is no SYN and matches no connection is decided (a SYN proxy's
+   * cookie check of a pure ACK goes before the call). After a restart, or once an entry expired, the
+   * client's stack still holds the connection: a RST (RFC 793: seq = its ACK, else ACK = its seq + length)
+   * ends it at once instead of leaving the client to retransmit into silence until it times out. Counted as
+   * `no_connection`, answered or not (the reply token bucket); a RST is never answered, and a segment
+   * whose checksum fails gets no answer (`bad_checksum`): the reset must be for what the client sent.
+   */
+  private noConnection(b: Uint8Array, len: number, flags: number): number {
+    if (flags & TCP_RST) return this.drop(C.DROP_NO_CONNECTION);
+    if (!this.partial && !transportChecksumOk(b, this.info)) return this.drop(C.DROP_BAD_CHECKSUM);
+    return this.refuse(b, len, C.DROP_NO_CONNECTION);
+  }
+
   private noService(b: Uint8Array, len: number): number {
     const w = this.words;
     readAddressWords(b, this.info.family, this.info.ipOff + ipSrcOffset(this.info.family), w);
@@ -1012,7 +1026,7 @@ export class Engine {
       if (this.svcDraining[svc]) return this.noService(b, len);
       // Every connection was checked here when it was made, so a live one never has a martian client.
       if (this.martianSource(fam, w)) return this.drop(C.DROP_MARTIAN_SOURCE);
-      if (isTcp && !syn) return this.drop(C.DROP_NO_CONNECTION);
+      if (isTcp && !syn) return this.noConnection(b, len, flags);
       if (!isTcp && !this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
       id = this.newConnection(b, svc, fam, sport);
       if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);

@@ -785,10 +785,51 @@ const PACKET_ROWS: PacketRow[] = [
     input: () => tcp({ src: CLIENT, dst: "198.18.9.9", sport: 5, dport: 80, seq: 1, flags: TCP_SYN }),
     verdict: { drop: "not_for_us" },
   },
+  // Fail fast after a restart: the client of a connection the gateway no longer holds gets a RST at once.
   {
-    name: "a non-SYN of no connection: dropped",
-    input: () => tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, flags: TCP_ACK }),
+    name: "an ACK of no connection (the gateway restarted): RST with seq = its ACK, no ACK flag; counted",
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, ack: 777, flags: TCP_ACK }),
+    verdict: { out: { src: VIP, dst: CLIENT, sport: 80, dport: 6, flags: TCP_RST, seq: 777, ack: 0 } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "data of no connection: RST answers with seq = its ACK (RFC 793), whatever the length",
+    input: () =>
+      tcp({
+        src: CLIENT,
+        dst: VIP,
+        sport: 6,
+        dport: 80,
+        seq: 1,
+        ack: 9,
+        flags: TCP_ACK | TCP_PSH,
+        payload: GET,
+      }),
+    verdict: { out: { flags: TCP_RST, seq: 9, grow: -GET.length } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "a FIN without ACK of no connection: RST+ACK, seq 0, ACK = its seq + 1 (the FIN)",
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 100, flags: TCP_FIN }),
+    verdict: { out: { flags: TCP_RST | TCP_ACK, seq: 0, ack: 101 } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "IPv6 ACK of no connection: RST from the VIP",
+    input: () => tcp({ src: CLIENT6, dst: VIP6, sport: 6, dport: 80, seq: 1, ack: 5, flags: TCP_ACK }),
+    verdict: { out: { src: VIP6, dst: CLIENT6, flags: TCP_RST, seq: 5 } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "a RST of no connection: dropped, never answered",
+    input: () =>
+      tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, ack: 5, flags: TCP_RST | TCP_ACK }),
     verdict: { drop: "no_connection" },
+  },
+  {
+    name: "an ACK of no connection with a bad checksum: not answered (bad_checksum)",
+    input: () => corrupt(tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, ack: 5, flags: TCP_ACK })),
+    verdict: { drop: "bad_checksum" },
   },
   {
     name: "to a local address, of no connection: dropped",
@@ -952,9 +993,17 @@ const HYGIENE_ROWS: PacketRow[] = [
     ["all six flags", 0x3f],
     ["all eight flags", 0xff],
   ] as [string, number][]).map(([what, flags]): PacketRow => ({
-    name: `${what} of no connection: creates nothing`,
-    input: () => tcp({ src: CLIENT, dst: VIP, sport: 4242, dport: 80, seq: 1, flags }),
-    verdict: { drop: "no_connection" },
+    name: `${what} of no connection: creates nothing${flags & TCP_RST ? "" : ", answered with a RST"}`,
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 4242, dport: 80, seq: 1, ack: 3, flags }),
+    // A RST is never answered; the rest get one (as a restarted gateway's stale segments do).
+    verdict: flags & TCP_RST ? { drop: "no_connection" } : {
+      out: flags & TCP_ACK ? { flags: TCP_RST, seq: 3 } : {
+        flags: TCP_RST | TCP_ACK,
+        seq: 0,
+        ack: 1 + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0),
+      },
+    },
+    counts: flags & TCP_RST ? {} : { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
   })),
   // Issue 9 #7: martian and land sources never create state and are never answered.
   ...MARTIANS.map(([what, source]): PacketRow => ({
@@ -999,7 +1048,7 @@ for (const row of HYGIENE_ROWS) {
     const e = engine();
     const ports = e.pool.available(4) + e.pool.available(6);
     run(e, row.name, row.input(), 1000, row.verdict, row.counts ?? {});
-    if ("drop" in row.verdict) {
+    if ("drop" in row.verdict || e.generated) {
       assert.equal(e.conns.size, 0, `${row.name}: no connection`);
       assert.equal(e.pool.available(4) + e.pool.available(6), ports, `${row.name}: no local port taken`);
     }

@@ -13,6 +13,14 @@
 /** Marks an empty slot or the end of a chain. */
 export const NO_CONN = -1;
 
+/** The bits of {@link ConnTable.clientWscale} and {@link ConnTable.serverWscale} that hold the shift (0–14). */
+export const WSCALE_SHIFT = 0x0f;
+/**
+ * In {@link ConnTable.clientWscale} while SYN_SENT: the client's SYN offered window scaling (its shift in the
+ * low bits). The server's SYN+ACK settles it: scaling is on only when both sides sent the option (RFC 7323).
+ */
+export const WSCALE_OFFERED = 0x10;
+
 /** Per-connection state in parallel typed arrays, with the two lookups. */
 export class ConnTable {
   /** Largest number of live connections. */
@@ -53,7 +61,10 @@ export class ConnTable {
    * acknowledgements, SACK blocks): the server's ISN minus the cookie the gateway gave the client. 0 otherwise.
    */
   readonly serverDelta: Uint32Array;
-  /** Window scale shift the client applies to its windows (0 when none was negotiated). */
+  /**
+   * Window scale shift the client applies to its windows (0 when none was negotiated); while SYN_SENT, its
+   * offer ({@link WSCALE_OFFERED}), so readers mask with {@link WSCALE_SHIFT}.
+   */
   readonly clientWscale: Uint8Array;
   /** Window scale shift the server applies to its windows (0 when none was negotiated). */
   readonly serverWscale: Uint8Array;

@@ -152,6 +152,8 @@ export const EVENTS = {
   frag_evicted: 17,
   /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
   frag_sent: 18,
+  /** A RST outside its receiver's window: forwarded, the connection's state and timer left as they were. */
+  rst_out_of_window: 19,
 } as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
@@ -192,6 +194,8 @@ export const EV_FRAG_TIMEOUT = EVENTS.frag_timeout;
 export const EV_FRAG_EVICTED = EVENTS.frag_evicted;
 /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
 export const EV_FRAG_SENT = EVENTS.frag_sent;
+/** A RST outside its receiver's window: forwarded, the connection's state and timer left as they were. */
+export const EV_RST_OUT_OF_WINDOW = EVENTS.rst_out_of_window;
 /** Names of the events, indexed by code. */
 export const EVENT_NAMES: readonly string[] = namesByCode(EVENTS);
 

@@ -65,13 +65,16 @@ import {
   TCP_SEQ,
   TCP_SRC_PORT,
   TCP_SYN,
+  TCP_WINDOW,
   tcpAdjustSack,
   tcpClampMss,
   tcpCompactOptions,
+  tcpFindOption,
   tcpHeaderLength,
   tcpInsertOption,
   tcpNopAllOptions,
   TCPOPT_TIMESTAMP,
+  TCPOPT_WINDOW_SCALE,
   tcpSetAck,
   tcpSetSeq,
 } from "../../base/packet/tcp.ts";
@@ -80,7 +83,7 @@ import { classifyPacket, PACKET_FRAGMENT, PACKET_OK } from "../../base/packet/va
 import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
 import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
-import { ConnTable, NO_CONN } from "./conn_table.ts";
+import { ConnTable, NO_CONN, WSCALE_OFFERED, WSCALE_SHIFT } from "./conn_table.ts";
 import * as C from "./counters.ts";
 import { LocalPool } from "./local_pool.ts";
 import { createScheduler } from "./scheduler/mod.ts";
@@ -968,6 +971,8 @@ export class Engine {
       }
     }
     if (syn) {
+      // The client's window scale offer, settled by the server's SYN+ACK (a retransmitted SYN changes none).
+      if (state === STATE_SYN_SENT) conns.clientWscale[id] = windowScaleOffer(b, o, info.l4HeaderLen);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
         const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
@@ -983,6 +988,38 @@ export class Engine {
       len = this.insertToa(b, len, id);
     }
     return len;
+  }
+
+  /**
+   * Window scaling of connection `id`, from the server's SYN+ACK at `o` (RFC 7323): on only when both the
+   * client's SYN and this SYN+ACK carry the option; each side's shift is the one it announced (at most 14).
+   */
+  private settleWindowScale(b: Uint8Array, o: number, id: number): void {
+    const conns = this.conns;
+    const offer = conns.clientWscale[id];
+    const server = windowScaleOffer(b, o, this.info.l4HeaderLen);
+    const on = (offer & WSCALE_OFFERED) !== 0 && (server & WSCALE_OFFERED) !== 0;
+    conns.clientWscale[id] = on ? offer & WSCALE_SHIFT : 0;
+    conns.serverWscale[id] = on ? server & WSCALE_SHIFT : 0;
+  }
+
+  /**
+   * True when a RST from the client (`fromClient`) or the server of connection `id` is one its receiver
+   * would act on, so it may close the entry: its sequence number within the largest window the receiver
+   * advertised of the sender's next one — either way, since the receiver may not have all of it yet
+   * (RFC 793 §3.4, RFC 5961 §3). In SYN_SENT the server's RST has no window to be judged by: RFC 793 has a
+   * SYN-SENT receiver take it only with an ACK of its SYN, so that is the test (gateway ISN + 1).
+   */
+  private rstInWindow(b: Uint8Array, o: number, id: number, flags: number, fromClient: boolean): boolean {
+    const conns = this.conns;
+    if (!fromClient && conns.state[id] === STATE_SYN_SENT) {
+      return (flags & TCP_ACK) !== 0 &&
+        read32(b, o + TCP_ACK_NUM) === ((conns.nextFromClient[id] + conns.seqDelta[id]) >>> 0);
+    }
+    const next = fromClient ? conns.nextFromClient[id] : conns.nextFromServer[id];
+    const win = fromClient ? conns.serverMaxWin[id] : conns.clientMaxWin[id];
+    const d = (read32(b, o + TCP_SEQ) - next) | 0;
+    return d <= win && -d <= win;
   }
 
   /** client → VIP: find or create the connection, rewrite toward the real server. */
@@ -1035,17 +1072,23 @@ export class Engine {
     if (isTcp) {
       const state = conns.state[id];
       const cf = conns.flags[id];
-      const t = tcpTransition(state, cf, flags, true);
+      // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).
+      const blind = (flags & TCP_RST) !== 0 && !this.rstInWindow(b, o, id, flags, true);
+      const t = blind ? state | (cf << 8) : tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const seq = read32(b, o + TCP_SEQ);
       tcpSetSeq(b, o, seq + conns.seqDelta[id]);
       // For a RST this gateway may have to send (resetServer): where the client's numbering has got to.
-      conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
+      if (!blind) conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
+      // The largest window the client advertised bounds what the server may send (a SYN's is never scaled).
+      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.clientWscale[id] & WSCALE_SHIFT);
+      if (win > conns.clientMaxWin[id]) conns.clientMaxWin[id] = win;
       // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
       if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
         len = this.handshakeEdits(b, len, id, state, flags, syn);
       }
-      this.setState(id, t & TRANSITION_STATE_MASK);
+      if (blind) this.counters.events[C.EV_RST_OUT_OF_WINDOW]++;
+      else this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
@@ -1155,10 +1198,18 @@ export class Engine {
         return this.drop(C.DROP_BAD_STATE);
       }
       const cf = conns.flags[id];
-      const t = tcpTransition(state, cf, flags, false);
+      // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).
+      const blind = (flags & TCP_RST) !== 0 && !this.rstInWindow(b, o, id, flags, false);
+      const t = blind ? state | (cf << 8) : tcpTransition(state, cf, flags, false);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const delta = conns.seqDelta[id];
-      conns.nextFromServer[id] = segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer[id]);
+      if (!blind) {
+        conns.nextFromServer[id] = segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer[id]);
+      }
+      // The server's SYN+ACK settles window scaling; its window, as a SYN's, is not scaled.
+      if ((flags & TCP_SYN) && state === STATE_SYN_SENT) this.settleWindowScale(b, o, id);
+      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.serverWscale[id]);
+      if (win > conns.serverMaxWin[id]) conns.serverMaxWin[id] = win;
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // No TOA toward a client either: a server's option 254 (its own gateway's, or forged) becomes NOPs.
@@ -1170,7 +1221,8 @@ export class Engine {
           this.counters.events[C.EV_MSS_CLAMPED]++;
         }
       }
-      this.setState(id, t & TRANSITION_STATE_MASK);
+      if (blind) this.counters.events[C.EV_RST_OUT_OF_WINDOW]++;
+      else this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
@@ -1269,6 +1321,17 @@ export class Engine {
     this.counters.events[C.EV_ICMP_TRANSLATED]++;
     return len;
   }
+}
+
+/**
+ * The window scale option of the SYN or SYN+ACK at `o` (header `hl` bytes): {@link WSCALE_OFFERED} | shift
+ * (capped at 14, RFC 7323 §2.3), or 0 when it carries none.
+ */
+function windowScaleOffer(b: Uint8Array, o: number, hl: number): number {
+  if (hl <= TCP_MIN_HEADER_LEN) return 0;
+  const at = tcpFindOption(b, o, TCPOPT_WINDOW_SCALE);
+  if (at < 0 || b[at + 1] !== 3) return 0;
+  return WSCALE_OFFERED | (b[at + 2] > 14 ? 14 : b[at + 2]);
 }
 
 /** A copy of typed array `a` with room for `n` elements (control path). */

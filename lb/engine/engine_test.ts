@@ -1394,6 +1394,239 @@ for (const row of FLAG_ROWS) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Blind RSTs: a RST closes the entry only when its sequence number is within the largest window its
+// receiver advertised of the sender's next one; otherwise it is forwarded (the endpoint judges it, RFC 5961)
+// and counted, the state and timer untouched.
+
+/** Window scale options: `[client's SYN shift, server's SYN+ACK shift]`, undefined for none. */
+type Scales = [number | undefined, number | undefined];
+
+/**
+ * A handshake whose SYN and SYN+ACK carry the window scale options `scales` (windows 65535 in both, never
+ * scaled), then a client ACK advertising `clientWin` (scaled by its shift if scaling is on). The client's
+ * next sequence number is 1001, the server's 5001.
+ */
+function scaledHandshake(e: Engine, scales: Scales, clientWin = 65535): Conn {
+  const ws = (s: number | undefined) => (s === undefined ? [] : [1, 3, 3, s]);
+  const c = open(e, { options: [...optMss(1460), ...ws(scales[0])] });
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK, options: ws(scales[1]) });
+  assert.ok(e.process(sa.b, sa.len, 1000) > 0, "SYN+ACK forwarded");
+  const ack = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK, window: clientWin });
+  assert.ok(e.process(ack.b, ack.len, 1000) > 0, "ACK forwarded");
+  return c;
+}
+
+/** One RST on a connection and whether it may close it. */
+interface RstRow {
+  name: string;
+  setup: (e: Engine) => Conn;
+  /** Who sends the RST. */
+  from: "client" | "server";
+  seq: number;
+  flags?: number;
+  ack?: (c: Conn) => number;
+  /** In its receiver's window: the entry goes to CLOSE; else forwarded, counted, nothing changes. */
+  inWindow: boolean;
+}
+
+/** 65535: the largest window each side of {@link scaledHandshake} advertised with scaling off. */
+const W = 65535;
+
+const RST_ROWS: RstRow[] = [
+  {
+    name: "server RST at the server's next sequence number",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001,
+    inWindow: true,
+  },
+  {
+    name: "server RST a whole client window ahead (the client may still miss data)",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 + W,
+    inWindow: true,
+  },
+  {
+    name: "server RST one past the client's window: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 + W + 1,
+    inWindow: false,
+  },
+  {
+    name: "server RST a whole window behind: in",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 - W,
+    inWindow: true,
+  },
+  {
+    name: "server RST one more behind: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 - W - 1,
+    inWindow: false,
+  },
+  {
+    name: "server RST half the sequence space away: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: (5001 + 0x80000000) >>> 0,
+    inWindow: false,
+  },
+  {
+    name: "client RST at the client's next sequence number",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001,
+    inWindow: true,
+  },
+  {
+    name: "client RST a whole server window ahead",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001 + W,
+    inWindow: true,
+  },
+  {
+    name: "client RST past the server's window: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001 + W + 1,
+    inWindow: false,
+  },
+  {
+    name: "client RST+ACK past the server's window: blind (the ACK changes nothing)",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001 - W - 1,
+    flags: TCP_RST | TCP_ACK,
+    ack: () => 5001,
+    inWindow: false,
+  },
+  {
+    name: "scaling on (both offered): the client's window 1000 << 7 = 128000 takes a server RST 100000 ahead",
+    setup: (e) => scaledHandshake(e, [7, 2], 1000),
+    from: "server",
+    seq: 5001 + 100000,
+    inWindow: true,
+  },
+  {
+    name: "scaling on: 128001 ahead is past the client's scaled window: blind",
+    setup: (e) => scaledHandshake(e, [7, 2], 1000),
+    from: "server",
+    seq: 5001 + 128001,
+    inWindow: false,
+  },
+  {
+    name: "only the client offered scaling: off, its window 1000 is not scaled; 100000 ahead is blind",
+    setup: (e) => scaledHandshake(e, [7, undefined], 1000),
+    from: "server",
+    seq: 5001 + 100000,
+    inWindow: false,
+  },
+  {
+    name: "only the server offered scaling (against RFC 7323): off, 100000 ahead is blind",
+    setup: (e) => scaledHandshake(e, [undefined, 7], 1000),
+    from: "server",
+    seq: 5001 + 100000,
+    inWindow: false,
+  },
+  {
+    name: "SYN_SENT: a server RST+ACK acknowledging the gateway's SYN (a closed port) closes",
+    setup: (e) => open(e),
+    from: "server",
+    seq: 0,
+    flags: TCP_RST | TCP_ACK,
+    ack: (c) => c.isn + 1,
+    inWindow: true,
+  },
+  {
+    name: "SYN_SENT: a server RST+ACK acknowledging anything else: blind (the client drops it too)",
+    setup: (e) => open(e),
+    from: "server",
+    seq: 0,
+    flags: TCP_RST | TCP_ACK,
+    ack: (c) => c.isn + 2,
+    inWindow: false,
+  },
+  {
+    name: "SYN_SENT: a server RST without ACK: blind (RFC 793 SYN-SENT drops it)",
+    setup: (e) => open(e),
+    from: "server",
+    seq: 1234,
+    inWindow: false,
+  },
+  {
+    name: "SYN_RECV: the client's RST answering the SYN+ACK (seq = its ISN + 1) closes",
+    setup: (e) => {
+      const c = open(e);
+      const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+      assert.ok(e.process(sa.b, sa.len, 1000) > 0);
+      return c;
+    },
+    from: "client",
+    seq: 1001,
+    inWindow: true,
+  },
+];
+
+for (const row of RST_ROWS) {
+  Deno.test(`blind RST: ${row.name}`, () => {
+    const e = engine();
+    const c = row.setup(e);
+    const id = e.conns.findLocal(0, c.lport);
+    const state = e.conns.state[id];
+    const deadline = e.wheel.deadline[id];
+    const next = [e.conns.nextFromClient[id], e.conns.nextFromServer[id]];
+    const flags = row.flags ?? TCP_RST;
+    const seg = { seq: row.seq, ack: row.ack?.(c) ?? 0, flags };
+    const p = row.from === "client" ? fromClient(c, seg) : fromServer(c, seg);
+    // Forwarded either way, with the usual rewrite; only the entry's fate differs.
+    const out: Out = row.from === "client"
+      ? { dst: c.rs, dport: c.rsPort, flags, seq: (row.seq + c.isn - 1000) >>> 0 }
+      : { dst: CLIENT, dport: c.cport, flags, seq: row.seq >>> 0 };
+    run(e, row.name, p, 1002, { out }, {
+      flow: row.from === "client" ? "in" : "out",
+      events: row.inWindow ? {} : { rst_out_of_window: 1 },
+    });
+    if (row.inWindow) {
+      assert.equal(e.conns.state[id], STATE_CLOSE, "closed");
+      assert.equal(e.wheel.deadline[id], 1002 + 3, "the CLOSE timeout");
+    } else {
+      assert.equal(e.conns.state[id], state, "state untouched");
+      assert.equal(e.wheel.deadline[id], deadline, "timer untouched");
+      assert.deepEqual([e.conns.nextFromClient[id], e.conns.nextFromServer[id]], next, "sequence tracking");
+    }
+  });
+}
+
+Deno.test("blind RST: window tracking keeps the largest scaled window, a SYN's never scaled", () => {
+  const e = engine();
+  const c = scaledHandshake(e, [7, 2], 1000);
+  const id = e.conns.findLocal(0, c.lport);
+  assert.deepEqual([e.conns.clientWscale[id], e.conns.serverWscale[id]], [7, 2]);
+  assert.equal(e.conns.clientMaxWin[id], 128000, "client: 1000 << 7 beats the SYN's 65535");
+  assert.equal(e.conns.serverMaxWin[id], 65535, "server: its SYN+ACK's, unscaled");
+  const d = fromServer(c, { seq: 5001, ack: c.isn + 1, flags: TCP_ACK, window: 30000 });
+  assert.ok(e.process(d.b, d.len, 1001) > 0);
+  assert.equal(e.conns.serverMaxWin[id], 120000, "server: 30000 << 2");
+  const small = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK, window: 10 });
+  assert.ok(e.process(small.b, small.len, 1001) > 0);
+  assert.equal(e.conns.clientMaxWin[id], 128000, "a smaller window later keeps the largest");
+  // A retransmitted SYN+ACK (in SYN_RECV or later) settles nothing again.
+  const e2 = engine();
+  const c2 = open(e2, { options: [1, 3, 3, 5] });
+  const id2 = e2.conns.findLocal(0, c2.lport);
+  const sa = fromServer(c2, { seq: 5000, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK, options: [1, 3, 3, 9] });
+  assert.ok(e2.process(sa.b, sa.len, 1000) > 0);
+  const sa2 = fromServer(c2, { seq: 5000, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK, options: [1, 3, 3, 9] });
+  assert.ok(e2.process(sa2.b, sa2.len, 1000) > 0);
+  assert.deepEqual([e2.conns.clientWscale[id2], e2.conns.serverWscale[id2]], [5, 9]);
+});
+
 Deno.test("server SYN+ACK+FIN in SYN_SENT: a SYN+ACK (SYN wins); the FIN is not the server's close", () => {
   const e = engine();
   const c = open(e);

@@ -21,6 +21,15 @@ export const WSCALE_SHIFT = 0x0f;
  */
 export const WSCALE_OFFERED = 0x10;
 
+/** {@link ConnTable.synOptions}: the client's SYN offered SACK (SACK-permitted). */
+export const SYN_SACK_PERMITTED = 0x01;
+/** {@link ConnTable.synOptions}: the client's SYN carried data (TFO): its ISN is not `nextFromClient − 1`. */
+export const SYN_DATA = 0x02;
+/** {@link ConnTable.synOptions}: SYNs re-sent to take over a tuple the real server still held, in units of 4. */
+export const SYN_TAKEOVERS = 0x0c;
+/** One takeover, as counted in {@link SYN_TAKEOVERS}. */
+export const SYN_TAKEOVER_ONE = 0x04;
+
 /** Per-connection state in parallel typed arrays, with the two lookups. */
 export class ConnTable {
   /** Largest number of live connections. */
@@ -72,6 +81,13 @@ export class ConnTable {
   readonly clientMaxWin: Uint32Array;
   /** Largest window the server advertised, scaled: bounds what the client may send. */
   readonly serverMaxWin: Uint32Array;
+  /**
+   * The MSS the client's SYN announced, as clamped toward the server (0: none), and {@link synOptions}: what a
+   * SYN re-sent to the server needs beyond the tuple, sequence numbers and window scale (3 bytes).
+   */
+  readonly clientMss: Uint16Array;
+  /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far. */
+  readonly synOptions: Uint8Array;
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
@@ -101,6 +117,8 @@ export class ConnTable {
     this.serverWscale = new Uint8Array(capacity);
     this.clientMaxWin = new Uint32Array(capacity);
     this.serverMaxWin = new Uint32Array(capacity);
+    this.clientMss = new Uint16Array(capacity);
+    this.synOptions = new Uint8Array(capacity);
     this.hashNext = new Int32Array(capacity);
     this.freeNext = new Int32Array(capacity);
     let nb = 1024;
@@ -198,6 +216,8 @@ export class ConnTable {
     this.serverWscale[id] = 0;
     this.clientMaxWin[id] = 0;
     this.serverMaxWin[id] = 0;
+    this.clientMss[id] = 0;
+    this.synOptions[id] = 0;
     const h = this.hash(svc, a0, a1, a2, a3, port);
     this.hashNext[id] = this.buckets[h];
     this.buckets[h] = id;

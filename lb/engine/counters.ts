@@ -64,6 +64,11 @@ export const DROP_REASONS = {
   frag_too_many: 28,
   /** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
   frag_discarded: 29,
+  /**
+   * A real server's ACK to the gateway's SYN (it still holds the tuple): dropped, answered with a RST and the
+   * SYN again (`takeover_rst`) unless the connection's takeovers or the reply rate are spent.
+   */
+  takeover: 30,
 } as const;
 
 /** Not addressed to a VIP or local address of ours. */
@@ -108,6 +113,9 @@ export const DROP_FRAG_TOO_BIG = DROP_REASONS.frag_too_big;
 export const DROP_FRAG_TOO_MANY = DROP_REASONS.frag_too_many;
 /** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
 export const DROP_FRAG_DISCARDED = DROP_REASONS.frag_discarded;
+
+/** A real server's ACK to the gateway's SYN (it still holds the tuple): dropped, answered if it may be. */
+export const DROP_TAKEOVER = DROP_REASONS.takeover;
 
 /** Names of the drop reasons, indexed by code: the validator's reasons (0 is unused), then DROP_REASONS. */
 export const DROP_NAMES: readonly string[] = namesByCode(DROP_REASONS, PACKET_REASON_NAMES);
@@ -154,6 +162,11 @@ export const EVENTS = {
   frag_sent: 18,
   /** A RST outside its receiver's window: forwarded, the connection's state and timer left as they were. */
   rst_out_of_window: 19,
+  /**
+   * A real server answered the gateway's SYN with an ACK (it still holds the tuple: TIME_WAIT, or a stale
+   * connection): the ACK dropped, a RST sent to free the tuple and the SYN sent again.
+   */
+  takeover_rst: 20,
 } as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
@@ -196,6 +209,8 @@ export const EV_FRAG_EVICTED = EVENTS.frag_evicted;
 export const EV_FRAG_SENT = EVENTS.frag_sent;
 /** A RST outside its receiver's window: forwarded, the connection's state and timer left as they were. */
 export const EV_RST_OUT_OF_WINDOW = EVENTS.rst_out_of_window;
+/** A real server's ACK to the gateway's SYN: RST to free the tuple, and the SYN sent again. */
+export const EV_TAKEOVER_RST = EVENTS.takeover_rst;
 /** Names of the events, indexed by code. */
 export const EVENT_NAMES: readonly string[] = namesByCode(EVENTS);
 

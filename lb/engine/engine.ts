@@ -72,7 +72,11 @@ import {
   tcpFindOption,
   tcpHeaderLength,
   tcpInsertOption,
+  tcpMss,
   tcpNopAllOptions,
+  TCPOPT_MSS,
+  TCPOPT_NOP,
+  TCPOPT_SACK_PERMITTED,
   TCPOPT_TIMESTAMP,
   TCPOPT_WINDOW_SCALE,
   tcpSetAck,
@@ -83,7 +87,16 @@ import { classifyPacket, PACKET_FRAGMENT, PACKET_OK } from "../../base/packet/va
 import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
 import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
-import { ConnTable, NO_CONN, WSCALE_OFFERED, WSCALE_SHIFT } from "./conn_table.ts";
+import {
+  ConnTable,
+  NO_CONN,
+  SYN_DATA,
+  SYN_SACK_PERMITTED,
+  SYN_TAKEOVER_ONE,
+  SYN_TAKEOVERS,
+  WSCALE_OFFERED,
+  WSCALE_SHIFT,
+} from "./conn_table.ts";
 import * as C from "./counters.ts";
 import { LocalPool } from "./local_pool.ts";
 import { createScheduler } from "./scheduler/mod.ts";
@@ -148,6 +161,11 @@ function segmentEnd(seq: number, info: PacketInfo, flags: number, prev: number):
     (flags & TCP_FIN ? 1 : 0)) >>> 0;
   return (flags & TCP_SYN) || ((end - prev) | 0) > 0 ? end : prev;
 }
+
+/** Bytes of a queued packet's slot: a SYN with the whole 40 bytes of options over IPv6 (40 + 60) fits. */
+const QUEUE_SLOT = 128;
+/** SYNs a connection may send again to take over a tuple its real server still holds (see takeover). */
+const MAX_TAKEOVERS = 2;
 
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
 export class Engine {
@@ -225,6 +243,14 @@ export class Engine {
    */
   length = 0;
   private partial = false;
+  /**
+   * Packets the engine built for the input in hand beyond the one {@link process} returned (a takeover's
+   * SYN after its RST), handed out by {@link nextOutput} in order: fixed slots, no allocation.
+   */
+  private readonly queue = [new Uint8Array(QUEUE_SLOT), new Uint8Array(QUEUE_SLOT)];
+  private readonly queueLen = new Int32Array(this.queue.length);
+  private queued = 0;
+  private queuePos = 0;
   /** A reassembled IPv6 datagram too big for the MTU, sent again as fragments by {@link nextOutput}. */
   private outBuf: Uint8Array | undefined;
   private outLen = 0;
@@ -502,24 +528,21 @@ export class Engine {
   }
 
   /**
-   * Builds in `b` a RST+ACK for connection `id`: toward the real server (local:lport → RS:port) or toward
-   * the client (VIP:vport → client:cport), each with the sequence number its receiver expects next.
+   * Writes at `b[0]` the IP header of a packet of connection `id` carrying `l4Len` bytes of TCP: toward the
+   * real server (local:lport → RS) or toward the client (VIP → client), TTL 64. Returns its length.
    */
-  private buildRst(b: Uint8Array, id: number, toServer: boolean): number {
+  private connIpHeader(b: Uint8Array, id: number, toServer: boolean, l4Len: number): number {
     const conns = this.conns;
     const fam = conns.family[id];
-    const svc = conns.service[id];
-    const f = conns.server[id];
     const hl = fam === 4 ? 20 : 40;
-    const len = hl + 20;
-    b.fill(0, 0, len);
+    b.fill(0, 0, hl + l4Len);
     const src = toServer ? this.localAddr : this.svcAddr;
-    const so = toServer ? conns.localIndex[id] * 4 : svc * 4;
+    const so = toServer ? conns.localIndex[id] * 4 : conns.service[id] * 4;
     const dst = toServer ? this.rsAddr : conns.clientAddr;
-    const dOff = toServer ? f * 4 : id * 4;
+    const dOff = toServer ? conns.server[id] * 4 : id * 4;
     if (fam === 4) {
       b[0] = 0x45;
-      write16(b, 2, len);
+      write16(b, 2, hl + l4Len);
       b[8] = 64;
       b[9] = IPPROTO_TCP;
       writeWord(b, 12, src[so]);
@@ -530,7 +553,7 @@ export class Engine {
       write16(b, 10, ~sum & 0xffff);
     } else {
       b[0] = 0x60;
-      write16(b, 4, 20);
+      write16(b, 4, l4Len);
       b[6] = IPPROTO_TCP;
       b[7] = 64;
       for (let k = 0; k < 4; k++) {
@@ -538,7 +561,19 @@ export class Engine {
         writeWord(b, 24 + k * 4, dst[dOff + k]);
       }
     }
-    const o = hl;
+    return hl;
+  }
+
+  /**
+   * Builds in `b` a RST+ACK for connection `id`: toward the real server (local:lport → RS:port) or toward
+   * the client (VIP:vport → client:cport), each with the sequence number its receiver expects next.
+   */
+  private buildRst(b: Uint8Array, id: number, toServer: boolean): number {
+    const conns = this.conns;
+    const svc = conns.service[id];
+    const f = conns.server[id];
+    const o = this.connIpHeader(b, id, toServer, 20);
+    const len = o + 20;
     write16(b, o, toServer ? conns.localPort[id] : this.svcPort[svc]);
     write16(b, o + 2, toServer ? this.rsPort[f] : conns.clientPort[id]);
     // A RST must carry exactly the sequence number its receiver expects next (RFC 5961): the end of what its
@@ -555,6 +590,95 @@ export class Engine {
     classifyPacket(b, 0, len, info);
     fillTransportChecksum(b, info);
     return len;
+  }
+
+  /**
+   * Builds in `b` the SYN connection `id` sent its real server, again, from what the entry keeps: the
+   * tuple, the gateway's ISN (the client's, `nextFromClient − 1`, plus the delta), the client's window and
+   * options as they were forwarded — TOA first (as inserted), MSS as clamped, window scale, SACK permitted;
+   * no timestamps (they were removed). Returns its length.
+   */
+  private buildSyn(b: Uint8Array, id: number): number {
+    const conns = this.conns;
+    const fam = conns.family[id];
+    const opts = conns.synOptions[id];
+    const ws = conns.clientWscale[id];
+    const toa = (conns.flags[id] & CONN_TOA) !== 0
+      ? writeToaWords(this.toaBuf, 0, fam, conns.clientPort[id], conns.clientAddr, id * 4)
+      : 0;
+    const optLen = toa + (conns.clientMss[id] > 0 ? 4 : 0) + (ws & WSCALE_OFFERED ? 4 : 0) +
+      (opts & SYN_SACK_PERMITTED ? 4 : 0);
+    const hl = 20 + optLen;
+    const o = this.connIpHeader(b, id, true, hl);
+    write16(b, o, conns.localPort[id]);
+    write16(b, o + 2, this.rsPort[conns.server[id]]);
+    writeWord(b, o + 4, (conns.nextFromClient[id] - 1 + conns.seqDelta[id]) >>> 0);
+    b[o + 12] = (hl >>> 2) << 4;
+    b[o + 13] = TCP_SYN;
+    // In SYN_SENT only SYNs (never scaled) have set it; a stray segment scaled by the offer is capped.
+    const win = conns.clientMaxWin[id];
+    write16(b, o + 14, win > 0xffff ? 0xffff : win);
+    let p = o + 20;
+    for (let i = 0; i < toa; i++) b[p++] = this.toaBuf[i];
+    if (conns.clientMss[id] > 0) {
+      b[p] = TCPOPT_MSS;
+      b[p + 1] = 4;
+      write16(b, p + 2, conns.clientMss[id]);
+      p += 4;
+    }
+    if (ws & WSCALE_OFFERED) {
+      b[p] = TCPOPT_NOP;
+      b[p + 1] = TCPOPT_WINDOW_SCALE;
+      b[p + 2] = 3;
+      b[p + 3] = ws & WSCALE_SHIFT;
+      p += 4;
+    }
+    if (opts & SYN_SACK_PERMITTED) {
+      b[p] = TCPOPT_NOP;
+      b[p + 1] = TCPOPT_NOP;
+      b[p + 2] = TCPOPT_SACK_PERMITTED;
+      b[p + 3] = 2;
+    }
+    const len = o + hl;
+    const info = this.inner;
+    classifyPacket(b, 0, len, info);
+    fillTransportChecksum(b, info);
+    return len;
+  }
+
+  /**
+   * The real server answered connection `id`'s SYN (in SYN_SENT) with an ACK, in `b`: it still holds the
+   * tuple — a TIME_WAIT left by another gateway or an earlier life of this one, which answers a SYN it does
+   * not take for a new connection (ISN not past the old one's, or PAWS) with an ACK, or a stale established
+   * socket (RFC 5961's challenge ACK). Forwarded, the ACK would reach a client in SYN-SENT, which
+   * answers it with a RST and waits a second or more to retransmit. Instead the ACK is dropped, and the
+   * server gets a RST with seq = the ACK's acknowledgement — exactly its RCV.NXT, which a TIME_WAIT socket
+   * takes to end itself (Linux tcp_timewait_state_process, unless net.ipv4.tcp_rfc1337 = 1) and an
+   * established one accepts — followed at once by the SYN again on the same local port ({@link nextOutput}).
+   * At most {@link MAX_TAKEOVERS} times per connection, under the reply rate limit; then the ACK is only
+   * dropped and the client's own retransmissions go on. Counted: the drop `takeover` always (as a refusal
+   * counts its drop, answered or not), the event `takeover_rst` when answered.
+   */
+  private takeover(b: Uint8Array, id: number): number {
+    const conns = this.conns;
+    const info = this.info;
+    if (!this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
+    // The ACK is dropped, answered or not (as a refusal is).
+    this.counters.drops[C.DROP_TAKEOVER]++;
+    const opts = conns.synOptions[id];
+    if ((opts & SYN_TAKEOVERS) >= MAX_TAKEOVERS * SYN_TAKEOVER_ONE || !this.mayReply()) return 0;
+    conns.synOptions[id] = opts + SYN_TAKEOVER_ONE;
+    this.counters.events[C.EV_TAKEOVER_RST]++;
+    this.generated = true;
+    const n = buildTcpRst(b, info);
+    // A SYN that carried data (TFO) cannot be rebuilt from the entry: the client's retransmission sends it.
+    if ((opts & SYN_DATA) === 0) {
+      this.queueLen[0] = this.buildSyn(this.queue[0], id);
+      this.queued = 1;
+    }
+    // The SYN_SENT timer starts again with the SYN.
+    this.setState(id, STATE_SYN_SENT);
+    return n;
   }
 
   /** Per local address: ports in use, free, and failed acquisitions (dpvs sa_used/sa_free/sa_miss). */
@@ -651,6 +775,8 @@ export class Engine {
     this.headerDelta = 0;
     this.length = len;
     this.outLen = 0;
+    this.queued = 0;
+    this.queuePos = 0;
     this.partial = csumPartial;
     const out = this.route(b, len);
     // Routers do not fragment IPv6 (RFC 8200): the kernel would answer Packet Too Big, so we fragment what
@@ -751,12 +877,22 @@ export class Engine {
   }
 
   /**
-   * After {@link process} returned a length: the next packet to send for the same input, built in `b`
-   * (an IPv6 fragment of a reassembled datagram larger than the MTU), or 0 when there is none.
+   * After {@link process} returned a length: the next packet to send for the same input, built in `b` —
+   * an IPv6 fragment of a reassembled datagram larger than the MTU, or a packet the engine queued (a
+   * takeover's SYN) — or 0 when there is none. {@link generated} and {@link headerDelta} describe it.
    */
   nextOutput(b: Uint8Array): number {
     const data = this.outLen - this.outHdr;
-    if (this.outPos >= data) return 0;
+    if (this.outPos >= data) {
+      if (this.queuePos >= this.queued) return 0;
+      const k = this.queuePos++;
+      const n = this.queueLen[k];
+      const q = this.queue[k];
+      for (let i = 0; i < n; i++) b[i] = q[i];
+      this.generated = true;
+      this.headerDelta = 0;
+      return n;
+    }
     const out = this.outBuf!;
     const hl = this.outHdr;
     const pos = this.outPos;
@@ -971,8 +1107,18 @@ export class Engine {
       }
     }
     if (syn) {
-      // The client's window scale offer, settled by the server's SYN+ACK (a retransmitted SYN changes none).
-      if (state === STATE_SYN_SENT) conns.clientWscale[id] = windowScaleOffer(b, o, info.l4HeaderLen);
+      // The client's window scale offer, settled by the server's SYN+ACK (a retransmitted SYN changes none),
+      // and what a SYN sent again for it (takeover) needs: MSS as clamped, SACK permitted, data or not.
+      if (state === STATE_SYN_SENT) {
+        conns.clientWscale[id] = windowScaleOffer(b, o, info.l4HeaderLen);
+        const mss = info.l4HeaderLen > TCP_MIN_HEADER_LEN ? tcpMss(b, o) : -1;
+        conns.clientMss[id] = mss > 0 ? mss : 0;
+        conns.synOptions[id] = (conns.synOptions[id] & SYN_TAKEOVERS) |
+          (info.l4HeaderLen > TCP_MIN_HEADER_LEN && tcpFindOption(b, o, TCPOPT_SACK_PERMITTED) >= 0
+            ? SYN_SACK_PERMITTED
+            : 0) |
+          (info.end - o > info.l4HeaderLen ? SYN_DATA : 0);
+      }
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
         const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
@@ -1196,6 +1342,10 @@ export class Engine {
         (flags & TCP_SYN) && (!(flags & TCP_ACK) || (state !== STATE_SYN_SENT && state !== STATE_SYN_RECV))
       ) {
         return this.drop(C.DROP_BAD_STATE);
+      }
+      // Our SYN answered with an ACK: the server still holds the tuple (see takeover).
+      if (state === STATE_SYN_SENT && (flags & (TCP_SYN | TCP_RST | TCP_ACK)) === TCP_ACK) {
+        return this.takeover(b, id);
       }
       const cf = conns.flags[id];
       // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).

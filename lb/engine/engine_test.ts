@@ -1627,6 +1627,180 @@ Deno.test("blind RST: window tracking keeps the largest scaled window, a SYN's n
   assert.deepEqual([e2.conns.clientWscale[id2], e2.conns.serverWscale[id2]], [5, 9]);
 });
 
+// ---------------------------------------------------------------------------------------------------------
+// Takeover: a real server that answers the gateway's SYN with an ACK still holds the tuple (TIME_WAIT, or a
+// stale connection). The ACK is dropped; the server gets a RST with seq = that ACK's acknowledgement, then
+// the SYN again at once (nextOutput), rebuilt from the entry.
+
+/** A client SYN with Linux's options: MSS 1460, SACK permitted, timestamps, window scale 7. */
+const LINUX_SYN_OPTIONS = [...optMss(1460), 4, 2, ...optTimestamp(7, 0), 1, 3, 3, 7];
+
+/** The server's bare ACK to the gateway's SYN on `c`: a TIME_WAIT's (ack = the old connection's RCV.NXT). */
+function staleAck(c: Conn, ack = 0xdeadbeef) {
+  return fromServer(c, { seq: 0x12345678, ack, flags: TCP_ACK });
+}
+
+/** The SYN the takeover queued, checked as the original forwarded one was (fields in `want`). */
+function expectRetransmittedSyn(e: Engine, label: string, want: Out): void {
+  const b = new Uint8Array(BUF_SIZE);
+  const n = e.nextOutput(b);
+  assert.ok(e.generated, `${label}: generated (complete checksums)`);
+  expectOut(label, b, n, n, want);
+  assert.equal(e.nextOutput(b), 0, `${label}: nothing more`);
+}
+
+Deno.test("takeover: the server's ACK to our SYN → RST to the server (seq = its ACK), then the SYN again", () => {
+  const e = engine();
+  const syn = tcp({
+    src: CLIENT,
+    dst: VIP,
+    sport: 40000,
+    dport: 80,
+    seq: 1000,
+    flags: TCP_SYN,
+    window: 29200,
+    options: LINUX_SYN_OPTIONS,
+  });
+  const { info: si } = run(e, "SYN", syn, 1000, { out: { flags: TCP_SYN, mss: 1452, timestamp: false } });
+  const c: Conn = {
+    client: CLIENT,
+    vip: VIP,
+    cport: 40000,
+    vport: 80,
+    local: src(syn.b, si),
+    lport: read16(syn.b, si.l4Off),
+    rs: dst(syn.b, si),
+    rsPort: read16(syn.b, si.l4Off + 2),
+    isn: tcpSeq(syn.b, si.l4Off),
+  };
+  const id = e.conns.findLocal(0, c.lport);
+  const sentKinds = optionKinds(syn.b, si);
+  run(e, "stale ACK", staleAck(c), 1001, {
+    out: {
+      src: LOCAL,
+      dst: c.rs,
+      sport: c.lport,
+      dport: c.rsPort,
+      flags: TCP_RST,
+      seq: 0xdeadbeef,
+      ack: 0,
+      ttl: 64,
+    },
+  }, { drops: { takeover: 1 }, events: { takeover_rst: 1 } });
+  assert.ok(e.generated);
+  const b = new Uint8Array(BUF_SIZE);
+  const n = e.nextOutput(b);
+  const info = expectOut("SYN again", b, n, n, {
+    src: LOCAL,
+    dst: c.rs,
+    sport: c.lport,
+    dport: c.rsPort,
+    seq: c.isn,
+    ack: 0,
+    flags: TCP_SYN,
+    mss: 1452,
+    timestamp: false,
+    toa: { family: 4, address: CLIENT, port: 40000 },
+    toaOptions: 1,
+    ttl: 64,
+  });
+  assert.deepEqual(
+    optionKinds(b, info).sort(),
+    sentKinds.sort(),
+    "the options the first SYN carried (TOA first, as inserted)",
+  );
+  assert.equal(optionKinds(b, info)[0], TCPOPT_TOA);
+  assert.equal(read16(b, info.l4Off + 14), 29200, "the client's window");
+  const ws = tcpFindOption(b, info.l4Off, 3);
+  assert.deepEqual([b[ws + 1], b[ws + 2]], [3, 7], "window scale 7");
+  assert.equal(e.nextOutput(b), 0, "RST and SYN, nothing more");
+  assert.equal(e.conns.state[id], STATE_SYN_SENT);
+  assert.equal(e.wheel.deadline[id], 1001 + 3, "the SYN_SENT timer starts again");
+  // The server, freed, answers the SYN: the connection goes on as any other.
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+  run(e, "SYN+ACK", sa, 1001, { out: { dst: CLIENT, dport: 40000, ack: 1001 } }, { flow: "out" });
+  assert.equal(e.conns.state[id], STATE_SYN_RECV);
+});
+
+Deno.test("takeover: twice per connection at most, then the ACK is only dropped (takeover)", () => {
+  const e = engine();
+  const c = open(e, { options: LINUX_SYN_OPTIONS });
+  for (let i = 0; i < 2; i++) {
+    run(e, `stale ACK ${i + 1}`, staleAck(c), 1000, { out: { flags: TCP_RST, dst: c.rs } }, {
+      drops: { takeover: 1 },
+      events: { takeover_rst: 1 },
+    });
+    expectRetransmittedSyn(e, `SYN again ${i + 1}`, { flags: TCP_SYN, seq: c.isn });
+  }
+  run(e, "stale ACK 3", staleAck(c), 1000, { drop: "takeover" }, {});
+  assert.equal(e.nextOutput(new Uint8Array(BUF_SIZE)), 0, "no SYN queued by a drop");
+  // The client's own SYN retransmission still goes through.
+  const again = fromClient(c, { seq: 1000, flags: TCP_SYN, options: LINUX_SYN_OPTIONS });
+  run(e, "client SYN again", again, 1001, { out: { flags: TCP_SYN, seq: c.isn, dst: c.rs } }, {
+    events: { mss_clamped: 1, timestamp_removed: 1, toa_inserted: 1 },
+    flow: "in",
+  });
+});
+
+Deno.test("takeover: under the reply rate limit; a bad checksum is not answered", () => {
+  const e = new Engine(config({ replyRate: 0 }), { now: 1000, random32: () => 0x10000000 });
+  const c = open(e);
+  run(e, "stale ACK, no reply budget", staleAck(c), 1000, { drop: "takeover" }, {
+    events: { reply_rate_limited: 1 },
+  });
+  const e2 = engine();
+  const c2 = open(e2);
+  run(e2, "stale ACK, corrupt", corrupt(staleAck(c2)), 1000, { drop: "bad_checksum" }, {});
+});
+
+Deno.test("takeover: IPv6, the 20-byte TOA; a SYN without options comes back without options", () => {
+  const e = engine();
+  const c6 = open(e, { v6: true, cport: 40100, options: [...optMss(1440), 1, 3, 3, 2] });
+  run(e, "stale ACK v6", staleAck(c6, 77), 1000, { out: { flags: TCP_RST, seq: 77, dst: RS6 } }, {
+    drops: { takeover: 1 },
+    events: { takeover_rst: 1 },
+  });
+  expectRetransmittedSyn(e, "SYN again v6", {
+    src: LOCAL6,
+    dst: RS6,
+    seq: c6.isn,
+    flags: TCP_SYN,
+    mss: 1420, // 1440 clamped to 1500 − 40 − 20 − 20, as the first SYN was
+    toa: { family: 6, address: CLIENT6, port: 40100 },
+  });
+  const e2 = engine();
+  const c = open(e2, { vport: 81 }); // toa: false, and no options at all
+  run(e2, "stale ACK", staleAck(c), 1000, { out: { flags: TCP_RST } }, {
+    drops: { takeover: 1 },
+    events: { takeover_rst: 1 },
+  });
+  expectRetransmittedSyn(e2, "bare SYN again", { flags: TCP_SYN, tcpHeaderLen: 20, seq: c.isn, dport: 81 });
+});
+
+Deno.test("takeover: a SYN that carried data (TFO) is not rebuilt: RST only, the client retransmits", () => {
+  const e = engine();
+  const c = open(e, { options: optMss(1460) });
+  const id = e.conns.findLocal(0, c.lport);
+  // Reopen the same entry's SYN with data: a retransmission in SYN_SENT records it.
+  const withData = fromClient(c, { seq: 1000, flags: TCP_SYN, options: optMss(1460), payload: GET });
+  assert.ok(e.process(withData.b, withData.len, 1000) > 0);
+  run(e, "stale ACK", staleAck(c), 1000, { out: { flags: TCP_RST } }, {
+    drops: { takeover: 1 },
+    events: { takeover_rst: 1 },
+  });
+  assert.equal(e.nextOutput(new Uint8Array(BUF_SIZE)), 0, "no SYN rebuilt");
+  assert.equal(e.conns.state[id], STATE_SYN_SENT);
+});
+
+Deno.test("takeover: only in SYN_SENT; an ACK in SYN_RECV is forwarded as before", () => {
+  const e = engine();
+  const c = open(e);
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+  assert.ok(e.process(sa.b, sa.len, 1000) > 0);
+  const ack = fromServer(c, { seq: 5001, ack: c.isn + 1, flags: TCP_ACK });
+  run(e, "server ACK in SYN_RECV", ack, 1000, { out: { dst: CLIENT, flags: TCP_ACK } }, { flow: "out" });
+});
+
 Deno.test("server SYN+ACK+FIN in SYN_SENT: a SYN+ACK (SYN wins); the FIN is not the server's close", () => {
   const e = engine();
   const c = open(e);
@@ -1783,7 +1957,8 @@ Deno.test("mixed stream of 4,000 packets: each 0 returned is one drop, each refu
     const n = e.process(p.b, p.len, now);
     assert.ok(n >= 0, `packet ${i}: one worker owns everything`);
     const refused = e.counters.events[C.EV_RST_SENT] - ev[C.EV_RST_SENT] +
-      e.counters.events[C.EV_ICMP_UNREACH_SENT] - ev[C.EV_ICMP_UNREACH_SENT];
+      e.counters.events[C.EV_ICMP_UNREACH_SENT] - ev[C.EV_ICMP_UNREACH_SENT] +
+      e.counters.events[C.EV_TAKEOVER_RST] - ev[C.EV_TAKEOVER_RST];
     limited += e.counters.events[C.EV_REPLY_RATE_LIMITED] - ev[C.EV_REPLY_RATE_LIMITED];
     const want = n === 0 ? 1 : refused;
     assert.equal(dropSum() - drops, want, `packet ${i} (returned ${n}): drops counted`);

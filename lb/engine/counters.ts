@@ -167,6 +167,11 @@ export const EVENTS = {
    * connection): the ACK dropped, a RST sent to free the tuple and the SYN sent again.
    */
   takeover_rst: 20,
+  /**
+   * A half-open or closing entry (SYN_SENT, SYN_RECV, CLOSE, TIME_WAIT) removed to make room for a new
+   * connection: the table was full, or the local pool of the new one's family exhausted.
+   */
+  evicted: 21,
 } as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
@@ -211,6 +216,8 @@ export const EV_FRAG_SENT = EVENTS.frag_sent;
 export const EV_RST_OUT_OF_WINDOW = EVENTS.rst_out_of_window;
 /** A real server's ACK to the gateway's SYN: RST to free the tuple, and the SYN sent again. */
 export const EV_TAKEOVER_RST = EVENTS.takeover_rst;
+/** A half-open or closing entry removed to make room for a new connection (table or pool full). */
+export const EV_EVICTED = EVENTS.evicted;
 /** Names of the events, indexed by code. */
 export const EVENT_NAMES: readonly string[] = namesByCode(EVENTS);
 

@@ -166,6 +166,8 @@ function segmentEnd(seq: number, info: PacketInfo, flags: number, prev: number):
 const QUEUE_SLOT = 128;
 /** SYNs a connection may send again to take over a tuple its real server still holds (see takeover). */
 const MAX_TAKEOVERS = 2;
+/** Entries a new connection looks at, at most, for one to evict when the table or its pool is full. */
+const EVICT_SCAN = 64;
 
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
 export class Engine {
@@ -259,6 +261,8 @@ export class Engine {
   private outNhAt = 0;
   private outNext = 0;
   private outId = 0;
+  /** Scratch for {@link evictHalfOpen}: handles nearest their deadline. */
+  private readonly evictIds = new Int32Array(EVICT_SCAN);
   /** Scratch for ipv6Unfragmentable: length, Next Header offset. */
   private readonly unfrag = new Int32Array(2);
 
@@ -995,6 +999,34 @@ export class Engine {
     );
   }
 
+  /**
+   * Removes one entry that holds a table slot and a local pair but no live connection — SYN_SENT, SYN_RECV
+   * (half-open: a SYN flood's, or a server that never answered), CLOSE, TIME_WAIT — to make room for a new
+   * connection, of family `fam` (its pool is exhausted) or any (0: the table is full). Of the entries nearest
+   * their deadline (the timer wheel's soonest slots: at most {@link EVICT_SCAN} looked at, so the work per
+   * new connection is bounded), a half-open one goes first, else a closed one; ESTABLISHED, FIN_WAIT and UDP
+   * entries are never taken. Counted `evicted`.
+   */
+  private evictHalfOpen(fam: number): boolean {
+    const conns = this.conns;
+    const ids = this.evictIds;
+    const n = this.wheel.soonest(ids);
+    // Half-open ones first (a flood's), then closed ones (which still catch a closed connection's strays).
+    for (let pass = 0; pass < 2; pass++) {
+      for (let k = 0; k < n; k++) {
+        const id = ids[k];
+        const st = conns.state[id];
+        const open = st === STATE_SYN_SENT || st === STATE_SYN_RECV;
+        const closed = st === STATE_CLOSE || st === STATE_TIME_WAIT;
+        if (!(pass === 0 ? open : closed) || (fam !== 0 && conns.family[id] !== fam)) continue;
+        this.counters.events[C.EV_EVICTED]++;
+        this.removeConnection(id);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Creates the connection for a new client flow; returns its handle or −reason. */
   private newConnection(b: Uint8Array, svc: number, fam: number, sport: number): number {
     const info = this.info;
@@ -1005,8 +1037,10 @@ export class Engine {
     h = (h ^ (h >>> 16)) >>> 0;
     const idx = this.schedulers[svc].pick(h);
     if (idx < 0) return -C.DROP_NO_REAL_SERVER;
-    if (this.conns.size >= this.conns.capacity) return -C.DROP_TABLE_FULL;
-    const lp = this.pool.acquire(fam);
+    // Under pressure, half-open and closing entries give way first (IPVS's drop_entry); never a live one.
+    if (this.conns.size >= this.conns.capacity && !this.evictHalfOpen(0)) return -C.DROP_TABLE_FULL;
+    let lp = this.pool.acquire(fam);
+    if (lp < 0 && this.evictHalfOpen(fam)) lp = this.pool.acquire(fam);
     if (lp < 0) {
       this.pool.miss(fam);
       return -C.DROP_PORT_EXHAUSTED;

@@ -2125,12 +2125,9 @@ Deno.test("every state times out after its own timeout, and traffic refreshes it
   assert.equal(e.counters.events[C.EV_EXPIRED], 5);
 });
 
-Deno.test("port exhaustion: the SYN is dropped, the client gets a RST, counted; ports come back", () => {
+Deno.test("port exhaustion, all established: the SYN is dropped, the client gets a RST, counted; ports come back", () => {
   const e = engine(); // 4 ports: 2000..2003
-  for (let i = 0; i < 4; i++) {
-    const s = tcp({ src: CLIENT, dst: VIP, sport: 100 + i, dport: 80, seq: 1, flags: TCP_SYN });
-    run(e, `SYN ${i}`, s, 1000, { out: { flags: TCP_SYN, sportIn: [2000, 2003] } });
-  }
+  for (let i = 0; i < 4; i++) handshake(e, 100 + i);
   const ports = new Set<number>();
   for (let i = 0; i < 4; i++) ports.add(e.conns.localPort[i]);
   assert.equal(ports.size, 4, "no tuple handed out twice");
@@ -2140,10 +2137,130 @@ Deno.test("port exhaustion: the SYN is dropped, the client gets a RST, counted; 
   }, { drops: { port_exhausted: 1 }, events: { rst_sent: 1 } });
   assert.equal(e.counters.drops[C.DROP_PORT_EXHAUSTED], 1);
   assert.equal(e.counters.events[C.EV_RST_SENT], 1);
-  assert.equal(e.tick(1000 + 2), 0, "not before the SYN_SENT timeout (dpvs's 3 s)");
-  assert.equal(e.tick(1000 + 3), 4, "SYN_SENT entries expire");
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 1 });
+  assert.equal(e.tick(1000 + 89), 0, "not before the ESTABLISHED timeout (dpvs's 90 s)");
+  assert.equal(e.tick(1000 + 90), 4, "ESTABLISHED entries expire");
   const again = tcp({ src: CLIENT, dst: VIP, sport: 201, dport: 80, seq: 1, flags: TCP_SYN });
-  run(e, "SYN after expiry", again, 1004, { out: { flags: TCP_SYN, grow: 8, sportIn: [2000, 2003] } });
+  run(e, "SYN after expiry", again, 1091, { out: { flags: TCP_SYN, grow: 8, sportIn: [2000, 2003] } });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Under pressure (table full, or the pool of the new connection's family exhausted), half-open and closed
+// entries give way, the ones nearest their deadline first (IPVS's drop_entry); never an established one.
+
+/** A client SYN from port `sport`, `family` 4 or 6. */
+function synFromPort(sport: number, v6 = false): Pkt {
+  return tcp({ src: v6 ? CLIENT6 : CLIENT, dst: v6 ? VIP6 : VIP, sport, dport: 80, seq: 1, flags: TCP_SYN });
+}
+
+Deno.test("pressure: pool exhausted, the oldest half-open entry gives way; established ones never", () => {
+  const e = engine(); // 4 IPv4 ports
+  handshake(e, 100);
+  handshake(e, 101);
+  // Two half-open entries: 102 (SYN at 1000, due first) and 103 (SYN at 1001).
+  run(e, "SYN 102", synFromPort(102), 1000, { out: { flags: TCP_SYN } });
+  run(e, "SYN 103", synFromPort(103), 1001, { out: { flags: TCP_SYN } });
+  const old = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 102);
+  const port = e.conns.localPort[old];
+  run(e, "SYN 200, pool empty", synFromPort(200), 1002, { out: { flags: TCP_SYN, sport: port } }, {
+    drops: {},
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 102), -1, "the oldest half-open entry went");
+  assert.notEqual(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 103), -1, "the younger one stays");
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 0 });
+  // Its client's next segment finds nothing and is told so at once.
+  const ack = tcp({ src: CLIENT, dst: VIP, sport: 102, dport: 80, seq: 2, ack: 9, flags: TCP_ACK });
+  run(e, "evicted client's ACK", ack, 1002, { out: { flags: TCP_RST, seq: 9 } }, {
+    drops: { no_connection: 1 },
+    events: { rst_sent: 1 },
+  });
+  // 103 goes next (due at 1004, 200 at 1005); then only established entries are left: refused.
+  run(e, "SYN 201", synFromPort(201), 1002, { out: { flags: TCP_SYN } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  const id200 = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 200);
+  const id201 = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 201);
+  // Complete 200 and 201 so that all four are established.
+  for (const [id, cport] of [[id200, 200], [id201, 201]]) {
+    const c: Conn = {
+      client: CLIENT,
+      vip: VIP,
+      cport,
+      vport: 80,
+      local: LOCAL,
+      lport: e.conns.localPort[id],
+      rs: e.conns.server[id] === 0 ? RS1 : RS2,
+      rsPort: e.conns.server[id] === 0 ? 80 : 8080,
+      isn: (1 + e.conns.seqDelta[id]) >>> 0,
+    };
+    const sa = fromServer(c, { seq: 1, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+    assert.ok(e.process(sa.b, sa.len, 1002) > 0, "SYN+ACK");
+    const a = fromClient(c, { seq: 2, ack: 2, flags: TCP_ACK });
+    assert.ok(e.process(a.b, a.len, 1002) > 0, "ACK");
+    assert.equal(e.conns.state[id], STATE_ESTABLISHED);
+  }
+  run(e, "SYN 202, all established", synFromPort(202), 1002, { out: { flags: TCP_RST | TCP_ACK } }, {
+    drops: { port_exhausted: 1 },
+    events: { rst_sent: 1 },
+  });
+});
+
+Deno.test("pressure: closed entries (TIME_WAIT, CLOSE) give way too, after half-open ones", () => {
+  const e = engine();
+  const h = handshake(e, 100);
+  handshake(e, 101);
+  handshake(e, 102);
+  handshake(e, 103);
+  // 100 closes (TIME_WAIT); 101 is reset (CLOSE, due sooner).
+  const f1 = fromClient(h, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
+  assert.ok(e.process(f1.b, f1.len, 1000) > 0);
+  const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
+  assert.ok(e.process(f2.b, f2.len, 1000) > 0);
+  const tw = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 100);
+  assert.equal(e.conns.state[tw], STATE_TIME_WAIT);
+  const r = tcp({ src: CLIENT, dst: VIP, sport: 101, dport: 80, seq: 1001, flags: TCP_RST });
+  assert.ok(e.process(r.b, r.len, 1000) > 0);
+  const closed = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 101);
+  assert.equal(e.conns.state[closed], STATE_CLOSE);
+  run(e, "SYN 200", synFromPort(200), 1000, { out: { flags: TCP_SYN } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 101), -1, "CLOSE (3 s) went first");
+  // 200 is half-open now: it goes before the TIME_WAIT entry.
+  run(e, "SYN 201", synFromPort(201), 1000, { out: { flags: TCP_SYN } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 200), -1, "the half-open one first");
+  assert.equal(e.conns.state[tw], STATE_TIME_WAIT, "TIME_WAIT still there");
+});
+
+Deno.test("pressure: table full, any family's half-open entry gives way; a pool only frees its own family", () => {
+  // Room for 2 connections; IPv4 has 4 ports, IPv6 4.
+  const e = engine({ maxConnections: 2 });
+  const h = handshake(e, 100);
+  run(e, "IPv6 SYN", synFromPort(300, true), 1000, { out: { flags: TCP_SYN } });
+  run(e, "SYN 101, table full", synFromPort(101), 1000, { out: { flags: TCP_SYN, src: LOCAL } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.size, 2);
+  assert.equal(e.poolUsage()[1].used, 0, "the IPv6 entry went, its port back");
+  assert.equal(e.conns.state[e.conns.findLocal(0, h.lport)], STATE_ESTABLISHED);
+  // IPv4 pool exhausted by established entries; an IPv6 half-open entry does not free an IPv4 port.
+  const f = engine({ portRange: [2000, 2001] });
+  handshake(f, 100);
+  handshake(f, 101);
+  run(f, "IPv6 SYN", synFromPort(300, true), 1000, { out: { flags: TCP_SYN } });
+  run(f, "SYN 102, IPv4 pool empty", synFromPort(102), 1000, { out: { flags: TCP_RST | TCP_ACK } }, {
+    drops: { port_exhausted: 1 },
+    events: { rst_sent: 1 },
+  });
+  assert.equal(f.conns.size, 3, "the IPv6 half-open entry stays");
 });
 
 Deno.test("rr spreads connections over both real servers; weight 0 drains without cutting connections", () => {
@@ -2538,7 +2655,9 @@ Deno.test("listing: connections() as ipvsadm -Lnc shows them, poolUsage counts m
   );
   assert.deepEqual([rows[2].proto, rows[2].state], ["udp", "UDP"]);
   assert.equal(e.connections(1).length, 1);
-  // The v4 pool holds four ports (2000–2003): two are used, two more SYNs take them, the next one misses.
+  // The v4 pool holds four ports (2000–2003): two are used, two more SYNs take them, the next one evicts
+  // one of those half-open entries (misses count only what is refused: see the pressure tests).
   for (let i = 0; i < 3; i++) e.process(synTo(3000 + i).b, synTo(3000 + i).len, 1000);
-  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 1 });
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 0 });
+  assert.equal(e.counters.events[C.EV_EVICTED], 1);
 });

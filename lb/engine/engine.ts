@@ -72,7 +72,7 @@ import {
   tcpFindOption,
   tcpHeaderLength,
   tcpInsertOption,
-  tcpMss,
+  tcpNextOption,
   tcpNopAllOptions,
   TCPOPT_MSS,
   TCPOPT_NOP,
@@ -1143,16 +1143,7 @@ export class Engine {
     if (syn) {
       // The client's window scale offer, settled by the server's SYN+ACK (a retransmitted SYN changes none),
       // and what a SYN sent again for it (takeover) needs: MSS as clamped, SACK permitted, data or not.
-      if (state === STATE_SYN_SENT) {
-        conns.clientWscale[id] = windowScaleOffer(b, o, info.l4HeaderLen);
-        const mss = info.l4HeaderLen > TCP_MIN_HEADER_LEN ? tcpMss(b, o) : -1;
-        conns.clientMss[id] = mss > 0 ? mss : 0;
-        conns.synOptions[id] = (conns.synOptions[id] & SYN_TAKEOVERS) |
-          (info.l4HeaderLen > TCP_MIN_HEADER_LEN && tcpFindOption(b, o, TCPOPT_SACK_PERMITTED) >= 0
-            ? SYN_SACK_PERMITTED
-            : 0) |
-          (info.end - o > info.l4HeaderLen ? SYN_DATA : 0);
-      }
+      if (state === STATE_SYN_SENT) this.recordSynOptions(b, o, id);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
         const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
@@ -1168,6 +1159,35 @@ export class Engine {
       len = this.insertToa(b, len, id);
     }
     return len;
+  }
+
+  /**
+   * Records, from the client's SYN at `o` (MSS already clamped), in one walk over its options: its window
+   * scale offer (settled by the server's SYN+ACK), and what a SYN sent again for it (takeover) needs — MSS,
+   * SACK permitted, whether it carried data. The first option of each kind counts, as tcpFindOption's.
+   */
+  private recordSynOptions(b: Uint8Array, o: number, id: number): void {
+    const conns = this.conns;
+    const info = this.info;
+    let ws = 0;
+    let mss = 0;
+    let sack = 0;
+    if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+      for (let p = tcpNextOption(b, o, -1); p >= 0; p = tcpNextOption(b, o, p)) {
+        const kind = b[p];
+        if (kind === TCPOPT_WINDOW_SCALE && ws === 0 && b[p + 1] === 3) {
+          ws = WSCALE_OFFERED | (b[p + 2] > 14 ? 14 : b[p + 2]);
+        } else if (kind === TCPOPT_MSS && mss === 0 && b[p + 1] === 4) {
+          mss = read16(b, p + 2);
+        } else if (kind === TCPOPT_SACK_PERMITTED) {
+          sack = SYN_SACK_PERMITTED;
+        }
+      }
+    }
+    conns.clientWscale[id] = ws;
+    conns.clientMss[id] = mss;
+    conns.synOptions[id] = (conns.synOptions[id] & SYN_TAKEOVERS) | sack |
+      (info.end - o > info.l4HeaderLen ? SYN_DATA : 0);
   }
 
   /**

@@ -34,7 +34,7 @@ const CLIENT_BASE = 0xc6128000;
 const CLIENT_PORTS = 64000;
 /** Local ports per local address with the full range 1025–65535. */
 const PORTS_PER_LOCAL = 64511;
-/** Seconds: a SYN_SENT entry's timeout (the config default), plus one. */
+/** Seconds: past any SYN_SENT timeout (the default is 3 s; IPVS's was 120 s). */
 const SYN_EXPIRY_JUMP = 121;
 
 /**

@@ -19,7 +19,7 @@
 import { hostPort, type IpAddress, ipAddressEquals, parseIpAddress } from "../base/addr.ts";
 import { SCHEDULER_NAMES } from "./engine/scheduler/mod.ts";
 
-/** Per-state idle timeouts in seconds (defaults follow IPVS's TCP state timeouts). */
+/** Per-state idle timeouts in seconds (defaults follow dpvs's FULLNAT timeouts). */
 export interface Timeouts {
   /** Client SYN forwarded, no SYN-ACK from the real server yet. */
   synSent: number;
@@ -37,14 +37,18 @@ export interface Timeouts {
   udp: number;
 }
 
-/** IPVS's defaults, in seconds. */
+/**
+ * dpvs's defaults (src/ipvs/ip_vs_proto_tcp.c, ip_vs_proto_udp.c), in seconds: a FULLNAT gateway holds far
+ * more entries than a host, so a half-open or closing one is kept only as long as a retransmission needs
+ * (IPVS's host-like 120/60/900/120/120/10 keep a SYN flood's entries for minutes).
+ */
 export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = {
-  synSent: 120,
-  synRecv: 60,
-  established: 900,
-  finWait: 120,
-  timeWait: 120,
-  close: 10,
+  synSent: 3,
+  synRecv: 30,
+  established: 90,
+  finWait: 7,
+  timeWait: 7,
+  close: 3,
   udp: 300,
 };
 

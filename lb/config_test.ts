@@ -79,6 +79,21 @@ Deno.test("config: replyRate, the generated replies per second, is a validated k
   }
 });
 
+Deno.test("config: timeouts default to dpvs's FULLNAT ones; a key given replaces only its own", () => {
+  assert.deepEqual(validateConfig(minimal).timeouts, {
+    synSent: 3,
+    synRecv: 30,
+    established: 90,
+    finWait: 7,
+    timeWait: 7,
+    close: 3,
+    udp: 300,
+  });
+  const t = validateConfig({ ...minimal, timeouts: { established: 900 } }).timeouts;
+  assert.equal(t.established, 900);
+  assert.equal(t.synSent, 3);
+});
+
 Deno.test("config: healthCheck defaults to a TCP check (interval 2, timeout 1, rise 2, fall 2)", () => {
   const c = validateConfig(minimal);
   assert.deepEqual(c.services[0].healthCheck, {

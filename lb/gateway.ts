@@ -19,7 +19,8 @@
  * one JSON request per connection (lb/control/server.ts: stats, connections, reload — `mod.ts lb --list …`),
  * health checks (lb/health/) set servers' effective weights, `metrics` serves Prometheus text and a status
  * page (lb/control/http.ts), and with NOTIFY_SOCKET set the gateway speaks sd_notify (READY, RELOADING,
- * STOPPING, STATUS).
+ * STOPPING, STATUS). Every few seconds the pools' use is polled: a local address past 90 % of its pairs
+ * gets one warning line (lb/pool_watch.ts).
  *
  * @module
  */
@@ -31,6 +32,7 @@ import { notifyReady, notifyReloading, notifyStopping } from "./control/sd_notif
 import { serveControl } from "./control/server.ts";
 import { HealthMonitor, type HealthTarget } from "./health/monitor.ts";
 import { isnSecretPath, loadIsnSecret } from "./isn_secret.ts";
+import { PoolWatch } from "./pool_watch.ts";
 import { type EngineCounters, type GatewayStats, type ReloadStats, snapshot } from "./stats.ts";
 import {
   addRoute,
@@ -47,6 +49,9 @@ import {
 import { linkStats } from "./tun/link_stats.ts";
 import { attachSteering, buildSteeringProgram, closeProgram, loadSocketFilter } from "./tun/steering_bpf.ts";
 import { WorkerPool } from "./worker/pool.ts";
+
+/** How often the pools' use is looked at for {@link PoolWatch}'s warnings, in milliseconds. */
+const POOL_WATCH_MS = 5000;
 
 /** Options of {@link runGateway}. */
 export interface GatewayOptions {
@@ -156,6 +161,14 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
   };
   const printStats = () => {
     if (pool) stats().then((s) => console.error(`fnat-lb stats ${JSON.stringify(s)}`)).catch(() => {});
+  };
+  // Local pools nearly exhausted: one line on crossing 90 %, again only after falling below 80 %.
+  const poolWatch = new PoolWatch();
+  let poolTimer: ReturnType<typeof setInterval> | undefined;
+  const watchPools = () => {
+    if (pool) {
+      stats().then((s) => poolWatch.update(s.pools).forEach((line) => console.error(line))).catch(() => {});
+    }
   };
   const summary = () =>
     `${config.services.length} services, ${config.services.reduce((n, s) => n + s.realServers.length, 0)} ` +
@@ -270,6 +283,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
         (config.metrics ? ` metrics=${metrics!.addr.hostname}:${metrics!.addr.port}` : ""),
     );
     notify(() => notifyReady(summary()));
+    poolTimer = setInterval(watchPools, POOL_WATCH_MS);
     return true;
   };
 
@@ -279,6 +293,7 @@ export async function runGateway(initial: GatewayConfig, opts: GatewayOptions = 
     if (await startUp()) await Promise.race([stop.promise, pool!.failed]);
   } finally {
     notify(() => notifyStopping());
+    clearInterval(poolTimer);
     await health?.stop();
     await metrics?.shutdown();
     control?.close();

@@ -31,6 +31,8 @@ function config(t: Topology): Record<string, unknown> {
   const servers = (list: string[]) => list.map((address) => ({ address, port: 80, weight: 1 }));
   return {
     localAddresses: LOCAL4,
+    // The closed connections must still be listed when the listing runs (dpvs's default is 7 s).
+    timeouts: { timeWait: 120 },
     services: [
       {
         vip: VIP,
@@ -209,7 +211,7 @@ Deno.test("e2e list: --list, --stats, --pools, --rate, --connections and --json 
     );
     assert.equal(live.local, peer.stdout.trim().split(/\s+/)[3], peer.stdout);
     assert.ok(LOCAL4.includes(live.local.split(":")[0]));
-    assert.ok(live.expiresIn > 800 && live.expiresIn <= 900, `expires in ${live.expiresIn}`);
+    assert.ok(live.expiresIn > 60 && live.expiresIn <= 90, `expires in ${live.expiresIn}`);
 
     const conns = await lb(lab, "--list", "--connections");
     console.log(conns);
@@ -227,7 +229,7 @@ Deno.test("e2e list: --list, --stats, --pools, --rate, --connections and --json 
     const row = columns(conns).find((c) => c[3] === live.source)!;
     assert.ok(row, conns);
     assert.equal(row[0], "TCP");
-    assert.match(row[1], /^1[45]:\d\d$/);
+    assert.match(row[1], /^01:[0-3]\d$/);
     assert.deepEqual(row.slice(2), ["ESTABLISHED", live.source, live.virtual, live.local, live.destination]);
     assert.equal(lines.length - 2, 7, "six in TIME_WAIT and the download");
 

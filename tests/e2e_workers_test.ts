@@ -28,6 +28,8 @@ function config(steering: string, offload: boolean) {
     steering,
     offload,
     localAddresses: ["198.18.2.1", "198.18.2.2", "fd00:2::1"],
+    // Every connection made must still be an entry when the stats are read (dpvs's TIME_WAIT is 7 s).
+    timeouts: { timeWait: 120 },
     services: [
       {
         vip: VIP4,

@@ -13,6 +13,23 @@
 /** Marks an empty slot or the end of a chain. */
 export const NO_CONN = -1;
 
+/** The bits of {@link ConnTable.clientWscale} and {@link ConnTable.serverWscale} that hold the shift (0–14). */
+export const WSCALE_SHIFT = 0x0f;
+/**
+ * In {@link ConnTable.clientWscale} while SYN_SENT: the client's SYN offered window scaling (its shift in the
+ * low bits). The server's SYN+ACK settles it: scaling is on only when both sides sent the option (RFC 7323).
+ */
+export const WSCALE_OFFERED = 0x10;
+
+/** {@link ConnTable.synOptions}: the client's SYN offered SACK (SACK-permitted). */
+export const SYN_SACK_PERMITTED = 0x01;
+/** {@link ConnTable.synOptions}: the client's SYN carried data (TFO): its ISN is not `nextFromClient − 1`. */
+export const SYN_DATA = 0x02;
+/** {@link ConnTable.synOptions}: SYNs re-sent to take over a tuple the real server still held, in units of 4. */
+export const SYN_TAKEOVERS = 0x0c;
+/** One takeover, as counted in {@link SYN_TAKEOVERS}. */
+export const SYN_TAKEOVER_ONE = 0x04;
+
 /** Per-connection state in parallel typed arrays, with the two lookups. */
 export class ConnTable {
   /** Largest number of live connections. */
@@ -53,7 +70,10 @@ export class ConnTable {
    * acknowledgements, SACK blocks): the server's ISN minus the cookie the gateway gave the client. 0 otherwise.
    */
   readonly serverDelta: Uint32Array;
-  /** Window scale shift the client applies to its windows (0 when none was negotiated). */
+  /**
+   * Window scale shift the client applies to its windows (0 when none was negotiated); while SYN_SENT, its
+   * offer ({@link WSCALE_OFFERED}), so readers mask with {@link WSCALE_SHIFT}.
+   */
   readonly clientWscale: Uint8Array;
   /** Window scale shift the server applies to its windows (0 when none was negotiated). */
   readonly serverWscale: Uint8Array;
@@ -61,6 +81,13 @@ export class ConnTable {
   readonly clientMaxWin: Uint32Array;
   /** Largest window the server advertised, scaled: bounds what the client may send. */
   readonly serverMaxWin: Uint32Array;
+  /**
+   * The MSS the client's SYN announced, as clamped toward the server (0: none), and {@link synOptions}: what a
+   * SYN re-sent to the server needs beyond the tuple, sequence numbers and window scale (3 bytes).
+   */
+  readonly clientMss: Uint16Array;
+  /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far. */
+  readonly synOptions: Uint8Array;
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
@@ -90,6 +117,8 @@ export class ConnTable {
     this.serverWscale = new Uint8Array(capacity);
     this.clientMaxWin = new Uint32Array(capacity);
     this.serverMaxWin = new Uint32Array(capacity);
+    this.clientMss = new Uint16Array(capacity);
+    this.synOptions = new Uint8Array(capacity);
     this.hashNext = new Int32Array(capacity);
     this.freeNext = new Int32Array(capacity);
     let nb = 1024;
@@ -187,6 +216,8 @@ export class ConnTable {
     this.serverWscale[id] = 0;
     this.clientMaxWin[id] = 0;
     this.serverMaxWin[id] = 0;
+    this.clientMss[id] = 0;
+    this.synOptions[id] = 0;
     const h = this.hash(svc, a0, a1, a2, a3, port);
     this.hashNext[id] = this.buckets[h];
     this.buckets[h] = id;

@@ -26,7 +26,7 @@ export const DROP_REASONS = {
   not_for_us: 9,
   /** A VIP address with no service on that port/protocol (answered with RST or ICMP port unreachable). */
   no_service: 10,
-  /** Client segment that is no SYN and matches no connection. */
+  /** Client segment that is no SYN and matches no connection (answered with a RST unless it is one). */
   no_connection: 11,
   /** Packet to a local address that matches no connection (or not from its real server). */
   no_connection_reply: 12,
@@ -64,8 +64,13 @@ export const DROP_REASONS = {
   frag_too_many: 28,
   /** A fragment of a datagram already discarded (RFC 5722: later fragments are discarded too). */
   frag_discarded: 29,
+  /**
+   * A real server's ACK to the gateway's SYN (it still holds the tuple): dropped, answered with a RST and the
+   * SYN again (`takeover_rst`) unless the connection's takeovers or the reply rate are spent.
+   */
+  takeover: 30,
   /** SYN proxy: a client segment while the server side is still opening, with no slot left to keep it. */
-  synproxy_not_kept: 30,
+  synproxy_not_kept: 31,
 } as const;
 
 /** Not addressed to a VIP or local address of ours. */
@@ -113,6 +118,9 @@ export const DROP_FRAG_DISCARDED = DROP_REASONS.frag_discarded;
 /** Code of `synproxy_not_kept`. */
 export const DROP_SYNPROXY_NOT_KEPT = DROP_REASONS.synproxy_not_kept;
 
+/** A real server's ACK to the gateway's SYN (it still holds the tuple): dropped, answered if it may be. */
+export const DROP_TAKEOVER = DROP_REASONS.takeover;
+
 /** Names of the drop reasons, indexed by code: the validator's reasons (0 is unused), then DROP_REASONS. */
 export const DROP_NAMES: readonly string[] = namesByCode(DROP_REASONS, PACKET_REASON_NAMES);
 
@@ -156,22 +164,34 @@ export const EVENTS = {
   frag_evicted: 17,
   /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
   frag_sent: 18,
+  /** A RST outside its receiver's window: forwarded, the connection's state and timer left as they were. */
+  rst_out_of_window: 19,
+  /**
+   * A real server answered the gateway's SYN with an ACK (it still holds the tuple: TIME_WAIT, or a stale
+   * connection): the ACK dropped, a RST sent to free the tuple and the SYN sent again.
+   */
+  takeover_rst: 20,
+  /**
+   * A half-open or closing entry (SYN_SENT, SYN_RECV, CLOSE, TIME_WAIT) removed to make room for a new
+   * connection: the table was full, or the local pool of the new one's family exhausted.
+   */
+  evicted: 21,
   /** SYN proxy: a SYN answered with a SYN cookie (no entry, no local port). */
-  syncookie_sent: 19,
+  syncookie_sent: 22,
   /** SYN proxy: a client ACK whose cookie verified: the connection is made and the server side opened. */
-  syncookie_valid: 20,
+  syncookie_valid: 23,
   /** SYN proxy: an ACK without connection whose cookie did not verify (then handled as no connection). */
-  syncookie_bad: 21,
+  syncookie_bad: 24,
   /** SYN proxy switched on for `auto` services (half-open entries past the threshold). */
-  synproxy_on: 22,
+  synproxy_on: 25,
   /** SYN proxy switched off again for `auto` services. */
-  synproxy_off: 23,
+  synproxy_off: 26,
   /** SYN proxy: the server refused the gateway's SYN (RST): the client, already connected, gets a RST. */
-  synproxy_refused: 24,
+  synproxy_refused: 27,
   /** SYN proxy: a client segment kept until the server side is open, then sent. */
-  synproxy_kept: 25,
+  synproxy_kept: 28,
   /** SYN proxy: the SYN toward the server sent again (the client retransmitted while it was opening). */
-  synproxy_syn_retransmit: 26,
+  synproxy_syn_retransmit: 29,
 } as const;
 
 /** TOA inserted into a SYN or handshake ACK. */
@@ -212,6 +232,12 @@ export const EV_FRAG_TIMEOUT = EVENTS.frag_timeout;
 export const EV_FRAG_EVICTED = EVENTS.frag_evicted;
 /** IPv6 fragments the engine built from a reassembled datagram too large for the MTU. */
 export const EV_FRAG_SENT = EVENTS.frag_sent;
+/** A RST outside its receiver's window: forwarded, the connection's state and timer left as they were. */
+export const EV_RST_OUT_OF_WINDOW = EVENTS.rst_out_of_window;
+/** A real server's ACK to the gateway's SYN: RST to free the tuple, and the SYN sent again. */
+export const EV_TAKEOVER_RST = EVENTS.takeover_rst;
+/** A half-open or closing entry removed to make room for a new connection (table or pool full). */
+export const EV_EVICTED = EVENTS.evicted;
 /** Code of `syncookie_sent`. */
 export const EV_SYNCOOKIE_SENT = EVENTS.syncookie_sent;
 /** Code of `syncookie_valid`. */

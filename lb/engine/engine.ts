@@ -74,10 +74,16 @@ import {
   tcpAdjustSack,
   tcpClampMss,
   tcpCompactOptions,
+  tcpFindOption,
   tcpHeaderLength,
   tcpInsertOption,
+  tcpNextOption,
   tcpNopAllOptions,
+  TCPOPT_MSS,
+  TCPOPT_NOP,
+  TCPOPT_SACK_PERMITTED,
   TCPOPT_TIMESTAMP,
+  TCPOPT_WINDOW_SCALE,
   tcpSetAck,
   tcpSetSeq,
 } from "../../base/packet/tcp.ts";
@@ -86,7 +92,16 @@ import { classifyPacket, PACKET_FRAGMENT, PACKET_OK } from "../../base/packet/va
 import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
 import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
-import { ConnTable, NO_CONN } from "./conn_table.ts";
+import {
+  ConnTable,
+  NO_CONN,
+  SYN_DATA,
+  SYN_SACK_PERMITTED,
+  SYN_TAKEOVER_ONE,
+  SYN_TAKEOVERS,
+  WSCALE_OFFERED,
+  WSCALE_SHIFT,
+} from "./conn_table.ts";
 import * as C from "./counters.ts";
 import { LocalPool } from "./local_pool.ts";
 import { createScheduler } from "./scheduler/mod.ts";
@@ -110,13 +125,13 @@ import { TimerWheel } from "./timer_wheel.ts";
 import { IsnGenerator } from "./isn.ts";
 import { steerClient, steerFragment, steerLocalPort } from "./steering.ts";
 import { Reassembler, type ReassemblyOptions } from "./reassembly.ts";
-import { COOKIE_NO_WSCALE, COOKIE_SLOT_SECONDS, cookieWscale, SynCookies } from "./syn_cookie.ts";
+import { COOKIE_NO_WSCALE, COOKIE_SLOT_SECONDS, cookieSack, cookieWscale, SynCookies } from "./syn_cookie.ts";
 import {
+  cookieMss,
   GATEWAY_WSCALE,
   rescaleWindow,
   synCookieData,
   synWscale,
-  writeServerSynOptions,
   writeSynAckOptions,
 } from "./synproxy.ts";
 
@@ -176,6 +191,13 @@ function segmentEnd(seq: number, info: PacketInfo, flags: number, prev: number):
     (flags & TCP_FIN ? 1 : 0)) >>> 0;
   return (flags & TCP_SYN) || ((end - prev) | 0) > 0 ? end : prev;
 }
+
+/** Bytes of a queued packet's slot: a SYN with the whole 40 bytes of options over IPv6 (40 + 60) fits. */
+const QUEUE_SLOT = 128;
+/** SYNs a connection may send again to take over a tuple its real server still holds (see takeover). */
+const MAX_TAKEOVERS = 2;
+/** Entries a new connection looks at, at most, for one to evict when the table or its pool is full. */
+const EVICT_SCAN = 64;
 
 /** One worker's FULLNAT engine: connections, pools, schedulers, counters. */
 export class Engine {
@@ -253,6 +275,14 @@ export class Engine {
    */
   length = 0;
   private partial = false;
+  /**
+   * Packets the engine built for the input in hand beyond the one {@link process} returned (a takeover's
+   * SYN after its RST), handed out by {@link nextOutput} in order: fixed slots, no allocation.
+   */
+  private readonly queue = [new Uint8Array(QUEUE_SLOT), new Uint8Array(QUEUE_SLOT)];
+  private readonly queueLen = new Int32Array(this.queue.length);
+  private queued = 0;
+  private queuePos = 0;
   /** A reassembled IPv6 datagram too big for the MTU, sent again as fragments by {@link nextOutput}. */
   private outBuf: Uint8Array | undefined;
   private outLen = 0;
@@ -261,6 +291,8 @@ export class Engine {
   private outNhAt = 0;
   private outNext = 0;
   private outId = 0;
+  /** Scratch for {@link evictHalfOpen}: handles nearest their deadline. */
+  private readonly evictIds = new Int32Array(EVICT_SCAN);
   /** Scratch for ipv6Unfragmentable: length, Next Header offset. */
   private readonly unfrag = new Int32Array(2);
   /** SYN cookies of the SYN proxy. */
@@ -624,6 +656,100 @@ export class Engine {
     return (seq - conns.serverDelta[id]) >>> 0;
   }
 
+  /**
+   * Builds in `b` the SYN connection `id` sent its real server, again, from what the entry keeps: the
+   * tuple, the gateway's ISN (the client's, `nextFromClient − 1`, plus the delta), the client's window and
+   * options as they were forwarded — TOA first (as inserted), MSS as clamped, window scale, SACK permitted;
+   * no timestamps (they were removed). Returns its length.
+   */
+  private buildSyn(b: Uint8Array, id: number): number {
+    const conns = this.conns;
+    const fam = conns.family[id];
+    const syn = conns.synOptions[id];
+    const ws = conns.clientWscale[id];
+    const o = this.spOptBuf;
+    let n = 0;
+    if (conns.flags[id] & CONN_TOA) {
+      n = writeToaWords(o, 0, fam, conns.clientPort[id], conns.clientAddr, id * 4);
+      while (n & 3) o[n++] = TCPOPT_NOP;
+    }
+    if (conns.clientMss[id] > 0) {
+      o[n] = TCPOPT_MSS;
+      o[n + 1] = 4;
+      o[n + 2] = conns.clientMss[id] >>> 8;
+      o[n + 3] = conns.clientMss[id] & 0xff;
+      n += 4;
+    }
+    if (ws & WSCALE_OFFERED) {
+      o[n] = TCPOPT_NOP;
+      o[n + 1] = TCPOPT_WINDOW_SCALE;
+      o[n + 2] = 3;
+      o[n + 3] = ws & WSCALE_SHIFT;
+      n += 4;
+    }
+    if (syn & SYN_SACK_PERMITTED) {
+      o[n] = TCPOPT_NOP;
+      o[n + 1] = TCPOPT_NOP;
+      o[n + 2] = TCPOPT_SACK_PERMITTED;
+      o[n + 3] = 2;
+      n += 4;
+    }
+    const f = conns.server[id];
+    // In SYN_SENT only SYNs (never scaled) have set it; a stray segment scaled by the offer is capped.
+    const win = conns.clientMaxWin[id];
+    return buildTcpSegment(
+      b,
+      fam,
+      this.localAddr,
+      conns.localIndex[id] * 4,
+      this.rsAddr,
+      f * 4,
+      conns.localPort[id],
+      this.rsPort[f],
+      conns.nextFromClient[id] - 1 + conns.seqDelta[id],
+      0,
+      TCP_SYN,
+      win > 0xffff ? 0xffff : win,
+      o,
+      n,
+    );
+  }
+
+  /**
+   * The real server answered connection `id`'s SYN (in SYN_SENT) with an ACK, in `b`: it still holds the
+   * tuple — a TIME_WAIT left by another gateway or an earlier life of this one, which answers a SYN it does
+   * not take for a new connection (ISN not past the old one's, or PAWS) with an ACK, or a stale established
+   * socket (RFC 5961's challenge ACK). Forwarded, the ACK would reach a client in SYN-SENT, which
+   * answers it with a RST and waits a second or more to retransmit. Instead the ACK is dropped, and the
+   * server gets a RST with seq = the ACK's acknowledgement — exactly its RCV.NXT, which a TIME_WAIT socket
+   * takes to end itself (Linux tcp_timewait_state_process, unless net.ipv4.tcp_rfc1337 = 1) and an
+   * established one accepts — followed at once by the SYN again on the same local port ({@link nextOutput}).
+   * At most {@link MAX_TAKEOVERS} times per connection, under the reply rate limit; then the ACK is only
+   * dropped and the client's own retransmissions go on. Counted: the drop `takeover` always (as a refusal
+   * counts its drop, answered or not), the event `takeover_rst` when answered.
+   */
+  private takeover(b: Uint8Array, id: number): number {
+    const conns = this.conns;
+    const info = this.info;
+    if (!this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
+    // The ACK is dropped, answered or not (as a refusal is).
+    this.counters.drops[C.DROP_TAKEOVER]++;
+    const opts = conns.synOptions[id];
+    if ((opts & SYN_TAKEOVERS) >= MAX_TAKEOVERS * SYN_TAKEOVER_ONE || !this.mayReply()) return 0;
+    conns.synOptions[id] = opts + SYN_TAKEOVER_ONE;
+    this.counters.events[C.EV_TAKEOVER_RST]++;
+    this.generated = true;
+    const n = buildTcpRst(b, info);
+    // A SYN that carried data (TFO) cannot be rebuilt from the entry: the client's retransmission sends it.
+    if ((opts & SYN_DATA) === 0) {
+      this.queueLen[0] = this.buildSyn(this.queue[0], id);
+      this.queued = 1;
+    }
+    // The SYN_SENT timer starts again with the SYN.
+    this.setState(id, STATE_SYN_SENT);
+    return n;
+  }
+
   /** Per local address: ports in use, free, and failed acquisitions (dpvs sa_used/sa_free/sa_miss). */
   poolUsage(): { address: string; used: number; free: number; misses: number }[] {
     return this.localText.map((address, i) => ({
@@ -720,6 +846,8 @@ export class Engine {
     this.length = len;
     this.outLen = 0;
     this.replayId = -1;
+    this.queued = 0;
+    this.queuePos = 0;
     this.partial = csumPartial;
     const out = this.route(b, len);
     // Routers do not fragment IPv6 (RFC 8200): the kernel would answer Packet Too Big, so we fragment what
@@ -820,13 +948,23 @@ export class Engine {
   }
 
   /**
-   * After {@link process} returned a length: the next packet to send for the same input, built in `b`
-   * (an IPv6 fragment of a reassembled datagram larger than the MTU), or 0 when there is none.
+   * After {@link process} returned a length: the next packet to send for the same input, built in `b` —
+   * an IPv6 fragment of a reassembled datagram larger than the MTU, or a packet the engine queued (a
+   * takeover's SYN) — or 0 when there is none. {@link generated} and {@link headerDelta} describe it.
    */
   nextOutput(b: Uint8Array): number {
     if (this.replayId >= 0) return this.replayKept(b);
     const data = this.outLen - this.outHdr;
-    if (this.outPos >= data) return 0;
+    if (this.outPos >= data) {
+      if (this.queuePos >= this.queued) return 0;
+      const k = this.queuePos++;
+      const n = this.queueLen[k];
+      const q = this.queue[k];
+      for (let i = 0; i < n; i++) b[i] = q[i];
+      this.generated = true;
+      this.headerDelta = 0;
+      return n;
+    }
     const out = this.outBuf!;
     const hl = this.outHdr;
     const pos = this.outPos;
@@ -875,6 +1013,20 @@ export class Engine {
     return n;
   }
 
+  /**
+   * The one place a client's TCP segment that is no SYN and matches no connection is decided (a SYN proxy's
+   * cookie check of a pure ACK goes before the call). After a restart, or once an entry expired, the
+   * client's stack still holds the connection: a RST (RFC 793: seq = its ACK, else ACK = its seq + length)
+   * ends it at once instead of leaving the client to retransmit into silence until it times out. Counted as
+   * `no_connection`, answered or not (the reply token bucket); a RST is never answered, and a segment
+   * whose checksum fails gets no answer (`bad_checksum`): the reset must be for what the client sent.
+   */
+  private noConnection(b: Uint8Array, len: number, flags: number): number {
+    if (flags & TCP_RST) return this.drop(C.DROP_NO_CONNECTION);
+    if (!this.partial && !transportChecksumOk(b, this.info)) return this.drop(C.DROP_BAD_CHECKSUM);
+    return this.refuse(b, len, C.DROP_NO_CONNECTION);
+  }
+
   private noService(b: Uint8Array, len: number): number {
     const w = this.words;
     readAddressWords(b, this.info.family, this.info.ipOff + ipSrcOffset(this.info.family), w);
@@ -915,6 +1067,34 @@ export class Engine {
     );
   }
 
+  /**
+   * Removes one entry that holds a table slot and a local pair but no live connection — SYN_SENT, SYN_RECV
+   * (half-open: a SYN flood's, or a server that never answered), CLOSE, TIME_WAIT — to make room for a new
+   * connection, of family `fam` (its pool is exhausted) or any (0: the table is full). Of the entries nearest
+   * their deadline (the timer wheel's soonest slots: at most {@link EVICT_SCAN} looked at, so the work per
+   * new connection is bounded), a half-open one goes first, else a closed one; ESTABLISHED, FIN_WAIT and UDP
+   * entries are never taken. Counted `evicted`.
+   */
+  private evictHalfOpen(fam: number): boolean {
+    const conns = this.conns;
+    const ids = this.evictIds;
+    const n = this.wheel.soonest(ids);
+    // Half-open ones first (a flood's), then closed ones (which still catch a closed connection's strays).
+    for (let pass = 0; pass < 2; pass++) {
+      for (let k = 0; k < n; k++) {
+        const id = ids[k];
+        const st = conns.state[id];
+        const open = st === STATE_SYN_SENT || st === STATE_SYN_RECV;
+        const closed = st === STATE_CLOSE || st === STATE_TIME_WAIT;
+        if (!(pass === 0 ? open : closed) || (fam !== 0 && conns.family[id] !== fam)) continue;
+        this.counters.events[C.EV_EVICTED]++;
+        this.removeConnection(id);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Creates the connection for a new client flow; returns its handle or −reason. */
   private newConnection(b: Uint8Array, svc: number, fam: number, sport: number): number {
     const info = this.info;
@@ -925,8 +1105,10 @@ export class Engine {
     h = (h ^ (h >>> 16)) >>> 0;
     const idx = this.schedulers[svc].pick(h);
     if (idx < 0) return -C.DROP_NO_REAL_SERVER;
-    if (this.conns.size >= this.conns.capacity) return -C.DROP_TABLE_FULL;
-    const lp = this.pool.acquire(fam);
+    // Under pressure, half-open and closing entries give way first (IPVS's drop_entry); never a live one.
+    if (this.conns.size >= this.conns.capacity && !this.evictHalfOpen(0)) return -C.DROP_TABLE_FULL;
+    let lp = this.pool.acquire(fam);
+    if (lp < 0 && this.evictHalfOpen(fam)) lp = this.pool.acquire(fam);
     if (lp < 0) {
       this.pool.miss(fam);
       return -C.DROP_PORT_EXHAUSTED;
@@ -1033,6 +1215,9 @@ export class Engine {
       }
     }
     if (syn) {
+      // The client's window scale offer, settled by the server's SYN+ACK (a retransmitted SYN changes none),
+      // and what a SYN sent again for it (takeover) needs: MSS as clamped, SACK permitted, data or not.
+      if (state === STATE_SYN_SENT) this.recordSynOptions(b, o, id);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // Clients behind one local address have unrelated clocks: the server's PAWS would drop them.
         const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
@@ -1048,6 +1233,67 @@ export class Engine {
       len = this.insertToa(b, len, id);
     }
     return len;
+  }
+
+  /**
+   * Records, from the client's SYN at `o` (MSS already clamped), in one walk over its options: its window
+   * scale offer (settled by the server's SYN+ACK), and what a SYN sent again for it (takeover) needs — MSS,
+   * SACK permitted, whether it carried data. The first option of each kind counts, as tcpFindOption's.
+   */
+  private recordSynOptions(b: Uint8Array, o: number, id: number): void {
+    const conns = this.conns;
+    const info = this.info;
+    let ws = 0;
+    let mss = 0;
+    let sack = 0;
+    if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
+      for (let p = tcpNextOption(b, o, -1); p >= 0; p = tcpNextOption(b, o, p)) {
+        const kind = b[p];
+        if (kind === TCPOPT_WINDOW_SCALE && ws === 0 && b[p + 1] === 3) {
+          ws = WSCALE_OFFERED | (b[p + 2] > 14 ? 14 : b[p + 2]);
+        } else if (kind === TCPOPT_MSS && mss === 0 && b[p + 1] === 4) {
+          mss = read16(b, p + 2);
+        } else if (kind === TCPOPT_SACK_PERMITTED) {
+          sack = SYN_SACK_PERMITTED;
+        }
+      }
+    }
+    conns.clientWscale[id] = ws;
+    conns.clientMss[id] = mss;
+    conns.synOptions[id] = (conns.synOptions[id] & SYN_TAKEOVERS) | sack |
+      (info.end - o > info.l4HeaderLen ? SYN_DATA : 0);
+  }
+
+  /**
+   * Window scaling of connection `id`, from the server's SYN+ACK at `o` (RFC 7323): on only when both the
+   * client's SYN and this SYN+ACK carry the option; each side's shift is the one it announced (at most 14).
+   */
+  private settleWindowScale(b: Uint8Array, o: number, id: number): void {
+    const conns = this.conns;
+    const offer = conns.clientWscale[id];
+    const server = windowScaleOffer(b, o, this.info.l4HeaderLen);
+    const on = (offer & WSCALE_OFFERED) !== 0 && (server & WSCALE_OFFERED) !== 0;
+    conns.clientWscale[id] = on ? offer & WSCALE_SHIFT : 0;
+    conns.serverWscale[id] = on ? server & WSCALE_SHIFT : 0;
+  }
+
+  /**
+   * True when a RST from the client (`fromClient`) or the server of connection `id` is one its receiver
+   * would act on, so it may close the entry: its sequence number within the largest window the receiver
+   * advertised of the sender's next one — either way, since the receiver may not have all of it yet
+   * (RFC 793 §3.4, RFC 5961 §3). In SYN_SENT the server's RST has no window to be judged by: RFC 793 has a
+   * SYN-SENT receiver take it only with an ACK of its SYN, so that is the test (gateway ISN + 1).
+   */
+  private rstInWindow(b: Uint8Array, o: number, id: number, flags: number, fromClient: boolean): boolean {
+    const conns = this.conns;
+    if (!fromClient && conns.state[id] === STATE_SYN_SENT) {
+      return (flags & TCP_ACK) !== 0 &&
+        read32(b, o + TCP_ACK_NUM) === ((conns.nextFromClient[id] + conns.seqDelta[id]) >>> 0);
+    }
+    const next = fromClient ? conns.nextFromClient[id] : conns.nextFromServer[id];
+    const win = fromClient ? conns.serverMaxWin[id] : conns.clientMaxWin[id];
+    const d = (read32(b, o + TCP_SEQ) - next) | 0;
+    return d <= win && -d <= win;
   }
 
   /** client → VIP: find or create the connection, rewrite toward the real server. */
@@ -1099,11 +1345,11 @@ export class Engine {
           (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_ACK &&
           (sp === SP_ON || this.synproxyActive || this.now - this.spOffAt < 2 * COOKIE_SLOT_SECONDS)
         ) {
-          const r = this.cookieAck(b, len, svc, sport, flags);
+          const r = this.cookieAck(b, len, svc, sport);
           if (r !== SP_CONTINUE) return r;
         }
       }
-      if (isTcp && !syn) return this.drop(C.DROP_NO_CONNECTION);
+      if (isTcp && !syn) return this.noConnection(b, len, flags);
       if (!isTcp && !this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
       id = this.newConnection(b, svc, fam, sport);
       if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);
@@ -1114,18 +1360,24 @@ export class Engine {
       const cf = conns.flags[id];
       // Opened by the SYN proxy, the server side still opening: the client's segments wait for it.
       if ((cf & CONN_SYNPROXY) && state === STATE_SYN_SENT) return this.synproxyOpening(b, len, id, flags);
-      const t = tcpTransition(state, cf, flags, true);
+      // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).
+      const blind = (flags & TCP_RST) !== 0 && !this.rstInWindow(b, o, id, flags, true);
+      const t = blind ? state | (cf << 8) : tcpTransition(state, cf, flags, true);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const seq = read32(b, o + TCP_SEQ);
       tcpSetSeq(b, o, seq + conns.seqDelta[id]);
       if (cf & CONN_SYNPROXY) this.synproxyToServer(b, id, flags);
       // For a RST this gateway may have to send (resetServer): where the client's numbering has got to.
-      conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
+      if (!blind) conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
+      // The largest window the client advertised bounds what the server may send (a SYN's is never scaled).
+      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.clientWscale[id] & WSCALE_SHIFT);
+      if (win > conns.clientMaxWin[id]) conns.clientMaxWin[id] = win;
       // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
       if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
         len = this.handshakeEdits(b, len, id, state, flags, syn);
       }
-      this.setState(id, t & TRANSITION_STATE_MASK);
+      if (blind) this.counters.events[C.EV_RST_OUT_OF_WINDOW]++;
+      else this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
@@ -1237,11 +1489,23 @@ export class Engine {
       ) {
         return this.drop(C.DROP_BAD_STATE);
       }
+      // Our SYN answered with an ACK: the server still holds the tuple (see takeover).
+      if (state === STATE_SYN_SENT && (flags & (TCP_SYN | TCP_RST | TCP_ACK)) === TCP_ACK) {
+        return this.takeover(b, id);
+      }
       const cf = conns.flags[id];
-      const t = tcpTransition(state, cf, flags, false);
+      // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).
+      const blind = (flags & TCP_RST) !== 0 && !this.rstInWindow(b, o, id, flags, false);
+      const t = blind ? state | (cf << 8) : tcpTransition(state, cf, flags, false);
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const delta = conns.seqDelta[id];
-      conns.nextFromServer[id] = segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer[id]);
+      if (!blind) {
+        conns.nextFromServer[id] = segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer[id]);
+      }
+      // The server's SYN+ACK settles window scaling; its window, as a SYN's, is not scaled.
+      if ((flags & TCP_SYN) && state === STATE_SYN_SENT) this.settleWindowScale(b, o, id);
+      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.serverWscale[id]);
+      if (win > conns.serverMaxWin[id]) conns.serverMaxWin[id] = win;
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // No TOA toward a client either: a server's option 254 (its own gateway's, or forged) becomes NOPs.
@@ -1254,7 +1518,8 @@ export class Engine {
         }
       }
       if (cf & CONN_SYNPROXY) this.synproxyToClient(b, id);
-      this.setState(id, t & TRANSITION_STATE_MASK);
+      if (blind) this.counters.events[C.EV_RST_OUT_OF_WINDOW]++;
+      else this.setState(id, t & TRANSITION_STATE_MASK);
     } else {
       this.setState(id, STATE_UDP);
     }
@@ -1346,7 +1611,7 @@ export class Engine {
    * connection (local port, server, ISN), keeps the segment if it carries data, and returns the SYN toward
    * the server built in `b`. SP_CONTINUE when the cookie is not good (the ordinary no-connection path).
    */
-  private cookieAck(b: Uint8Array, len: number, svc: number, sport: number, flags: number): number {
+  private cookieAck(b: Uint8Array, len: number, svc: number, sport: number): number {
     const info = this.info;
     const o = info.l4Off;
     const w = this.words;
@@ -1374,13 +1639,18 @@ export class Engine {
     conns.seqDelta[id] = (conns.seqDelta[id] + 1) >>> 0;
     conns.flags[id] |= CONN_SYNPROXY;
     this.spOpts[id] = data;
+    // What buildSyn sends the server, as a forwarded SYN would have left it in the entry.
     const ws = cookieWscale(data);
-    conns.clientWscale[id] = ws === COOKIE_NO_WSCALE ? 0 : ws;
-    conns.clientMaxWin[id] = (read16(b, o + TCP_WINDOW) << conns.clientWscale[id]) >>> 0;
-    // Until the server's SYN+ACK: serverDelta holds the client's ISN, nextFromServer the cookie + 1.
+    conns.clientWscale[id] = ws === COOKIE_NO_WSCALE ? 0 : WSCALE_OFFERED | ws;
+    conns.clientMss[id] = cookieMss(data, info.family, info.family === 4 ? this.mss4 : this.mss6);
+    conns.synOptions[id] = cookieSack(data) ? SYN_SACK_PERMITTED : 0;
+    // The ACK's window is scaled already (the client took our window scale offer).
+    conns.clientMaxWin[id] = (read16(b, o + TCP_WINDOW) << (ws === COOKIE_NO_WSCALE ? 0 : ws)) >>> 0;
+    // Until the server's SYN+ACK: serverDelta holds the client's ISN, nextFromServer the cookie + 1; what
+    // the client sent next (kept data) counts once it is forwarded.
     conns.serverDelta[id] = isn;
     conns.nextFromServer[id] = ack;
-    conns.nextFromClient[id] = segmentEnd(seq, info, flags, seq);
+    conns.nextFromClient[id] = seq;
     this.counters.events[C.EV_SYNCOOKIE_VALID]++;
     this.countTraffic(svc, conns.server[id], C.T_PKTS_IN, C.T_BYTES_IN, len);
     if (info.end - o - info.l4HeaderLen > 0) this.keep(b, len, id);
@@ -1397,32 +1667,11 @@ export class Engine {
     return n;
   }
 
-  /** Builds in `b` the SYN toward the server for SYN proxy connection `id` (opening: see cookieAck). */
+  /** Builds in `b` the SYN toward the server for SYN proxy connection `id` (the entry holds its options). */
   private proxySyn(b: Uint8Array, id: number): number {
-    const conns = this.conns;
-    const fam = conns.family[id];
-    const f = conns.server[id];
-    const opts = this.spOptBuf;
-    let n = writeServerSynOptions(opts, fam, fam === 4 ? this.mss4 : this.mss6, this.spOpts[id] & 0x7f);
-    if (conns.flags[id] & CONN_TOA) n = this.appendToa(opts, n, id);
-    const win = conns.clientMaxWin[id];
+    if (this.conns.flags[id] & CONN_TOA) this.counters.events[C.EV_TOA_INSERTED]++;
     this.generated = true;
-    return buildTcpSegment(
-      b,
-      fam,
-      this.localAddr,
-      conns.localIndex[id] * 4,
-      this.rsAddr,
-      f * 4,
-      conns.localPort[id],
-      this.rsPort[f],
-      conns.serverDelta[id] + conns.seqDelta[id],
-      0,
-      TCP_SYN,
-      win > 0xffff ? 0xffff : win, // a SYN's window is never scaled
-      opts,
-      n,
-    );
+    return this.buildSyn(b, id);
   }
 
   /** Finds connection `id`'s kept segment's slot (and frees it when `free`); -1 when none. */
@@ -1484,15 +1733,7 @@ export class Engine {
       return n;
     }
     const carries = info.end - info.l4Off - info.l4HeaderLen > 0 || (flags & TCP_FIN) !== 0;
-    if (carries && this.keep(b, len, id)) {
-      this.conns.nextFromClient[id] = segmentEnd(
-        read32(b, info.l4Off + TCP_SEQ),
-        info,
-        flags,
-        this.conns.nextFromClient[id],
-      );
-      return 0;
-    }
+    if (carries && this.keep(b, len, id)) return 0;
     if (this.wheel.deadline[id] - this.now > this.timeouts[STATE_SYN_SENT] - 0.5) {
       return this.drop(C.DROP_SYNPROXY_NOT_KEPT);
     }
@@ -1523,11 +1764,15 @@ export class Engine {
       this.generated = true;
       return n;
     }
+    // Our SYN answered with an ACK: the server still holds the tuple (see takeover).
+    if ((flags & (TCP_SYN | TCP_ACK)) === TCP_ACK) return this.takeover(b, id);
     if ((flags & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || !ackOk) return this.drop(C.DROP_BAD_STATE);
     const s = read32(b, o + TCP_SEQ);
     const cookie = (conns.nextFromServer[id] - 1) >>> 0;
     conns.serverDelta[id] = (s - cookie) >>> 0;
     conns.nextFromServer[id] = (s + 1) >>> 0;
+    // The client scales its windows by its own shift whatever the server does (it took our offer of 7).
+    conns.clientWscale[id] &= WSCALE_SHIFT;
     if (cookieWscale(this.spOpts[id]) !== COOKIE_NO_WSCALE) {
       const sws = synWscale(b, o);
       conns.serverWscale[id] = sws < 0 ? 0 : sws;
@@ -1675,6 +1920,17 @@ export class Engine {
     this.counters.events[C.EV_ICMP_TRANSLATED]++;
     return len;
   }
+}
+
+/**
+ * The window scale option of the SYN or SYN+ACK at `o` (header `hl` bytes): {@link WSCALE_OFFERED} | shift
+ * (capped at 14, RFC 7323 §2.3), or 0 when it carries none.
+ */
+function windowScaleOffer(b: Uint8Array, o: number, hl: number): number {
+  if (hl <= TCP_MIN_HEADER_LEN) return 0;
+  const at = tcpFindOption(b, o, TCPOPT_WINDOW_SCALE);
+  if (at < 0 || b[at + 1] !== 3) return 0;
+  return WSCALE_OFFERED | (b[at + 2] > 14 ? 14 : b[at + 2]);
 }
 
 /** A copy of typed array `a` with room for `n` elements (control path). */

@@ -785,10 +785,51 @@ const PACKET_ROWS: PacketRow[] = [
     input: () => tcp({ src: CLIENT, dst: "198.18.9.9", sport: 5, dport: 80, seq: 1, flags: TCP_SYN }),
     verdict: { drop: "not_for_us" },
   },
+  // Fail fast after a restart: the client of a connection the gateway no longer holds gets a RST at once.
   {
-    name: "a non-SYN of no connection: dropped",
-    input: () => tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, flags: TCP_ACK }),
+    name: "an ACK of no connection (the gateway restarted): RST with seq = its ACK, no ACK flag; counted",
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, ack: 777, flags: TCP_ACK }),
+    verdict: { out: { src: VIP, dst: CLIENT, sport: 80, dport: 6, flags: TCP_RST, seq: 777, ack: 0 } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "data of no connection: RST answers with seq = its ACK (RFC 793), whatever the length",
+    input: () =>
+      tcp({
+        src: CLIENT,
+        dst: VIP,
+        sport: 6,
+        dport: 80,
+        seq: 1,
+        ack: 9,
+        flags: TCP_ACK | TCP_PSH,
+        payload: GET,
+      }),
+    verdict: { out: { flags: TCP_RST, seq: 9, grow: -GET.length } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "a FIN without ACK of no connection: RST+ACK, seq 0, ACK = its seq + 1 (the FIN)",
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 100, flags: TCP_FIN }),
+    verdict: { out: { flags: TCP_RST | TCP_ACK, seq: 0, ack: 101 } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "IPv6 ACK of no connection: RST from the VIP",
+    input: () => tcp({ src: CLIENT6, dst: VIP6, sport: 6, dport: 80, seq: 1, ack: 5, flags: TCP_ACK }),
+    verdict: { out: { src: VIP6, dst: CLIENT6, flags: TCP_RST, seq: 5 } },
+    counts: { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
+  },
+  {
+    name: "a RST of no connection: dropped, never answered",
+    input: () =>
+      tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, ack: 5, flags: TCP_RST | TCP_ACK }),
     verdict: { drop: "no_connection" },
+  },
+  {
+    name: "an ACK of no connection with a bad checksum: not answered (bad_checksum)",
+    input: () => corrupt(tcp({ src: CLIENT, dst: VIP, sport: 6, dport: 80, seq: 1, ack: 5, flags: TCP_ACK })),
+    verdict: { drop: "bad_checksum" },
   },
   {
     name: "to a local address, of no connection: dropped",
@@ -952,9 +993,17 @@ const HYGIENE_ROWS: PacketRow[] = [
     ["all six flags", 0x3f],
     ["all eight flags", 0xff],
   ] as [string, number][]).map(([what, flags]): PacketRow => ({
-    name: `${what} of no connection: creates nothing`,
-    input: () => tcp({ src: CLIENT, dst: VIP, sport: 4242, dport: 80, seq: 1, flags }),
-    verdict: { drop: "no_connection" },
+    name: `${what} of no connection: creates nothing${flags & TCP_RST ? "" : ", answered with a RST"}`,
+    input: () => tcp({ src: CLIENT, dst: VIP, sport: 4242, dport: 80, seq: 1, ack: 3, flags }),
+    // A RST is never answered; the rest get one (as a restarted gateway's stale segments do).
+    verdict: flags & TCP_RST ? { drop: "no_connection" } : {
+      out: flags & TCP_ACK ? { flags: TCP_RST, seq: 3 } : {
+        flags: TCP_RST | TCP_ACK,
+        seq: 0,
+        ack: 1 + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0),
+      },
+    },
+    counts: flags & TCP_RST ? {} : { drops: { no_connection: 1 }, events: { rst_sent: 1 } },
   })),
   // Issue 9 #7: martian and land sources never create state and are never answered.
   ...MARTIANS.map(([what, source]): PacketRow => ({
@@ -999,7 +1048,7 @@ for (const row of HYGIENE_ROWS) {
     const e = engine();
     const ports = e.pool.available(4) + e.pool.available(6);
     run(e, row.name, row.input(), 1000, row.verdict, row.counts ?? {});
-    if ("drop" in row.verdict) {
+    if ("drop" in row.verdict || e.generated) {
       assert.equal(e.conns.size, 0, `${row.name}: no connection`);
       assert.equal(e.pool.available(4) + e.pool.available(6), ports, `${row.name}: no local port taken`);
     }
@@ -1345,6 +1394,413 @@ for (const row of FLAG_ROWS) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Blind RSTs: a RST closes the entry only when its sequence number is within the largest window its
+// receiver advertised of the sender's next one; otherwise it is forwarded (the endpoint judges it, RFC 5961)
+// and counted, the state and timer untouched.
+
+/** Window scale options: `[client's SYN shift, server's SYN+ACK shift]`, undefined for none. */
+type Scales = [number | undefined, number | undefined];
+
+/**
+ * A handshake whose SYN and SYN+ACK carry the window scale options `scales` (windows 65535 in both, never
+ * scaled), then a client ACK advertising `clientWin` (scaled by its shift if scaling is on). The client's
+ * next sequence number is 1001, the server's 5001.
+ */
+function scaledHandshake(e: Engine, scales: Scales, clientWin = 65535): Conn {
+  const ws = (s: number | undefined) => (s === undefined ? [] : [1, 3, 3, s]);
+  const c = open(e, { options: [...optMss(1460), ...ws(scales[0])] });
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK, options: ws(scales[1]) });
+  assert.ok(e.process(sa.b, sa.len, 1000) > 0, "SYN+ACK forwarded");
+  const ack = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK, window: clientWin });
+  assert.ok(e.process(ack.b, ack.len, 1000) > 0, "ACK forwarded");
+  return c;
+}
+
+/** One RST on a connection and whether it may close it. */
+interface RstRow {
+  name: string;
+  setup: (e: Engine) => Conn;
+  /** Who sends the RST. */
+  from: "client" | "server";
+  seq: number;
+  flags?: number;
+  ack?: (c: Conn) => number;
+  /** In its receiver's window: the entry goes to CLOSE; else forwarded, counted, nothing changes. */
+  inWindow: boolean;
+}
+
+/** 65535: the largest window each side of {@link scaledHandshake} advertised with scaling off. */
+const W = 65535;
+
+const RST_ROWS: RstRow[] = [
+  {
+    name: "server RST at the server's next sequence number",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001,
+    inWindow: true,
+  },
+  {
+    name: "server RST a whole client window ahead (the client may still miss data)",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 + W,
+    inWindow: true,
+  },
+  {
+    name: "server RST one past the client's window: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 + W + 1,
+    inWindow: false,
+  },
+  {
+    name: "server RST a whole window behind: in",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 - W,
+    inWindow: true,
+  },
+  {
+    name: "server RST one more behind: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: 5001 - W - 1,
+    inWindow: false,
+  },
+  {
+    name: "server RST half the sequence space away: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "server",
+    seq: (5001 + 0x80000000) >>> 0,
+    inWindow: false,
+  },
+  {
+    name: "client RST at the client's next sequence number",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001,
+    inWindow: true,
+  },
+  {
+    name: "client RST a whole server window ahead",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001 + W,
+    inWindow: true,
+  },
+  {
+    name: "client RST past the server's window: blind",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001 + W + 1,
+    inWindow: false,
+  },
+  {
+    name: "client RST+ACK past the server's window: blind (the ACK changes nothing)",
+    setup: (e) => scaledHandshake(e, [7, undefined]),
+    from: "client",
+    seq: 1001 - W - 1,
+    flags: TCP_RST | TCP_ACK,
+    ack: () => 5001,
+    inWindow: false,
+  },
+  {
+    name: "scaling on (both offered): the client's window 1000 << 7 = 128000 takes a server RST 100000 ahead",
+    setup: (e) => scaledHandshake(e, [7, 2], 1000),
+    from: "server",
+    seq: 5001 + 100000,
+    inWindow: true,
+  },
+  {
+    name: "scaling on: 128001 ahead is past the client's scaled window: blind",
+    setup: (e) => scaledHandshake(e, [7, 2], 1000),
+    from: "server",
+    seq: 5001 + 128001,
+    inWindow: false,
+  },
+  {
+    name: "only the client offered scaling: off, its window 1000 is not scaled; 100000 ahead is blind",
+    setup: (e) => scaledHandshake(e, [7, undefined], 1000),
+    from: "server",
+    seq: 5001 + 100000,
+    inWindow: false,
+  },
+  {
+    name: "only the server offered scaling (against RFC 7323): off, 100000 ahead is blind",
+    setup: (e) => scaledHandshake(e, [undefined, 7], 1000),
+    from: "server",
+    seq: 5001 + 100000,
+    inWindow: false,
+  },
+  {
+    name: "SYN_SENT: a server RST+ACK acknowledging the gateway's SYN (a closed port) closes",
+    setup: (e) => open(e),
+    from: "server",
+    seq: 0,
+    flags: TCP_RST | TCP_ACK,
+    ack: (c) => c.isn + 1,
+    inWindow: true,
+  },
+  {
+    name: "SYN_SENT: a server RST+ACK acknowledging anything else: blind (the client drops it too)",
+    setup: (e) => open(e),
+    from: "server",
+    seq: 0,
+    flags: TCP_RST | TCP_ACK,
+    ack: (c) => c.isn + 2,
+    inWindow: false,
+  },
+  {
+    name: "SYN_SENT: a server RST without ACK: blind (RFC 793 SYN-SENT drops it)",
+    setup: (e) => open(e),
+    from: "server",
+    seq: 1234,
+    inWindow: false,
+  },
+  {
+    name: "SYN_RECV: the client's RST answering the SYN+ACK (seq = its ISN + 1) closes",
+    setup: (e) => {
+      const c = open(e);
+      const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+      assert.ok(e.process(sa.b, sa.len, 1000) > 0);
+      return c;
+    },
+    from: "client",
+    seq: 1001,
+    inWindow: true,
+  },
+];
+
+for (const row of RST_ROWS) {
+  Deno.test(`blind RST: ${row.name}`, () => {
+    const e = engine();
+    const c = row.setup(e);
+    const id = e.conns.findLocal(0, c.lport);
+    const state = e.conns.state[id];
+    const deadline = e.wheel.deadline[id];
+    const next = [e.conns.nextFromClient[id], e.conns.nextFromServer[id]];
+    const flags = row.flags ?? TCP_RST;
+    const seg = { seq: row.seq, ack: row.ack?.(c) ?? 0, flags };
+    const p = row.from === "client" ? fromClient(c, seg) : fromServer(c, seg);
+    // Forwarded either way, with the usual rewrite; only the entry's fate differs.
+    const out: Out = row.from === "client"
+      ? { dst: c.rs, dport: c.rsPort, flags, seq: (row.seq + c.isn - 1000) >>> 0 }
+      : { dst: CLIENT, dport: c.cport, flags, seq: row.seq >>> 0 };
+    run(e, row.name, p, 1002, { out }, {
+      flow: row.from === "client" ? "in" : "out",
+      events: row.inWindow ? {} : { rst_out_of_window: 1 },
+    });
+    if (row.inWindow) {
+      assert.equal(e.conns.state[id], STATE_CLOSE, "closed");
+      assert.equal(e.wheel.deadline[id], 1002 + 3, "the CLOSE timeout");
+    } else {
+      assert.equal(e.conns.state[id], state, "state untouched");
+      assert.equal(e.wheel.deadline[id], deadline, "timer untouched");
+      assert.deepEqual([e.conns.nextFromClient[id], e.conns.nextFromServer[id]], next, "sequence tracking");
+    }
+  });
+}
+
+Deno.test("blind RST: window tracking keeps the largest scaled window, a SYN's never scaled", () => {
+  const e = engine();
+  const c = scaledHandshake(e, [7, 2], 1000);
+  const id = e.conns.findLocal(0, c.lport);
+  assert.deepEqual([e.conns.clientWscale[id], e.conns.serverWscale[id]], [7, 2]);
+  assert.equal(e.conns.clientMaxWin[id], 128000, "client: 1000 << 7 beats the SYN's 65535");
+  assert.equal(e.conns.serverMaxWin[id], 65535, "server: its SYN+ACK's, unscaled");
+  const d = fromServer(c, { seq: 5001, ack: c.isn + 1, flags: TCP_ACK, window: 30000 });
+  assert.ok(e.process(d.b, d.len, 1001) > 0);
+  assert.equal(e.conns.serverMaxWin[id], 120000, "server: 30000 << 2");
+  const small = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK, window: 10 });
+  assert.ok(e.process(small.b, small.len, 1001) > 0);
+  assert.equal(e.conns.clientMaxWin[id], 128000, "a smaller window later keeps the largest");
+  // A retransmitted SYN+ACK (in SYN_RECV or later) settles nothing again.
+  const e2 = engine();
+  const c2 = open(e2, { options: [1, 3, 3, 5] });
+  const id2 = e2.conns.findLocal(0, c2.lport);
+  const sa = fromServer(c2, { seq: 5000, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK, options: [1, 3, 3, 9] });
+  assert.ok(e2.process(sa.b, sa.len, 1000) > 0);
+  const sa2 = fromServer(c2, { seq: 5000, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK, options: [1, 3, 3, 9] });
+  assert.ok(e2.process(sa2.b, sa2.len, 1000) > 0);
+  assert.deepEqual([e2.conns.clientWscale[id2], e2.conns.serverWscale[id2]], [5, 9]);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Takeover: a real server that answers the gateway's SYN with an ACK still holds the tuple (TIME_WAIT, or a
+// stale connection). The ACK is dropped; the server gets a RST with seq = that ACK's acknowledgement, then
+// the SYN again at once (nextOutput), rebuilt from the entry.
+
+/** A client SYN with Linux's options: MSS 1460, SACK permitted, timestamps, window scale 7. */
+const LINUX_SYN_OPTIONS = [...optMss(1460), 4, 2, ...optTimestamp(7, 0), 1, 3, 3, 7];
+
+/** The server's bare ACK to the gateway's SYN on `c`: a TIME_WAIT's (ack = the old connection's RCV.NXT). */
+function staleAck(c: Conn, ack = 0xdeadbeef) {
+  return fromServer(c, { seq: 0x12345678, ack, flags: TCP_ACK });
+}
+
+/** The SYN the takeover queued, checked as the original forwarded one was (fields in `want`). */
+function expectRetransmittedSyn(e: Engine, label: string, want: Out): void {
+  const b = new Uint8Array(BUF_SIZE);
+  const n = e.nextOutput(b);
+  assert.ok(e.generated, `${label}: generated (complete checksums)`);
+  expectOut(label, b, n, n, want);
+  assert.equal(e.nextOutput(b), 0, `${label}: nothing more`);
+}
+
+Deno.test("takeover: the server's ACK to our SYN → RST to the server (seq = its ACK), then the SYN again", () => {
+  const e = engine();
+  const syn = tcp({
+    src: CLIENT,
+    dst: VIP,
+    sport: 40000,
+    dport: 80,
+    seq: 1000,
+    flags: TCP_SYN,
+    window: 29200,
+    options: LINUX_SYN_OPTIONS,
+  });
+  const { info: si } = run(e, "SYN", syn, 1000, { out: { flags: TCP_SYN, mss: 1452, timestamp: false } });
+  const c: Conn = {
+    client: CLIENT,
+    vip: VIP,
+    cport: 40000,
+    vport: 80,
+    local: src(syn.b, si),
+    lport: read16(syn.b, si.l4Off),
+    rs: dst(syn.b, si),
+    rsPort: read16(syn.b, si.l4Off + 2),
+    isn: tcpSeq(syn.b, si.l4Off),
+  };
+  const id = e.conns.findLocal(0, c.lport);
+  const sentKinds = optionKinds(syn.b, si);
+  run(e, "stale ACK", staleAck(c), 1001, {
+    out: {
+      src: LOCAL,
+      dst: c.rs,
+      sport: c.lport,
+      dport: c.rsPort,
+      flags: TCP_RST,
+      seq: 0xdeadbeef,
+      ack: 0,
+      ttl: 64,
+    },
+  }, { drops: { takeover: 1 }, events: { takeover_rst: 1 } });
+  assert.ok(e.generated);
+  const b = new Uint8Array(BUF_SIZE);
+  const n = e.nextOutput(b);
+  const info = expectOut("SYN again", b, n, n, {
+    src: LOCAL,
+    dst: c.rs,
+    sport: c.lport,
+    dport: c.rsPort,
+    seq: c.isn,
+    ack: 0,
+    flags: TCP_SYN,
+    mss: 1452,
+    timestamp: false,
+    toa: { family: 4, address: CLIENT, port: 40000 },
+    toaOptions: 1,
+    ttl: 64,
+  });
+  assert.deepEqual(
+    optionKinds(b, info).sort(),
+    sentKinds.sort(),
+    "the options the first SYN carried (TOA first, as inserted)",
+  );
+  assert.equal(optionKinds(b, info)[0], TCPOPT_TOA);
+  assert.equal(read16(b, info.l4Off + 14), 29200, "the client's window");
+  const ws = tcpFindOption(b, info.l4Off, 3);
+  assert.deepEqual([b[ws + 1], b[ws + 2]], [3, 7], "window scale 7");
+  assert.equal(e.nextOutput(b), 0, "RST and SYN, nothing more");
+  assert.equal(e.conns.state[id], STATE_SYN_SENT);
+  assert.equal(e.wheel.deadline[id], 1001 + 3, "the SYN_SENT timer starts again");
+  // The server, freed, answers the SYN: the connection goes on as any other.
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+  run(e, "SYN+ACK", sa, 1001, { out: { dst: CLIENT, dport: 40000, ack: 1001 } }, { flow: "out" });
+  assert.equal(e.conns.state[id], STATE_SYN_RECV);
+});
+
+Deno.test("takeover: twice per connection at most, then the ACK is only dropped (takeover)", () => {
+  const e = engine();
+  const c = open(e, { options: LINUX_SYN_OPTIONS });
+  for (let i = 0; i < 2; i++) {
+    run(e, `stale ACK ${i + 1}`, staleAck(c), 1000, { out: { flags: TCP_RST, dst: c.rs } }, {
+      drops: { takeover: 1 },
+      events: { takeover_rst: 1 },
+    });
+    expectRetransmittedSyn(e, `SYN again ${i + 1}`, { flags: TCP_SYN, seq: c.isn });
+  }
+  run(e, "stale ACK 3", staleAck(c), 1000, { drop: "takeover" }, {});
+  assert.equal(e.nextOutput(new Uint8Array(BUF_SIZE)), 0, "no SYN queued by a drop");
+  // The client's own SYN retransmission still goes through.
+  const again = fromClient(c, { seq: 1000, flags: TCP_SYN, options: LINUX_SYN_OPTIONS });
+  run(e, "client SYN again", again, 1001, { out: { flags: TCP_SYN, seq: c.isn, dst: c.rs } }, {
+    events: { mss_clamped: 1, timestamp_removed: 1, toa_inserted: 1 },
+    flow: "in",
+  });
+});
+
+Deno.test("takeover: under the reply rate limit; a bad checksum is not answered", () => {
+  const e = new Engine(config({ replyRate: 0 }), { now: 1000, random32: () => 0x10000000 });
+  const c = open(e);
+  run(e, "stale ACK, no reply budget", staleAck(c), 1000, { drop: "takeover" }, {
+    events: { reply_rate_limited: 1 },
+  });
+  const e2 = engine();
+  const c2 = open(e2);
+  run(e2, "stale ACK, corrupt", corrupt(staleAck(c2)), 1000, { drop: "bad_checksum" }, {});
+});
+
+Deno.test("takeover: IPv6, the 20-byte TOA; a SYN without options comes back without options", () => {
+  const e = engine();
+  const c6 = open(e, { v6: true, cport: 40100, options: [...optMss(1440), 1, 3, 3, 2] });
+  run(e, "stale ACK v6", staleAck(c6, 77), 1000, { out: { flags: TCP_RST, seq: 77, dst: RS6 } }, {
+    drops: { takeover: 1 },
+    events: { takeover_rst: 1 },
+  });
+  expectRetransmittedSyn(e, "SYN again v6", {
+    src: LOCAL6,
+    dst: RS6,
+    seq: c6.isn,
+    flags: TCP_SYN,
+    mss: 1420, // 1440 clamped to 1500 − 40 − 20 − 20, as the first SYN was
+    toa: { family: 6, address: CLIENT6, port: 40100 },
+  });
+  const e2 = engine();
+  const c = open(e2, { vport: 81 }); // toa: false, and no options at all
+  run(e2, "stale ACK", staleAck(c), 1000, { out: { flags: TCP_RST } }, {
+    drops: { takeover: 1 },
+    events: { takeover_rst: 1 },
+  });
+  expectRetransmittedSyn(e2, "bare SYN again", { flags: TCP_SYN, tcpHeaderLen: 20, seq: c.isn, dport: 81 });
+});
+
+Deno.test("takeover: a SYN that carried data (TFO) is not rebuilt: RST only, the client retransmits", () => {
+  const e = engine();
+  const c = open(e, { options: optMss(1460) });
+  const id = e.conns.findLocal(0, c.lport);
+  // Reopen the same entry's SYN with data: a retransmission in SYN_SENT records it.
+  const withData = fromClient(c, { seq: 1000, flags: TCP_SYN, options: optMss(1460), payload: GET });
+  assert.ok(e.process(withData.b, withData.len, 1000) > 0);
+  run(e, "stale ACK", staleAck(c), 1000, { out: { flags: TCP_RST } }, {
+    drops: { takeover: 1 },
+    events: { takeover_rst: 1 },
+  });
+  assert.equal(e.nextOutput(new Uint8Array(BUF_SIZE)), 0, "no SYN rebuilt");
+  assert.equal(e.conns.state[id], STATE_SYN_SENT);
+});
+
+Deno.test("takeover: only in SYN_SENT; an ACK in SYN_RECV is forwarded as before", () => {
+  const e = engine();
+  const c = open(e);
+  const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+  assert.ok(e.process(sa.b, sa.len, 1000) > 0);
+  const ack = fromServer(c, { seq: 5001, ack: c.isn + 1, flags: TCP_ACK });
+  run(e, "server ACK in SYN_RECV", ack, 1000, { out: { dst: CLIENT, flags: TCP_ACK } }, { flow: "out" });
+});
+
 Deno.test("server SYN+ACK+FIN in SYN_SENT: a SYN+ACK (SYN wins); the FIN is not the server's close", () => {
   const e = engine();
   const c = open(e);
@@ -1501,7 +1957,8 @@ Deno.test("mixed stream of 4,000 packets: each 0 returned is one drop, each refu
     const n = e.process(p.b, p.len, now);
     assert.ok(n >= 0, `packet ${i}: one worker owns everything`);
     const refused = e.counters.events[C.EV_RST_SENT] - ev[C.EV_RST_SENT] +
-      e.counters.events[C.EV_ICMP_UNREACH_SENT] - ev[C.EV_ICMP_UNREACH_SENT];
+      e.counters.events[C.EV_ICMP_UNREACH_SENT] - ev[C.EV_ICMP_UNREACH_SENT] +
+      e.counters.events[C.EV_TAKEOVER_RST] - ev[C.EV_TAKEOVER_RST];
     limited += e.counters.events[C.EV_REPLY_RATE_LIMITED] - ev[C.EV_REPLY_RATE_LIMITED];
     const want = n === 0 ? 1 : refused;
     assert.equal(dropSum() - drops, want, `packet ${i} (returned ${n}): drops counted`);
@@ -1593,8 +2050,8 @@ Deno.test("FIN both ways → TIME_WAIT, then expiry frees the connection and the
   });
   assert.equal(e.conns.state[id], STATE_TIME_WAIT);
   const avail = e.pool.available(4);
-  assert.equal(e.tick(1001 + 119), 0, "not before the TIME_WAIT timeout (120 s)");
-  assert.equal(e.tick(1001 + 121), 1);
+  assert.equal(e.tick(1001 + 6), 0, "not before the TIME_WAIT timeout (dpvs's 7 s)");
+  assert.equal(e.tick(1001 + 7), 1);
   assert.equal(e.conns.size, 0);
   assert.equal(e.pool.available(4), avail + 1);
   assert.equal(e.sets[0].inactive[0], 0);
@@ -1607,8 +2064,8 @@ Deno.test("RST from either side → CLOSE, removed after the close timeout", () 
   const r = fromServer(h, { seq: 5001, flags: TCP_RST });
   run(e, "server RST", r, 2000, { out: { flags: TCP_RST, dst: CLIENT } }, { flow: "out" });
   assert.equal(e.conns.state[id], STATE_CLOSE);
-  assert.equal(e.tick(2009), 0);
-  assert.equal(e.tick(2011), 1);
+  assert.equal(e.tick(2002), 0, "not before the CLOSE timeout (dpvs's 3 s)");
+  assert.equal(e.tick(2003), 1);
   assert.equal(e.conns.size, 0);
 });
 
@@ -1668,12 +2125,9 @@ Deno.test("every state times out after its own timeout, and traffic refreshes it
   assert.equal(e.counters.events[C.EV_EXPIRED], 5);
 });
 
-Deno.test("port exhaustion: the SYN is dropped, the client gets a RST, counted; ports come back", () => {
+Deno.test("port exhaustion, all established: the SYN is dropped, the client gets a RST, counted; ports come back", () => {
   const e = engine(); // 4 ports: 2000..2003
-  for (let i = 0; i < 4; i++) {
-    const s = tcp({ src: CLIENT, dst: VIP, sport: 100 + i, dport: 80, seq: 1, flags: TCP_SYN });
-    run(e, `SYN ${i}`, s, 1000, { out: { flags: TCP_SYN, sportIn: [2000, 2003] } });
-  }
+  for (let i = 0; i < 4; i++) handshake(e, 100 + i);
   const ports = new Set<number>();
   for (let i = 0; i < 4; i++) ports.add(e.conns.localPort[i]);
   assert.equal(ports.size, 4, "no tuple handed out twice");
@@ -1683,9 +2137,130 @@ Deno.test("port exhaustion: the SYN is dropped, the client gets a RST, counted; 
   }, { drops: { port_exhausted: 1 }, events: { rst_sent: 1 } });
   assert.equal(e.counters.drops[C.DROP_PORT_EXHAUSTED], 1);
   assert.equal(e.counters.events[C.EV_RST_SENT], 1);
-  assert.equal(e.tick(1000 + 120), 4, "SYN_SENT entries expire");
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 1 });
+  assert.equal(e.tick(1000 + 89), 0, "not before the ESTABLISHED timeout (dpvs's 90 s)");
+  assert.equal(e.tick(1000 + 90), 4, "ESTABLISHED entries expire");
   const again = tcp({ src: CLIENT, dst: VIP, sport: 201, dport: 80, seq: 1, flags: TCP_SYN });
-  run(e, "SYN after expiry", again, 1121, { out: { flags: TCP_SYN, grow: 8, sportIn: [2000, 2003] } });
+  run(e, "SYN after expiry", again, 1091, { out: { flags: TCP_SYN, grow: 8, sportIn: [2000, 2003] } });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Under pressure (table full, or the pool of the new connection's family exhausted), half-open and closed
+// entries give way, the ones nearest their deadline first (IPVS's drop_entry); never an established one.
+
+/** A client SYN from port `sport`, `family` 4 or 6. */
+function synFromPort(sport: number, v6 = false): Pkt {
+  return tcp({ src: v6 ? CLIENT6 : CLIENT, dst: v6 ? VIP6 : VIP, sport, dport: 80, seq: 1, flags: TCP_SYN });
+}
+
+Deno.test("pressure: pool exhausted, the oldest half-open entry gives way; established ones never", () => {
+  const e = engine(); // 4 IPv4 ports
+  handshake(e, 100);
+  handshake(e, 101);
+  // Two half-open entries: 102 (SYN at 1000, due first) and 103 (SYN at 1001).
+  run(e, "SYN 102", synFromPort(102), 1000, { out: { flags: TCP_SYN } });
+  run(e, "SYN 103", synFromPort(103), 1001, { out: { flags: TCP_SYN } });
+  const old = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 102);
+  const port = e.conns.localPort[old];
+  run(e, "SYN 200, pool empty", synFromPort(200), 1002, { out: { flags: TCP_SYN, sport: port } }, {
+    drops: {},
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 102), -1, "the oldest half-open entry went");
+  assert.notEqual(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 103), -1, "the younger one stays");
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 0 });
+  // Its client's next segment finds nothing and is told so at once.
+  const ack = tcp({ src: CLIENT, dst: VIP, sport: 102, dport: 80, seq: 2, ack: 9, flags: TCP_ACK });
+  run(e, "evicted client's ACK", ack, 1002, { out: { flags: TCP_RST, seq: 9 } }, {
+    drops: { no_connection: 1 },
+    events: { rst_sent: 1 },
+  });
+  // 103 goes next (due at 1004, 200 at 1005); then only established entries are left: refused.
+  run(e, "SYN 201", synFromPort(201), 1002, { out: { flags: TCP_SYN } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  const id200 = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 200);
+  const id201 = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 201);
+  // Complete 200 and 201 so that all four are established.
+  for (const [id, cport] of [[id200, 200], [id201, 201]]) {
+    const c: Conn = {
+      client: CLIENT,
+      vip: VIP,
+      cport,
+      vport: 80,
+      local: LOCAL,
+      lport: e.conns.localPort[id],
+      rs: e.conns.server[id] === 0 ? RS1 : RS2,
+      rsPort: e.conns.server[id] === 0 ? 80 : 8080,
+      isn: (1 + e.conns.seqDelta[id]) >>> 0,
+    };
+    const sa = fromServer(c, { seq: 1, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+    assert.ok(e.process(sa.b, sa.len, 1002) > 0, "SYN+ACK");
+    const a = fromClient(c, { seq: 2, ack: 2, flags: TCP_ACK });
+    assert.ok(e.process(a.b, a.len, 1002) > 0, "ACK");
+    assert.equal(e.conns.state[id], STATE_ESTABLISHED);
+  }
+  run(e, "SYN 202, all established", synFromPort(202), 1002, { out: { flags: TCP_RST | TCP_ACK } }, {
+    drops: { port_exhausted: 1 },
+    events: { rst_sent: 1 },
+  });
+});
+
+Deno.test("pressure: closed entries (TIME_WAIT, CLOSE) give way too, after half-open ones", () => {
+  const e = engine();
+  const h = handshake(e, 100);
+  handshake(e, 101);
+  handshake(e, 102);
+  handshake(e, 103);
+  // 100 closes (TIME_WAIT); 101 is reset (CLOSE, due sooner).
+  const f1 = fromClient(h, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
+  assert.ok(e.process(f1.b, f1.len, 1000) > 0);
+  const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
+  assert.ok(e.process(f2.b, f2.len, 1000) > 0);
+  const tw = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 100);
+  assert.equal(e.conns.state[tw], STATE_TIME_WAIT);
+  const r = tcp({ src: CLIENT, dst: VIP, sport: 101, dport: 80, seq: 1001, flags: TCP_RST });
+  assert.ok(e.process(r.b, r.len, 1000) > 0);
+  const closed = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 101);
+  assert.equal(e.conns.state[closed], STATE_CLOSE);
+  run(e, "SYN 200", synFromPort(200), 1000, { out: { flags: TCP_SYN } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 101), -1, "CLOSE (3 s) went first");
+  // 200 is half-open now: it goes before the TIME_WAIT entry.
+  run(e, "SYN 201", synFromPort(201), 1000, { out: { flags: TCP_SYN } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 200), -1, "the half-open one first");
+  assert.equal(e.conns.state[tw], STATE_TIME_WAIT, "TIME_WAIT still there");
+});
+
+Deno.test("pressure: table full, any family's half-open entry gives way; a pool only frees its own family", () => {
+  // Room for 2 connections; IPv4 has 4 ports, IPv6 4.
+  const e = engine({ maxConnections: 2 });
+  const h = handshake(e, 100);
+  run(e, "IPv6 SYN", synFromPort(300, true), 1000, { out: { flags: TCP_SYN } });
+  run(e, "SYN 101, table full", synFromPort(101), 1000, { out: { flags: TCP_SYN, src: LOCAL } }, {
+    events: { evicted: 1, connections: 1, toa_inserted: 1 },
+    flow: "new",
+  });
+  assert.equal(e.conns.size, 2);
+  assert.equal(e.poolUsage()[1].used, 0, "the IPv6 entry went, its port back");
+  assert.equal(e.conns.state[e.conns.findLocal(0, h.lport)], STATE_ESTABLISHED);
+  // IPv4 pool exhausted by established entries; an IPv6 half-open entry does not free an IPv4 port.
+  const f = engine({ portRange: [2000, 2001] });
+  handshake(f, 100);
+  handshake(f, 101);
+  run(f, "IPv6 SYN", synFromPort(300, true), 1000, { out: { flags: TCP_SYN } });
+  run(f, "SYN 102, IPv4 pool empty", synFromPort(102), 1000, { out: { flags: TCP_RST | TCP_ACK } }, {
+    drops: { port_exhausted: 1 },
+    events: { rst_sent: 1 },
+  });
+  assert.equal(f.conns.size, 3, "the IPv6 half-open entry stays");
 });
 
 Deno.test("rr spreads connections over both real servers; weight 0 drains without cutting connections", () => {
@@ -2068,7 +2643,7 @@ Deno.test("listing: connections() as ipvsadm -Lnc shows them, poolUsage counts m
   assert.deepEqual(rows[0], {
     proto: "tcp",
     state: "ESTABLISHED",
-    expiresIn: 900,
+    expiresIn: 90,
     source: `${CLIENT}:40000`,
     virtual: `${VIP}:80`,
     local: `${LOCAL}:${h.lport}`,
@@ -2080,7 +2655,9 @@ Deno.test("listing: connections() as ipvsadm -Lnc shows them, poolUsage counts m
   );
   assert.deepEqual([rows[2].proto, rows[2].state], ["udp", "UDP"]);
   assert.equal(e.connections(1).length, 1);
-  // The v4 pool holds four ports (2000–2003): two are used, two more SYNs take them, the next one misses.
+  // The v4 pool holds four ports (2000–2003): two are used, two more SYNs take them, the next one evicts
+  // one of those half-open entries (misses count only what is refused: see the pressure tests).
   for (let i = 0; i < 3; i++) e.process(synTo(3000 + i).b, synTo(3000 + i).len, 1000);
-  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 1 });
+  assert.deepEqual(e.poolUsage()[0], { address: LOCAL, used: 4, free: 0, misses: 0 });
+  assert.equal(e.counters.events[C.EV_EVICTED], 1);
 });

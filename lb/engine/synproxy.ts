@@ -108,21 +108,6 @@ export function writeSynAckOptions(opts: Uint8Array, mss: number, data: number):
 }
 
 /**
- * The options of the gateway's SYN to the real server: the client's MSS (no larger than the clamp), window
- * scale and SACK-permitted as the client offered them, from cookie `data`. Returns the length; the caller
- * may append TOA after it.
- */
-export function writeServerSynOptions(
-  opts: Uint8Array,
-  family: number,
-  mssMax: number,
-  data: number,
-): number {
-  const ws = cookieWscale(data);
-  return writeHandshakeOptions(opts, cookieMss(data, family, mssMax), data, ws === COOKIE_NO_WSCALE ? 0 : ws);
-}
-
-/**
  * Rewrites the window field of the segment at TCP offset `o` from shift `from` to shift `to` (a window the
  * receiver reads with `to`), keeping the checksum; capped at 65535, and never turned into 0 when it was not.
  */

@@ -165,11 +165,18 @@ Deno.test("synproxy: an ACK with a wrong cookie, another tuple's cookie, or an o
   const e = engine();
   const cookie = clientHandshake(e);
   const before = e.counters.drops[C.DROP_NO_CONNECTION];
+  // Each is a segment of no connection: answered with a RST (fail fast), never a connection.
+  const refused = (spec: TcpSpec, now = 1000) => {
+    const outs = send(e, spec, now);
+    assert.equal(outs.length, 1);
+    assert.equal(outs[0].flags & TCP_RST, TCP_RST);
+    assert.equal(outs[0].dst, CLIENT);
+  };
   // The low 7 bits carry options, unauthenticated (a forged value changes only the forger's own options).
-  assert.equal(send(e, client({ seq: 1001, ack: cookie + 1 + 0x80 })).length, 0, "wrong ack");
-  assert.equal(send(e, client({ seq: 1002, ack: cookie + 1 })).length, 0, "wrong seq (another ISN)");
-  assert.equal(send(e, client({ seq: 1001, ack: cookie + 1, sport: 40001 })).length, 0, "another port");
-  assert.equal(send(e, client({ seq: 1001, ack: cookie + 1 }), 1000 + 200).length, 0, "200 s later");
+  refused(client({ seq: 1001, ack: cookie + 1 + 0x80 }));
+  refused(client({ seq: 1002, ack: cookie + 1 })); // another ISN
+  refused(client({ seq: 1001, ack: cookie + 1, sport: 40001 }));
+  refused(client({ seq: 1001, ack: cookie + 1 }), 1000 + 200); // 200 s later
   assert.equal(e.counters.events[C.EV_SYNCOOKIE_BAD], 4);
   assert.equal(e.counters.drops[C.DROP_NO_CONNECTION] - before, 4);
   assert.equal(e.conns.size, 0);
@@ -308,4 +315,22 @@ Deno.test("synproxy auto: on past the threshold of half-open entries, off again 
   assert.equal(e.counters.events[C.EV_SYNPROXY_OFF], 1);
   const [again] = send(e, client({ flags: TCP_SYN, seq: 1, sport: 44000 }), 1020);
   assert.equal(again.dst, RS);
+});
+
+Deno.test("synproxy: a server that still holds the tuple (ACK to our SYN) is taken over: RST, then the SYN again", () => {
+  const e = engine();
+  const cookie = clientHandshake(e);
+  send(e, client({ seq: 1001, ack: cookie + 1, payload: GET }));
+  const outs = send(e, server({ seq: 777, ack: 0x5555 }), 1000.01, "stale ACK");
+  assert.equal(outs.length, 2);
+  const [rst, syn] = outs;
+  assert.deepEqual([rst.src, rst.dst, rst.flags & TCP_RST, rst.seq], [LOCAL, RS, TCP_RST, 0x5555]);
+  assert.deepEqual([syn.src, syn.dst, syn.sport, syn.flags, syn.seq], [LOCAL, RS, 2000, TCP_SYN, ISN]);
+  assert.equal(tcpMss(syn.b, syn.info.l4Off), 1452);
+  assert.ok(decodeToa(syn.b.subarray(0, syn.len)) !== null, "TOA in the SYN sent again");
+  assert.equal(e.counters.events[C.EV_TAKEOVER_RST], 1);
+  // Then the server's SYN+ACK opens it as usual, and the kept request follows.
+  const [ack, data] = send(e, server({ flags: TCP_SYN | TCP_ACK, seq: 9000, ack: ISN + 1 }));
+  assert.deepEqual([ack.seq, ack.ack], [ISN + 1, 9001]);
+  assert.deepEqual(data.b.subarray(data.len - GET.length, data.len), GET);
 });

@@ -87,6 +87,26 @@ export class TimerWheel {
     return n;
   }
 
+  /**
+   * Fills `out` with up to `out.length` scheduled handles, the slots due soonest first (within a slot, the
+   * last filed first), looking at no more than `maxSlots` slots: a bounded walk to the entries nearest their
+   * deadline. A handle whose deadline moved later since it was filed is found where it was filed.
+   */
+  soonest(out: Int32Array, maxSlots = this.slots): number {
+    let n = 0;
+    const slots = maxSlots < this.slots ? maxSlots : this.slots;
+    for (let k = 0; k < slots && n < out.length; k++) {
+      for (
+        let id = this.heads[(this.current + k) & this.mask];
+        id !== NONE && n < out.length;
+        id = this.next[id]
+      ) {
+        out[n++] = id;
+      }
+    }
+    return n;
+  }
+
   private file(id: number, at: number): void {
     let sec = Math.floor(at);
     if (sec < this.current) sec = this.current;

@@ -1115,6 +1115,8 @@ interface Mapping {
   seen: number;
   /** TCP: a FIN or RST was forwarded, either way: it may be in FIN_WAIT, TIME_WAIT or CLOSE. */
   closing: boolean;
+  /** The engine's `evicted` count when last seen: an entry evicted since may have made way for another. */
+  evicted: number;
 }
 
 function addrHex(b: Uint8Array, off: number, fam: 4 | 6): string {
@@ -1129,7 +1131,8 @@ const LOCAL_HEX = new Set(["c6120201", "c6120202", "fd00000200000000000000000000
  * must keep its local and server tuple unless the connection may have ended: expiry, the only way a UDP flow
  * ends, needs its whole idle timeout; a TCP connection also ends when a SYN finds it in TIME_WAIT or CLOSE
  * (`reused`), so a SYN may move a tuple that was idle for the shortest timeout of the states before any FIN
- * or RST (SYN_SENT, SYN_RECV, ESTABLISHED) or that saw a FIN or RST, and nothing else may move it; a
+ * or RST (SYN_SENT, SYN_RECV, ESTABLISHED) or that saw a FIN or RST, or once the engine evicted an entry
+ * since (a half-open one makes way under pressure), and nothing else may move it; a
  * server's packet forwarded for a local tuple must go back to that connection's client from its VIP, and
  * come from its real server.
  */
@@ -1145,8 +1148,11 @@ export class NatModel {
     this.openTimeout = Math.min(timeouts.synSent, timeouts.synRecv, timeouts.established);
   }
 
-  /** Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) at time `now`, and learns from it. */
-  check(input: Uint8Array, len: number, out: Uint8Array, ret: number, now: number): Violation[] {
+  /**
+   * Checks one forwarded packet (`out[0, ret)`, input `input[0, len)`) at time `now`, and learns from it;
+   * `evicted` is the engine's count of evicted entries so far.
+   */
+  check(input: Uint8Array, len: number, out: Uint8Array, ret: number, now: number, evicted = 0): Violation[] {
     const il = parseLayers(input, len);
     const ol = parseLayers(out, ret);
     if (il === null && ol !== null) this.touch(out, ol);
@@ -1171,13 +1177,16 @@ export class NatModel {
         delta: tcp ? (rd32(out, ol.l4Off + 4) - rd32(input, il.l4Off + 4)) >>> 0 : 0,
         seen: now,
         closing: tcp && (input[il.l4Off + 13] & 0x05) !== 0,
+        evicted,
       };
       const key = `${il.proto}|${m.client}|${m.cport}|${m.vip}|${m.vport}`;
       const old = this.byClient.get(key);
       const syn = tcp && (input[il.l4Off + 13] & 0x16) === 0x02;
       // The engine expires a connection at the first tick with its deadline (last packet + timeout) ≤ now.
       const live = old !== undefined &&
-        (tcp ? !syn || !old.closing && old.seen + this.openTimeout > now : old.seen + this.udpTimeout > now);
+        (tcp
+          ? !syn || !old.closing && old.seen + this.openTimeout > now && old.evicted === evicted
+          : old.seen + this.udpTimeout > now);
       const moved = old !== undefined &&
         (old.local !== m.local || old.lport !== m.lport || old.rs !== m.rs || old.rport !== m.rport);
       if (live && moved) {
@@ -1379,7 +1388,9 @@ export function checkWithModel(
 ): PacketVerdict {
   const input = b.slice(0, len);
   const r = checkPacket(e, b, len, now, csumPartial);
-  if (r.ret > 0 && !r.generated) r.violations.push(...model.check(input, len, b, r.ret, now));
+  if (r.ret > 0 && !r.generated) {
+    r.violations.push(...model.check(input, len, b, r.ret, now, e.counters.events[C.EV_EVICTED]));
+  }
   return r;
 }
 

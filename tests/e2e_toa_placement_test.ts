@@ -5,6 +5,7 @@
  *
  *   client 198.18.1.2 ─▶ VIP .110–.115 ══ gateway (TOA: placement × synproxy) ══ 198.18.2.1
  *        ─▶ rs1 toa-proxy :80 (saved-SYN decoder) ─▶ nginx (`$proxy_protocol_addr`)
+ *   and the same over IPv6: fd00:1::2 ─▶ fd00::110–115 ══ fd00:2::1 ─▶ [rs1]:80 toa-proxy ─▶ nginx
  *
  * What the field sees, one line per cell (`toa placement: <placement> synproxy=<x>: server saw <addr>`): the
  * saved-SYN decoder gets the client where the SYN carries TOA (`syn+ack`, `syn`), and the gateway's local
@@ -25,24 +26,28 @@ const LOCAL4 = "198.18.2.1";
 const LOCAL6 = "fd00:2::1";
 const TRUST = "198.18.2.0/24,fd00:2::/64";
 
-/** One cell: a placement, the SYN proxy off or on, its own VIP and client port. */
+/** One cell: a placement, the SYN proxy off or on, a family, its own VIP and client port. */
 interface Cell {
   placement: "syn+ack" | "ack" | "syn";
   synproxy: "off" | "on";
+  family: 4 | 6;
   vip: string;
   cport: number;
 }
 
-const CELLS: Cell[] = (["syn+ack", "ack", "syn"] as const).flatMap((placement, i) =>
-  (["off", "on"] as const).map((synproxy, j) => ({
-    placement,
-    synproxy,
-    vip: `198.18.0.${110 + i * 2 + j}`,
-    cport: 41000 + i * 2 + j,
-  }))
+const CELLS: Cell[] = ([4, 6] as const).flatMap((family) =>
+  (["syn+ack", "ack", "syn"] as const).flatMap((placement, i) =>
+    (["off", "on"] as const).map((synproxy, j) => ({
+      placement,
+      synproxy,
+      family,
+      vip: family === 4 ? `198.18.0.${110 + i * 2 + j}` : `fd00::${110 + i * 2 + j}`,
+      cport: 41000 + (family === 6 ? 100 : 0) + i * 2 + j,
+    }))
+  )
 );
 
-function gatewayConfig(rs1: string): Record<string, unknown> {
+function gatewayConfig(rs1v4: string, rs1v6: string): Record<string, unknown> {
   return {
     localAddresses: [LOCAL4, LOCAL6],
     services: CELLS.map((c) => ({
@@ -52,7 +57,7 @@ function gatewayConfig(rs1: string): Record<string, unknown> {
       toa: true,
       toaPlacement: c.placement,
       synproxy: c.synproxy,
-      realServers: [{ address: rs1, port: 80 }],
+      realServers: [{ address: c.family === 4 ? rs1v4 : rs1v6, port: 80 }],
       // toa-proxy's counters are judged connection by connection: no health-check connections among them.
       healthCheck: { type: "none" },
     })),
@@ -74,10 +79,10 @@ interface Seen {
  * none, the one whose local port `lport` nginx reported) and reads where TOA sat; checks every TOA names the
  * client and none rides on a later segment.
  */
-function placementOf(segs: TcpSegment[], client: string, cport: number, lport: number): Seen {
+function placementOf(segs: TcpSegment[], client: string, cport: number, lport: number, family: 4 | 6): Seen {
   const names = (s: TcpSegment) => toaOptions(s).some((t) => t.port === cport && t.address === client);
   const marked = segs.find((s) => s.dport === 80 && names(s));
-  const src = marked?.src ?? LOCAL4;
+  const src = marked?.src ?? (family === 4 ? LOCAL4 : LOCAL6);
   const sport = marked?.sport ?? lport;
   const flow = segs.filter((s) => s.src === src && s.sport === sport && s.dport === 80);
   const syns = flow.filter((s) => s.flags === "S");
@@ -87,7 +92,8 @@ function placementOf(segs: TcpSegment[], client: string, cport: number, lport: n
   assert.ok(ack, `no handshake ACK from ${src}:${sport}`);
   for (const s of flow) {
     for (const t of toaOptions(s)) {
-      assert.deepEqual(t, { port: cport, address: client, len: 8 }, `TOA in ${s.flags} names the client`);
+      const len = family === 4 ? 8 : 20;
+      assert.deepEqual(t, { port: cport, address: client, len }, `TOA in ${s.flags} names the client`);
     }
     assert.ok(toaOptions(s).length <= 1, `one TOA at most in ${s.flags}`);
     assert.notEqual(s.checksum, "bad", `${s.flags} checksum`);
@@ -101,24 +107,28 @@ function placementOf(segs: TcpSegment[], client: string, cport: number, lport: n
 }
 
 Deno.test("e2e: TOA placement × SYN proxy against a saved-SYN decoder (toa-proxy → nginx), captured on rs1", async () => {
-  await withLab({ nginx: false, gateway: (t) => gatewayConfig(t.rsIp4[0]) }, async (lab) => {
+  await withLab({ nginx: false, gateway: (t) => gatewayConfig(t.rsIp4[0], t.rsIp6[0]) }, async (lab) => {
     const t = lab.t;
     const rs1 = t.nsRs[0];
     const nginx = await startPpNginx(rs1, `${lab.dir}/nginx`, ["127.0.0.1:8080"], {});
     lab.defer(() => nginx.stop());
     lab.track(nginx.process);
-    const proxy = await startToaProxy(rs1, [
-      "--listen",
-      `${t.rsIp4[0]}:80`,
-      "--backend",
-      "127.0.0.1:8080",
-      "--proxy-protocol",
-      "v1",
-      "--trust",
-      TRUST,
-    ]);
-    lab.defer(() => proxy.stop());
-    lab.track(proxy.process);
+    const proxy = async (listen: string) => {
+      const p = await startToaProxy(rs1, [
+        "--listen",
+        listen,
+        "--backend",
+        "127.0.0.1:8080",
+        "--proxy-protocol",
+        "v1",
+        "--trust",
+        TRUST,
+      ]);
+      lab.defer(() => p.stop());
+      lab.track(p.process);
+      return p;
+    };
+    const proxies = { 4: await proxy(`${t.rsIp4[0]}:80`), 6: await proxy(`[${t.rsIp6[0]}]:80`) };
     const cap = await startCapture({ ns: rs1, filter: "tcp port 80" });
     lab.defer(() => cap.abort());
 
@@ -131,19 +141,21 @@ Deno.test("e2e: TOA placement × SYN proxy against a saved-SYN decoder (toa-prox
         "10",
         "--local-port",
         String(c.cport),
-        `http://${c.vip}/ip`,
+        c.family === 4 ? `http://${c.vip}/ip` : `http://[${c.vip}]/ip`,
       ], 20_000);
       assert.ok(r.success, `curl ${c.vip} (${c.placement}, synproxy ${c.synproxy}): ${r.stderr}`);
       const [address, port] = r.stdout.trim().split(/:(?=\d+$)/);
       saw.set(c, { address, port: Number(port) });
-      console.log(`toa placement: ${c.placement} synproxy=${c.synproxy}: server saw ${address}`);
+      const v6 = c.family === 6 ? " ipv6" : "";
+      console.log(`toa placement: ${c.placement} synproxy=${c.synproxy}${v6}: server saw ${address}`);
     }
     const segs = await cap.stop(`${lab.dir}/rs1.pcap`);
 
     for (const c of CELLS) {
-      const label = `${c.placement} synproxy=${c.synproxy}`;
+      const label = `${c.placement} synproxy=${c.synproxy} IPv${c.family}`;
       const s = saw.get(c)!;
-      const where = placementOf(segs, t.cliIp4, c.cport, s.port);
+      const client = c.family === 4 ? t.cliIp4 : t.cliIp6;
+      const where = placementOf(segs, client, c.cport, s.port, c.family);
       // The capture: TOA exactly where the placement says, in forwarded and proxied handshakes alike.
       assert.deepEqual(
         { syn: where.syn, ack: where.ack },
@@ -152,21 +164,25 @@ Deno.test("e2e: TOA placement × SYN proxy against a saved-SYN decoder (toa-prox
       );
       if (c.placement === "ack") {
         // The saved SYN holds no TOA: the decoder announces its peer, the gateway's local address and port.
-        assert.deepEqual(s, { address: LOCAL4, port: where.lport }, `${label}: the gateway's local address`);
+        const local = c.family === 4 ? LOCAL4 : LOCAL6;
+        assert.deepEqual(s, { address: local, port: where.lport }, `${label}: the gateway's local address`);
+        assert.equal(where.local, local);
       } else {
-        assert.deepEqual(s, { address: t.cliIp4, port: c.cport }, `${label}: the client`);
+        assert.deepEqual(s, { address: client, port: c.cport }, `${label}: the client`);
       }
     }
 
     const stats = await lab.gw!.stats();
-    // syn+ack: 2 per connection, ack and syn: 1; both SYN proxy modes.
-    assert.equal(stats.events.toa_inserted ?? 0, 2 * (2 + 1 + 1), "toa_inserted");
+    // syn+ack: 2 per connection, ack and syn: 1; both SYN proxy modes, both families.
+    assert.equal(stats.events.toa_inserted ?? 0, 2 * 2 * (2 + 1 + 1), "toa_inserted");
     assert.equal(stats.events.toa_no_space ?? 0, 0);
-    const { counters } = await proxy.stop();
-    assert.equal(counters.toa_trusted, 4, "syn+ack and syn, proxy off and on");
-    assert.equal(counters.no_toa, 2, "ack, proxy off and on: nothing in the saved SYN");
-    assert.equal(counters.toa_malformed, 0);
+    for (const f of [4, 6] as const) {
+      const { counters } = await proxies[f].stop();
+      assert.equal(counters.toa_trusted, 4, `IPv${f}: syn+ack and syn, proxy off and on`);
+      assert.equal(counters.no_toa, 2, `IPv${f}: ack, proxy off and on: nothing in the saved SYN`);
+      assert.equal(counters.toa_malformed, 0);
+    }
     // The gateway's SYN cookies answered the proxied cells' clients.
-    assert.ok((stats.events.syncookie_valid ?? 0) >= 3, `syncookie_valid ${stats.events.syncookie_valid}`);
+    assert.equal(stats.events.syncookie_valid ?? 0, 6, "syncookie_valid");
   });
 });

@@ -5,7 +5,7 @@
  *
  *   client 198.18.1.2 ─▶ VIP .110–.115 ══ gateway (TOA: placement × synproxy) ══ 198.18.2.1
  *        ─▶ rs1 toa-proxy :80 (saved-SYN decoder) ─▶ nginx (`$proxy_protocol_addr`)
- *   and the same over IPv6: fd00:1::2 ─▶ fd00::110–115 ══ fd00:2::1 ─▶ [rs1]:80 toa-proxy ─▶ nginx
+ *   IPv6: fd00:1::2 ─▶ fd00::110–115 ══ fd00:2::1 ─▶ [rs1]:80 toa-proxy ─▶ nginx
  *
  * What the field sees, one line per cell (`toa placement: <placement> synproxy=<x>: server saw <addr>`): the
  * saved-SYN decoder gets the client where the SYN carries TOA (`syn+ack`, `syn`), and the gateway's local

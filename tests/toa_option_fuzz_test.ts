@@ -7,7 +7,8 @@
 // 253 and 254 by default, or a set given — in the packet's own form; a broken list has none), and a
 // well-formed TOA of either default kind inserted anywhere is found with its address; the option edits the
 // engine makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, nopToaOptions, tcpClampMss,
-// tcpAdjustSack) keep the options, the payload and an RFC 1071 checksum right. A failure prints the seed, index and the packet in hex.
+// tcpAdjustSack) keep the options, the payload and an RFC 1071 checksum right. A failure prints the seed,
+// index and the packet in hex.
 import assert from "node:assert/strict";
 import { PacketInfo } from "../base/packet/packet_info.ts";
 import {
@@ -213,7 +214,7 @@ Deno.test(`TOA fuzz: ${SOUPS} random option soups walk inside the header and agr
     assert.deepEqual(toa, expectedToa(b, o), `${label()}: decodeToa`);
     seen.toa += toa === null ? 0 : 1;
     if (mine.wellFormed) {
-      // scanToa: the same TOA and the malformed options of the set before it, for the default and a given set.
+      // scanToa: the same TOA and the malformed options of the set before it (default set, and a given one).
       const scan = scanToa(b);
       assert.deepEqual(scan, expectedScan(b, o, DEFAULT_KINDS), `${label()}: scanToa`);
       const scan252 = scanToa(b, ONLY_252);

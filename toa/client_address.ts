@@ -32,7 +32,7 @@ export type ClientAddressReason =
   | "toa_untrusted_ignored"
   /** Trusted or not, the saved SYN carries no option of a TOA kind: the peer is the client. */
   | "no_toa"
-  /** Trusted peer, but every option of a TOA kind was malformed (wrong length or family): the peer is the client. */
+  /** Trusted peer, but every option of a TOA kind was malformed (length, family): the peer is the client. */
   | "toa_malformed"
   /** The kernel saved no SYN (SYN cookie, or a listener without TCP_SAVE_SYN): the peer is the client. */
   | "no_saved_syn";
@@ -45,7 +45,7 @@ export interface ClientAddress {
   peer: SocketAddress;
   /** Why `client` was chosen. */
   reason: ClientAddressReason;
-  /** Malformed options of a TOA kind skipped in a trusted peer's SYN (a gateway bug to look at); 0 otherwise. */
+  /** Malformed options of a TOA kind skipped in a trusted peer's SYN (a gateway bug); 0 otherwise. */
   malformedToa: number;
 }
 

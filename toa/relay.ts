@@ -130,7 +130,7 @@ export interface ToaProxyCounters {
   no_saved_syn: number;
   /** … from a trusted peer whose every option of a TOA kind was malformed: peer announced. */
   toa_malformed: number;
-  /** Malformed options of a TOA kind (wrong length or family) skipped in trusted peers' SYNs, a valid one after or not. */
+  /** Malformed options of a TOA kind (length, family) in trusted peers' SYNs, a valid one after or not. */
   toa_malformed_options: number;
   /** Connections reset at once because their client address already held `maxPerSource` (in `accepted`). */
   per_source_rejected: number;

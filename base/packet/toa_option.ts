@@ -194,19 +194,20 @@ export function readToaOption(b: Uint8Array, optOff: number, kinds = DEFAULT_TOA
 
 /** What {@link scanToa} found in a SYN: the TOA to use, and how many options of a TOA kind it had to skip. */
 export interface ToaScan {
-  /** The first option of a TOA kind with the packet's own IP family's length (8 in IPv4, 20 in IPv6), or null. */
+  /** The first option of a TOA kind with its packet's family's length (8 in IPv4, 20 in IPv6), or null. */
   toa: ToaAddress | null;
   /**
    * Options of a TOA kind skipped as malformed: a length of neither form, or the other family's form. A
-   * broken option list (an option running past the header, a length below 2) counts as one, and yields no TOA.
+   * broken option list (an option running past the header, a length below 2) counts as one, and yields no
+   * TOA.
    */
   malformed: number;
 }
 
 /**
- * Finds TOA — an option of one of `kinds` (default 253 and 254) — in an IP packet that holds a TCP header,
- * typically a SYN saved by the kernel with TCP_SAVE_SYN, whose bytes stop after the TCP header while the IP
- * length counts any payload; counts the options of those kinds it skipped. Like toa.ko, an option of the
+ * Finds TOA — an option of one of `kinds` (default 253 and 254) — in an IP packet that holds a TCP
+ * header, typically a SYN saved by the kernel with TCP_SAVE_SYN, whose bytes stop after the TCP header
+ * while the IP length counts any payload; counts the options of those kinds it skipped. Like toa.ko, an option of the
  * wrong length is passed over and a later valid one taken; unlike toa.ko, a broken option list yields nothing
  * (half a header is no address to believe). A valid form of the other IP family is skipped too: the gateway
  * never changes the family (docs/toa.md).

@@ -390,9 +390,9 @@ export class Engine {
    * Applies a new configuration to the running engine (control path): services matched by key
    * ("tcp 198.18.0.100:80") and servers by "address:port" within them keep their slots, so connections and
    * counters go on; new ones get new slots; removed ones drain (no new connections, existing ones keep
-   * flowing until they end). Weights, schedulers, `toa`, `toaPlacement`, timeouts, MTU and reply rate apply to new
-   * connections. Local addresses may only be added. Throws, changing nothing, when the new configuration
-   * needs a restart (workers, maxConnections, portRange, a local address removed).
+   * flowing until they end). Weights, schedulers, `toa`, `toaPlacement`, timeouts, MTU and reply rate
+   * apply to new connections. Local addresses may only be added. Throws, changing nothing, when the new
+   * configuration needs a restart (workers, maxConnections, portRange, a local address removed).
    */
   reconfigure(config: GatewayConfig): void {
     const old = this.config;
@@ -1207,8 +1207,9 @@ export class Engine {
   /**
    * The client's handshake segments' option edits toward the server (connection `id` in `state` before
    * this segment; `syn`: a SYN that opens it): MSS clamped, timestamps removed, TOA inserted into the SYN
-   * and/or the ACK completing the handshake, as the service's `toaPlacement` says. Returns the new length. Apart from {@link fromClient} so that the
-   * established path stays small enough for the compiler to inline its helpers.
+   * and/or the ACK completing the handshake, as the service's `toaPlacement` says. Returns the new length.
+   * Apart from {@link fromClient} so that the established path stays small enough for the compiler to inline
+   * its helpers.
    */
   private handshakeEdits(
     b: Uint8Array,
@@ -1521,7 +1522,7 @@ export class Engine {
       if (win > conns.serverMaxWin[id]) conns.serverMaxWin[id] = win;
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-        // No TOA toward a client either: a server's option 253/254 (its own gateway's, or forged) becomes NOPs.
+        // No TOA toward a client either: a server's 253/254 (its own gateway's, or forged) becomes NOPs.
         const n = nopToaOptions(b, o);
         if (n > 0) this.counters.events[C.EV_TOA_STRIPPED] += n;
         tcpAdjustSack(b, o, -delta);
@@ -1758,8 +1759,8 @@ export class Engine {
   /**
    * The server's answer to the SYN proxy's SYN: a SYN+ACK opens the server side — the sequence spaces are
    * bridged (serverDelta), window scaling settled, and the ACK that completes the server's handshake (with
-   * TOA when the placement has "ack") goes back in `b`, followed by the kept segment ({@link nextOutput}); a RST refuses it, and the
-   * client, connected to the gateway already, gets a RST.
+   * TOA when the placement has "ack") goes back in `b`, followed by the kept segment ({@link nextOutput});
+   * a RST refuses it, and the client, connected to the gateway already, gets a RST.
    */
   private synproxyServerOpening(b: Uint8Array, id: number, flags: number): number {
     const info = this.info;

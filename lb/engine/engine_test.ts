@@ -2042,7 +2042,7 @@ Deno.test("handshake: SYN to the first real server, SYN+ACK from the VIP, handsh
   assert.equal(svc[C.T_BYTES_OUT], h.saLen);
 });
 
-/** `toaPlacement` and where it puts TOA: in the SYN toward the server, in the ACK completing its handshake. */
+/** `toaPlacement` and where it puts TOA: the SYN toward the server, the ACK completing its handshake. */
 const PLACEMENT_ROWS = [
   { placement: "syn+ack", syn: true, ack: true },
   { placement: "ack", syn: false, ack: true },

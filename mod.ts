@@ -26,6 +26,7 @@ export {
   type RealServerConfig,
   type ServiceConfig,
   type Timeouts,
+  type ToaPlacement,
   validateConfig,
 } from "./lb/config.ts";
 export {
@@ -55,11 +56,15 @@ export { PacketInfo } from "./base/packet/packet_info.ts";
 export { classifyPacket, PACKET_OK, PACKET_REASON_NAMES } from "./base/packet/validate.ts";
 export {
   decodeToa,
+  DEFAULT_TOA_KINDS,
   readToaOption,
   TCPOPT_TOA,
+  TCPOPT_TOA_ALT,
   TOA_V4_LEN,
   TOA_V6_LEN,
   type ToaAddress,
+  type ToaKindSet,
+  toaKindSet,
   writeToaV4,
   writeToaV6,
   writeToaWords,

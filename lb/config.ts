@@ -101,6 +101,11 @@ export interface MetricsConfig {
   port: number;
 }
 
+/** Where the gateway puts TOA in the handshake toward a real server (`services[].toaPlacement`). */
+export type ToaPlacement = "syn+ack" | "ack" | "syn";
+/** The values of {@link ToaPlacement}. */
+export const TOA_PLACEMENTS: readonly ToaPlacement[] = ["syn+ack", "ack", "syn"];
+
 /** One virtual service: VIP, port and protocol, and the real servers it balances over. */
 export interface ServiceConfig {
   /** Virtual IP address. */
@@ -113,6 +118,12 @@ export interface ServiceConfig {
   scheduler: string;
   /** Insert TOA toward the real servers (TCP only). */
   toa: boolean;
+  /**
+   * Which handshake segments toward the real server carry TOA: "syn+ack" (default) the SYN and the ACK
+   * completing the handshake; "ack" only the ACK (as dpvs ≥ 1.9.6, for toa.ko-style decoders); "syn" only
+   * the SYN (for decoders reading the saved SYN). Applies to the SYN proxy's own SYN and ACK too.
+   */
+  toaPlacement: ToaPlacement;
   /** The real servers. */
   realServers: RealServerConfig[];
   /** How the real servers are probed. */
@@ -259,6 +270,7 @@ const KNOWN_SERVICE = [
   "protocol",
   "scheduler",
   "toa",
+  "toaPlacement",
   "realServers",
   "healthCheck",
   "onServerDown",
@@ -418,6 +430,13 @@ export function validateConfig(raw: unknown): GatewayConfig {
     }
     const toa = s.toa ?? true;
     if (typeof toa !== "boolean") throw new ConfigError(`${p}toa`, "expected true or false");
+    const toaPlacement = s.toaPlacement ?? "syn+ack";
+    if (!(TOA_PLACEMENTS as readonly unknown[]).includes(toaPlacement)) {
+      throw new ConfigError(
+        `${p}toaPlacement`,
+        `expected "syn+ack", "ack" or "syn", got ${JSON.stringify(toaPlacement)}`,
+      );
+    }
     if (!Array.isArray(s.realServers) || s.realServers.length === 0) {
       throw new ConfigError(`${p}realServers`, "expected a non-empty array of real servers");
     }
@@ -461,6 +480,7 @@ export function validateConfig(raw: unknown): GatewayConfig {
       protocol,
       scheduler,
       toa,
+      toaPlacement: toaPlacement as ToaPlacement,
       realServers,
       healthCheck: healthCheck(s.healthCheck, p, protocol),
       onServerDown,

@@ -238,3 +238,21 @@ Deno.test("config: synproxy per service (default auto), synproxyThreshold, isnSe
   );
   assert.equal(error({ ...minimal, isnSecretFile: "relative" }).field, "isnSecretFile");
 });
+
+Deno.test("config: toaPlacement per service (default syn+ack), validated, the error names the field", () => {
+  assert.deepEqual(validateConfig(minimal).services.map((s) => s.toaPlacement), ["syn+ack", "syn+ack"]);
+  const svc = (toaPlacement: unknown) => ({
+    ...minimal,
+    services: [{ vip: "198.18.0.100", port: 80, toaPlacement, realServers: [{ address: "198.18.3.10" }] }],
+  });
+  for (const p of ["syn+ack", "ack", "syn"]) assert.equal(validateConfig(svc(p)).services[0].toaPlacement, p);
+  for (const bad of ["ack+syn", "SYN", "", true, 1]) {
+    const e = error(svc(bad));
+    assert.equal(e.field, "services[0].toaPlacement");
+    assert.match(e.message, /expected "syn\+ack", "ack" or "syn"/);
+  }
+  assert.match(
+    error({ ...minimal, services: [{ ...svc("ack").services[0], toaPlacment: "ack" }] }).message,
+    /did you mean "toaPlacement"/,
+  );
+});

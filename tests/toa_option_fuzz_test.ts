@@ -2,11 +2,13 @@
 // tcpFindOption) and the TOA decoder (base/packet/toa_option.ts decodeToa, readToaOption), differential
 // against an option walk written here from RFC 9293 §3.1: random option soups never throw, every option the
 // walker reports lies inside the TCP header (the bytes after it are changed between two runs and must not
-// matter; the packet ends its buffer, so a read past it would see undefined), the walk and the decoded TOA
-// agree with the independent ones (docs/toa.md: the first option of the packet's own form; a broken list has
-// none), and a well-formed TOA inserted anywhere is found with its address; the option edits the engine
-// makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, tcpClampMss, tcpAdjustSack) keep the options,
-// the payload and an RFC 1071 checksum right. A failure prints the seed, index and the packet in hex.
+// matter; the packet ends its buffer, so a read past it would see undefined), the walk, the decoded TOA and
+// the count of malformed ones agree with the independent ones (docs/toa.md: the first option of a TOA kind —
+// 253 and 254 by default, or a set given — in the packet's own form; a broken list has none), and a
+// well-formed TOA of either default kind inserted anywhere is found with its address; the option edits the
+// engine makes (tcpInsertOption, tcpCompactOptions, tcpNopAllOptions, nopToaOptions, tcpClampMss,
+// tcpAdjustSack) keep the options, the payload and an RFC 1071 checksum right. A failure prints the seed,
+// index and the packet in hex.
 import assert from "node:assert/strict";
 import { PacketInfo } from "../base/packet/packet_info.ts";
 import {
@@ -22,7 +24,14 @@ import {
   tcpOptionsWellFormed,
 } from "../base/packet/tcp.ts";
 import { classifyPacket, PACKET_OK } from "../base/packet/validate.ts";
-import { decodeToa, readToaOption, type ToaAddress } from "../base/packet/toa_option.ts";
+import {
+  decodeToa,
+  nopToaOptions,
+  readToaOption,
+  scanToa,
+  type ToaAddress,
+  toaKindSet,
+} from "../base/packet/toa_option.ts";
 import { completeState, fixTransportChecksum, parseLayers } from "./fuzz/engine_fuzz.ts";
 import { Rand } from "./helpers/prng.ts";
 
@@ -89,7 +98,7 @@ function v6Text(b: Uint8Array, off: number): string {
   return best < 0 ? h(g) : `${h(g.slice(0, best))}::${h(g.slice(best + bestLen))}`;
 }
 
-/** The TOA option at `p` decoded here: kind 254, length 8 (IPv4) or 20 (IPv6), else null. */
+/** The TOA option at `p` decoded here: length 8 (IPv4) or 20 (IPv6), else null (the kind is the caller's). */
 function toaAt(b: Uint8Array, p: number): ToaAddress | null {
   const port = b[p + 2] * 256 + b[p + 3];
   if (b[p + 1] === 8) return { family: 4, address: `${b[p + 4]}.${b[p + 5]}.${b[p + 6]}.${b[p + 7]}`, port };
@@ -97,17 +106,38 @@ function toaAt(b: Uint8Array, p: number): ToaAddress | null {
   return null;
 }
 
+/** The kinds a decoder takes by default (docs/toa.md): 254 (toa.ko, dpvs) and 253 (Alibaba, Huawei). */
+const DEFAULT_KINDS = [253, 254];
+
 /**
- * What decodeToa must return (docs/toa.md): nothing from a broken list; else the first kind-254 option whose
- * length is the packet's own family's form (8 in IPv4, 20 in IPv6), decoded here. Any other kind 254 (another
- * length, the other family's form) is passed over; port 0 is a TOA like any other.
+ * What decodeToa must return (docs/toa.md): nothing from a broken list; else the first option of a kind in
+ * `kinds` whose length is the packet's own family's form (8 in IPv4, 20 in IPv6), decoded here. Any other
+ * option of those kinds (another length, the other family's form) is passed over; port 0 is a TOA like any
+ * other.
  */
-function expectedToa(b: Uint8Array, o: number): ToaAddress | null {
+function expectedToa(b: Uint8Array, o: number, kinds = DEFAULT_KINDS): ToaAddress | null {
+  return expectedScan(b, o, kinds).toa;
+}
+
+/**
+ * What scanToa must return for a well-formed list (null for a broken one, judged elsewhere): the TOA as
+ * {@link expectedToa}, and how many options of a kind in `kinds` of the wrong length came before it.
+ */
+function expectedScan(
+  b: Uint8Array,
+  o: number,
+  kinds: number[],
+): { toa: ToaAddress | null; malformed: number } {
   const w = walk(b, o);
-  if (!w.wellFormed) return null;
+  if (!w.wellFormed) return { toa: null, malformed: 1 };
   const form = b[0] >> 4 === 4 ? 8 : 20;
-  const p = w.offsets.find((q) => b[q] === 254 && b[q + 1] === form);
-  return p === undefined ? null : toaAt(b, p);
+  let malformed = 0;
+  for (const q of w.offsets) {
+    if (!kinds.includes(b[q])) continue;
+    if (b[q + 1] === form) return { toa: toaAt(b, q), malformed };
+    malformed++;
+  }
+  return { toa: null, malformed };
 }
 
 /**
@@ -118,19 +148,19 @@ function soup(r: Rand, n: number): Uint8Array {
   if (r.chance(0.5)) {
     const out: number[] = [];
     while (out.length < n) {
-      const kind = r.pick([254, 254, 1, 0, 2, 8, 5, r.int(256)]);
+      const kind = r.pick([254, 254, 253, 252, 1, 0, 2, 8, 5, r.int(256)]);
       if (kind <= 1) {
         out.push(kind);
         continue;
       }
-      const len = r.chance(0.8) ? (kind === 254 ? r.pick([8, 20]) : 2 + r.int(10)) : r.int(42);
+      const len = r.chance(0.8) ? (kind >= 252 ? r.pick([8, 20]) : 2 + r.int(10)) : r.int(42);
       out.push(kind, len, ...r.bytes(Math.max(0, len - 2)));
     }
     return Uint8Array.from(out.slice(0, n));
   }
   const b = r.bytes(n);
   for (let i = 0; i < n; i++) {
-    if (r.chance(0.35)) b[i] = r.pick([0, 1, 1, 2, 4, 5, 8, 254, 254]);
+    if (r.chance(0.35)) b[i] = r.pick([0, 1, 1, 2, 4, 5, 8, 253, 254, 254]);
     else if (r.chance(0.3)) b[i] = r.pick([0, 1, 2, 3, 4, 8, 10, 20, 39, 40, 41, 255]);
   }
   return b;
@@ -159,9 +189,12 @@ function libraryWalk(b: Uint8Array, o: number, label: () => string) {
   return { offsets, end: p };
 }
 
+/** A kind set given (as `toa-proxy --toa-kinds 252` would): 252 only, so 253 and 254 are no TOA. */
+const ONLY_252 = toaKindSet([252]);
+
 Deno.test(`TOA fuzz: ${SOUPS} random option soups walk inside the header and agree with an RFC 9293 walk`, () => {
   const r = new Rand(SEED);
-  const seen = { toa: 0, sound: 0, malformed: 0 };
+  const seen = { toa: 0, sound: 0, malformed: 0, toa253: 0, toa252: 0, skipped: 0 };
   for (let i = 0; i < SOUPS; i++) {
     const family: 4 | 6 = r.chance(0.5) ? 4 : 6;
     const opts = soup(r, 4 * r.int(11));
@@ -180,6 +213,19 @@ Deno.test(`TOA fuzz: ${SOUPS} random option soups walk inside the header and agr
     const toa = decodeToa(b);
     assert.deepEqual(toa, expectedToa(b, o), `${label()}: decodeToa`);
     seen.toa += toa === null ? 0 : 1;
+    if (mine.wellFormed) {
+      // scanToa: the same TOA and the malformed options of the set before it (default set, and a given one).
+      const scan = scanToa(b);
+      assert.deepEqual(scan, expectedScan(b, o, DEFAULT_KINDS), `${label()}: scanToa`);
+      const scan252 = scanToa(b, ONLY_252);
+      assert.deepEqual(scan252, expectedScan(b, o, [252]), `${label()}: scanToa, kinds 252`);
+      const at = mine.offsets.find((q) =>
+        DEFAULT_KINDS.includes(b[q]) && b[q + 1] === (family === 4 ? 8 : 20)
+      );
+      if (at !== undefined && b[at] === 253) seen.toa253++;
+      seen.toa252 += scan252.toa === null ? 0 : 1;
+      seen.skipped += scan.malformed > 0 ? 1 : 0;
+    }
     seen[mine.wellFormed ? "sound" : "malformed"]++;
     // The bytes after the header must not matter: change them and everything stays the same.
     const hl = (b[o + 12] >> 4) * 4;
@@ -192,10 +238,17 @@ Deno.test(`TOA fuzz: ${SOUPS} random option soups walk inside the header and agr
     assert.deepEqual(decodeToa(cut.b), toa, `${label()}: saved-SYN form`);
   }
   // The soups reach every verdict, or agreement proves little.
-  assert.ok(seen.toa > 500 && seen.sound > 3000 && seen.malformed > 3000, JSON.stringify(seen));
+  assert.ok(
+    seen.toa > 500 && seen.sound > 3000 && seen.malformed > 3000 && seen.toa253 > 100 && seen.toa252 > 100 &&
+      seen.skipped > 500,
+    JSON.stringify(seen),
+  );
 });
 
-/** A sound option list without kind 254, as a list of options (so a TOA can go between any two). */
+/**
+ * A sound option list without a TOA (a kind 253 of length 4 is an option of a TOA kind, malformed, passed
+ * over), as a list of options (so a TOA can go between any two).
+ */
 function soundOptions(r: Rand): number[][] {
   const out: number[][] = [];
   for (let n = r.int(6); n > 0; n--) {
@@ -221,7 +274,7 @@ Deno.test("TOA fuzz: a well-formed TOA inserted anywhere in a sound list is foun
     const addr = r.bytes(v6 ? 16 : 4);
     if (v6) { for (let k = 0; k < 16; k += 2) if (r.chance(0.4)) addr[k] = addr[k + 1] = 0; }
     const port = r.chance(0.05) ? 0 : r.int(65536); // port 0 is a TOA too
-    const toa = [254, v6 ? 20 : 8, port >> 8, port & 255, ...addr];
+    const toa = [r.pick([253, 254]), v6 ? 20 : 8, port >> 8, port & 255, ...addr];
     const list = soundOptions(r);
     const at = r.int(list.length + 1);
     list.splice(at, 0, toa);
@@ -366,9 +419,12 @@ Deno.test("TOA fuzz: inserting TOA, packing, NOPing, clamping MSS and moving SAC
     }
     tcpAdjustSack(b, o, r.next());
     sound("SACK moved");
-    const removed = tcpNopAllOptions(b, o, 254);
+    // The gateway's strip: every option of kind 253 or 254 (the sound list's 253s of length 4 too).
+    const strays = kept.filter((t) => t.startsWith("fd") || t.startsWith("fe")).length;
+    const removed = nopToaOptions(b, o);
     sound("TOA NOPed");
-    assert.equal(removed, n < 0 ? 0 : 1, `${label()}: TOA options NOPed`);
+    assert.equal(removed, (n < 0 ? 0 : 1) + strays, `${label()}: TOA options NOPed`);
+    assert.equal(tcpNopAllOptions(b, o, 253) + tcpNopAllOptions(b, o, 254), 0, `${label()}: none left`);
     assert.equal(decodeToa(b.subarray(0, len)), null, `${label()}: no TOA after NOPing`);
   }
   assert.ok(counts.inserted > 4_000 && counts.noRoom > 40, JSON.stringify(counts));

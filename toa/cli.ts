@@ -14,10 +14,11 @@ import { SocketError } from "./listener.ts";
 import type { Cidr } from "./trust.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { errnoName } from "../base/sys/errno.ts";
+import { DEFAULT_TOA_KINDS, type ToaKindSet, toaKindSet } from "../base/packet/toa_option.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
                          --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]
-                         [--reuse-port] [--max-connections N] [--max-per-source N]
+                         [--reuse-port] [--max-connections N] [--max-per-source N] [--toa-kinds K[,K...]]
   Relays each connection to the backend, announcing the client from TOA when the peer is in --trust
   (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.
   --connect-timeout: backend connect timeout (default 3000 ms). --idle-timeout: close connections that
@@ -27,7 +28,9 @@ const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --
   until one closes; new clients wait in the listen backlog (default 0 = no limit of its own: the fd
   limit, two per connection, is the ceiling and behaves the same). --max-per-source: a client address
   (TOA from a trusted peer, else the peer; IPv6 by /64) holding N connections has its next ones
-  reset at once (default 0 = off; a trusted peer without TOA is never limited).`;
+  reset at once (default 0 = off; a trusted peer without TOA is never limited). --toa-kinds: the TCP
+  option kinds taken as TOA, 8 bytes in an IPv4 SYN, 20 in an IPv6 one (default 253,254: 254 of toa.ko
+  and dpvs, 253 of Alibaba's and Huawei's IPv6 TOA); e.g. 254 to narrow, 254,253,252 to add 252.`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {
@@ -49,6 +52,8 @@ export interface ToaProxyArgs {
   maxConnections: number;
   /** --max-per-source; 0 = no limit. */
   maxPerSource: number;
+  /** --toa-kinds. */
+  toaKinds: ToaKindSet;
 }
 
 /** A bad flag: the message is the one line the user sees. */
@@ -76,6 +81,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
         "reuse-port": { type: "boolean", default: false },
         "max-connections": { type: "string", default: "0" },
         "max-per-source": { type: "string", default: "0" },
+        "toa-kinds": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -131,6 +137,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
   };
   const maxConnections = count("max-connections", values["max-connections"]);
   const maxPerSource = count("max-per-source", values["max-per-source"]);
+  const toaKinds = parseToaKinds(values["toa-kinds"]);
   return {
     listen,
     backend,
@@ -141,7 +148,23 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
     reusePort: values["reuse-port"],
     maxConnections,
     maxPerSource,
+    toaKinds,
   };
+}
+
+/** `--toa-kinds K[,K...]` (absent: 253 and 254); throws {@link UsageError} naming the flag. */
+function parseToaKinds(v: string | undefined): ToaKindSet {
+  if (v === undefined) return DEFAULT_TOA_KINDS;
+  if (!/^\d{1,3}(,\d{1,3})*$/.test(v)) {
+    throw new UsageError(
+      `--toa-kinds: expected option kinds separated by commas (e.g. 254,253), got ${JSON.stringify(v)}`,
+    );
+  }
+  try {
+    return toaKindSet(v.split(",").map(Number));
+  } catch (e) {
+    throw new UsageError(`--toa-kinds: ${(e as Error).message}`);
+  }
 }
 
 /** The counters as one log line with stable keys. */
@@ -186,7 +209,7 @@ export async function toaProxyMain(args: string[]): Promise<number> {
       `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")} ` +
       `idle_timeout=${a.idleTimeoutMs / 1000} reuse_port=${a.reusePort ? 1 : 0} ` +
       `max_connections=${a.maxConnections} max_per_source=${a.maxPerSource} nofile=${fds.soft} ` +
-      `nofile_before=${fds.before}`,
+      `nofile_before=${fds.before} toa_kinds=${a.toaKinds.kinds.join(",")}`,
   );
   try {
     await proxy.run();

@@ -31,6 +31,15 @@ Deno.test("toa-proxy flags parse into addresses, mode and trust list", () => {
   assert.equal(parseToaProxyArgs(["--help"]), null);
 });
 
+Deno.test("toa-proxy --toa-kinds: default 253,254; narrows or adds; passed on as a kind set", () => {
+  const withKinds = (...k: string[]) => parseToaProxyArgs([...base, "--trust", "1.0.0.0/8", ...k])!.toaKinds;
+  assert.deepEqual(withKinds().kinds, [253, 254]);
+  assert.deepEqual(withKinds("--toa-kinds", "254").kinds, [254]);
+  assert.deepEqual(withKinds("--toa-kinds=254,253,252").kinds, [252, 253, 254]);
+  assert.equal(withKinds("--toa-kinds", "254,253,252").has[252], 1);
+  assert.equal(withKinds("--toa-kinds", "254").has[253], 0);
+});
+
 Deno.test("toa-proxy flag errors are one line naming the flag", () => {
   const cases: [string[], RegExp][] = [
     [base, /^--trust is required$/],
@@ -45,6 +54,12 @@ Deno.test("toa-proxy flag errors are one line naming the flag", () => {
     [[...base, "--trust", "1.0.0.0/8", "--max-connections=-1"], /^--max-connections: expected a number/],
     [[...base, "--trust", "1.0.0.0/8", "--max-connections", "lots"], /^--max-connections: expected a number/],
     [[...base, "--trust", "1.0.0.0/8", "--max-per-source", "2.5"], /^--max-per-source: expected a number/],
+    [[...base, "--trust", "1.0.0.0/8", "--toa-kinds", ""], /^--toa-kinds: expected option kinds/],
+    [[...base, "--trust", "1.0.0.0/8", "--toa-kinds", "254,"], /^--toa-kinds: expected option kinds/],
+    [[...base, "--trust", "1.0.0.0/8", "--toa-kinds", "0xfe"], /^--toa-kinds: expected option kinds/],
+    [[...base, "--trust", "1.0.0.0/8", "--toa-kinds", "254,300"], /^--toa-kinds: 300 is no TCP option kind/],
+    [[...base, "--trust", "1.0.0.0/8", "--toa-kinds", "254,8"], /^--toa-kinds: 8 is the timestamps option/],
+    [[...base, "--trust", "1.0.0.0/8", "--toa-kinds", "254,254"], /^--toa-kinds: 254 given twice/],
     [
       ["--listen", "1.2.3.4:1", "--backend", "1.2.3.4:0", "--proxy-protocol", "v2", "--trust", "1.0.0.0/8"],
       /^--backend: port 0/,

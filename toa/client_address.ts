@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { scanToa } from "../base/packet/toa_option.ts";
+import { DEFAULT_TOA_KINDS, scanToa, type ToaKindSet } from "../base/packet/toa_option.ts";
 import { errno, IPPROTO_TCP, libc, TCP_SAVED_SYN } from "../base/sys/libc.ts";
 import { readSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
@@ -30,9 +30,9 @@ export type ClientAddressReason =
   | "toa_trusted"
   /** TOA present but the peer is not trusted: the option is ignored, the peer is the client. */
   | "toa_untrusted_ignored"
-  /** Trusted or not, the saved SYN carries no option 254: the peer is the client. */
+  /** Trusted or not, the saved SYN carries no option of a TOA kind: the peer is the client. */
   | "no_toa"
-  /** Trusted peer, but every option 254 was malformed (wrong length or family): the peer is the client. */
+  /** Trusted peer, but every option of a TOA kind was malformed (length, family): the peer is the client. */
   | "toa_malformed"
   /** The kernel saved no SYN (SYN cookie, or a listener without TCP_SAVE_SYN): the peer is the client. */
   | "no_saved_syn";
@@ -45,7 +45,7 @@ export interface ClientAddress {
   peer: SocketAddress;
   /** Why `client` was chosen. */
   reason: ClientAddressReason;
-  /** Malformed kind-254 options skipped in a trusted peer's SYN (a gateway bug to look at); 0 otherwise. */
+  /** Malformed options of a TOA kind skipped in a trusted peer's SYN (a gateway bug); 0 otherwise. */
   malformedToa: number;
 }
 
@@ -88,17 +88,19 @@ function sockName(fd: number, peer: boolean): SocketAddress {
 }
 
 /**
- * Decides the client address from a saved SYN (or null) and the peer: TOA only when `peer` lies inside
- * `trust` — the one rule that keeps a forged option from any other host from changing anything. Malformed
- * options are counted only for trusted peers: from anyone else option 254 is ignored whatever its shape.
+ * Decides the client address from a saved SYN (or null) and the peer: TOA — an option of one of `kinds`,
+ * default 253 and 254 — only when `peer` lies inside `trust`, the one rule that keeps a forged option from
+ * any other host from changing anything. Malformed options are counted only for trusted peers: from anyone
+ * else a TOA option is ignored whatever its shape.
  */
 export function toaClientAddress(
   savedSyn: Uint8Array | null,
   peer: SocketAddress,
   trust: readonly Cidr[],
+  kinds: ToaKindSet = DEFAULT_TOA_KINDS,
 ): ClientAddress {
   if (savedSyn === null) return { client: peer, peer, reason: "no_saved_syn", malformedToa: 0 };
-  const { toa, malformed } = scanToa(savedSyn);
+  const { toa, malformed } = scanToa(savedSyn, kinds);
   if (toa === null && malformed === 0) return { client: peer, peer, reason: "no_toa", malformedToa: 0 };
   if (!isTrusted(trust, peer.address)) {
     return { client: peer, peer, reason: "toa_untrusted_ignored", malformedToa: 0 };
@@ -113,7 +115,11 @@ export function toaClientAddress(
 }
 
 /** The client address of accepted socket `fd`: reads (and so consumes) its saved SYN, then decides. */
-export function clientAddressOf(fd: number, trust: readonly Cidr[]): ClientAddress {
+export function clientAddressOf(
+  fd: number,
+  trust: readonly Cidr[],
+  kinds: ToaKindSet = DEFAULT_TOA_KINDS,
+): ClientAddress {
   const syn = readSavedSyn(fd);
-  return toaClientAddress(syn, peerAddressOf(fd), trust);
+  return toaClientAddress(syn, peerAddressOf(fd), trust, kinds);
 }

@@ -6,12 +6,16 @@
  */
 export {
   decodeToa,
+  DEFAULT_TOA_KINDS,
   readToaOption,
   scanToa,
   TCPOPT_TOA,
+  TCPOPT_TOA_ALT,
   TOA_V4_LEN,
   TOA_V6_LEN,
   type ToaAddress,
+  type ToaKindSet,
+  toaKindSet,
   type ToaScan,
   writeToaV4,
   writeToaV6,

@@ -75,6 +75,7 @@ import {
 import { type Listener, openListener, SocketError } from "./listener.ts";
 import { localAddressOf, readSavedSyn, toaClientAddress } from "./client_address.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
+import type { ToaKindSet } from "../base/packet/toa_option.ts";
 import { RateLimitedLog } from "./rate_log.ts";
 import { sourceKey } from "./source_key.ts";
 import { encodeProxyV1, encodeProxyV2, type ProxyHeader } from "./proxy_protocol.ts";
@@ -93,6 +94,8 @@ export interface ToaProxyOptions {
   proxyProtocol: ProxyProtocolMode;
   /** Peers whose TOA is believed (the gateway's local addresses). */
   trust: readonly Cidr[];
+  /** TCP option kinds taken as TOA (default 253 and 254: base/packet/toa_option.ts DEFAULT_TOA_KINDS). */
+  toaKinds?: ToaKindSet;
   /** Backend connect timeout in ms (default 3000). */
   connectTimeoutMs?: number;
   /** Close established connections that moved no byte for this long, in ms; 0: never (default 300000). */
@@ -125,9 +128,9 @@ export interface ToaProxyCounters {
   no_toa: number;
   /** … with no saved SYN (SYN cookies): peer announced. */
   no_saved_syn: number;
-  /** … from a trusted peer whose every option 254 was malformed: peer announced. */
+  /** … from a trusted peer whose every option of a TOA kind was malformed: peer announced. */
   toa_malformed: number;
-  /** Malformed options 254 (wrong length or family) skipped in trusted peers' SYNs, a valid one after or not. */
+  /** Malformed options of a TOA kind (length, family) in trusted peers' SYNs, a valid one after or not. */
   toa_malformed_options: number;
   /** Connections reset at once because their client address already held `maxPerSource` (in `accepted`). */
   per_source_rejected: number;
@@ -495,7 +498,7 @@ export class ToaProxy {
     const lib = this.lib;
     this.c.accepted++;
     const peer = readSockaddr(this.acceptAddr)!;
-    const decided = toaClientAddress(readSavedSyn(cfd), peer, this.opts.trust);
+    const decided = toaClientAddress(readSavedSyn(cfd), peer, this.opts.trust, this.opts.toaKinds);
     this.c[decided.reason]++;
     if (decided.reason === "no_saved_syn") this.noSynLog.hit(now, peer);
     if (decided.malformedToa > 0) {

@@ -3,11 +3,15 @@
 import assert from "node:assert/strict";
 import {
   decodeToa,
+  DEFAULT_TOA_KINDS,
+  nopToaOptions,
   readToaOption,
   scanToa,
   TCPOPT_TOA,
+  TCPOPT_TOA_ALT,
   TOA_V4_LEN,
   TOA_V6_LEN,
+  toaKindSet,
   writeToaV4,
   writeToaV6,
   writeToaWords,
@@ -172,4 +176,61 @@ Deno.test("scanToa on a saved SYN (cut after the TCP header): a broken option li
   const short = cut(TOA4);
   short[32] = 0x40;
   assert.deepEqual(scanToa(short), { toa: null, malformed: 0 });
+});
+
+Deno.test("TOA kinds: 253 (Alibaba, Huawei) and 254 (toa.ko, dpvs) by default; a set given narrows or adds", () => {
+  assert.deepEqual(DEFAULT_TOA_KINDS.kinds, [TCPOPT_TOA_ALT, TCPOPT_TOA]);
+  const v6As = (kind: number) => [kind, ...TOA6.slice(1)];
+  const v4As = (kind: number) => [kind, ...TOA4.slice(1)];
+  const client6 = { family: 6, address: "fd00:1::2", port: 40001 };
+  const client4 = { family: 4, address: "198.18.1.2", port: 40000 };
+  // The IPv6 form as Alibaba's and Huawei's load balancers write it: kind 253, 20 bytes.
+  assert.deepEqual(scanToa(synWith(v6As(253), 6)), { toa: client6, malformed: 0 });
+  // One rule for every kind of the set: the packet's own family's form (253 of 8 bytes in IPv4 too).
+  assert.deepEqual(scanToa(synWith(v4As(253), 4)), { toa: client4, malformed: 0 });
+  // The first of either kind is taken.
+  assert.deepEqual(decodeToa(synWith([...v4As(253), 254, 8, 0, 1, 10, 0, 0, 1])), client4);
+  // Not in the default set: 252 is no option to look at, neither TOA nor malformed.
+  assert.deepEqual(scanToa(synWith(v6As(252), 6)), { toa: null, malformed: 0 });
+  // --toa-kinds 254,253,252 adds 252; --toa-kinds 254 narrows: 253 is ignored, not counted.
+  const wide = toaKindSet([254, 253, 252]);
+  assert.deepEqual(wide.kinds, [252, 253, 254]);
+  assert.deepEqual(scanToa(synWith(v6As(252), 6), wide), { toa: client6, malformed: 0 });
+  const only254 = toaKindSet([254]);
+  assert.deepEqual(scanToa(synWith(v6As(253), 6), only254), { toa: null, malformed: 0 });
+  assert.deepEqual(readToaOption(Uint8Array.from(v6As(253)), 0, only254), null);
+  assert.deepEqual(readToaOption(Uint8Array.from(v6As(253)), 0), client6);
+});
+
+Deno.test("TOA kinds: a malformed option of any kind of the set is skipped and counted, never half-read", () => {
+  // 253 of a length of neither form, then the other family's form, then a valid one.
+  const r = scanToa(synWith([253, 6, 1, 2, 3, 4, 253, 8, 0, 0, 10, 0, 0, 1, ...TOA6], 6));
+  assert.deepEqual(r, { toa: { family: 6, address: "fd00:1::2", port: 40001 }, malformed: 2 });
+  assert.deepEqual(scanToa(synWith([253, 10, 0, 0, 0, 0, 0, 0, 0, 0], 4)), { toa: null, malformed: 1 });
+  // 252 of a wrong length counts only when 252 is in the set.
+  const bad252 = synWith([252, 6, 1, 2, 3, 4]);
+  assert.deepEqual(scanToa(bad252), { toa: null, malformed: 0 });
+  assert.deepEqual(scanToa(bad252, toaKindSet([252, 254])), { toa: null, malformed: 1 });
+});
+
+Deno.test("toaKindSet refuses what cannot be TOA, naming the kind", () => {
+  assert.throws(() => toaKindSet([]), /at least one/);
+  assert.throws(() => toaKindSet([256]), /256 is no TCP option kind/);
+  assert.throws(() => toaKindSet([-1]), /no TCP option kind/);
+  assert.throws(() => toaKindSet([2.5]), /no TCP option kind/);
+  assert.throws(() => toaKindSet([1]), /1 is the NOP option/);
+  assert.throws(() => toaKindSet([8]), /8 is the timestamps option/);
+  assert.throws(() => toaKindSet([2]), /MSS/);
+  assert.throws(() => toaKindSet([254, 254]), /254 given twice/);
+  assert.equal(toaKindSet([200]).has[200], 1);
+});
+
+Deno.test("nopToaOptions NOPs every kind 253 and 254 in one walk, nothing else", () => {
+  const b = synWith([253, 8, 0, 1, 6, 6, 6, 6, ...TOA4, 252, 4, 0, 0, 2, 4, 5, 0xb4]);
+  const o = 20;
+  assert.equal(nopToaOptions(b, o), 2);
+  assert.deepEqual([...b.subarray(40, 56)], new Array(16).fill(1));
+  assert.deepEqual([...b.subarray(56, 64)], [252, 4, 0, 0, 2, 4, 5, 0xb4]);
+  assert.equal(nopToaOptions(b, o), 0);
+  assert.deepEqual(scanToa(b), { toa: null, malformed: 0 });
 });

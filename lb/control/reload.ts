@@ -108,7 +108,8 @@ export function planReload(
       continue;
     }
     if (
-      old.scheduler !== s.scheduler || old.toa !== s.toa || old.onServerDown !== s.onServerDown ||
+      old.scheduler !== s.scheduler || old.toa !== s.toa || old.toaPlacement !== s.toaPlacement ||
+      old.onServerDown !== s.onServerDown ||
       !same(old.healthCheck, s.healthCheck)
     ) {
       plan.changed.push(key);

@@ -66,6 +66,15 @@ Deno.test("reload plan: servers and services added, removed, changed, by key", (
   assert.equal(serviceKey(next.services[1]), "tcp 198.18.0.101:443");
 });
 
+Deno.test("reload plan: a service's toaPlacement changed is a changed service (new connections take it)", () => {
+  const next = cfg((c) => {
+    (c.services[0] as Record<string, unknown>).toaPlacement = "ack";
+  });
+  const p = planReload(cfg(), next, none);
+  assert.ok(!("error" in p));
+  assert.deepEqual(p.changed, ["tcp 198.18.0.100:80"]);
+});
+
 Deno.test("reload plan: what only a restart changes is refused by name", () => {
   for (
     const [key, patch] of [

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { GatewayConfig } from "../config.ts";
+import type { GatewayConfig, ToaPlacement } from "../config.ts";
 import type { ConnectionRow, EngineCounters } from "../stats.ts";
 import { hostPort } from "../../base/addr.ts";
 import { formatIpv4 } from "../../base/packet/ipv4.ts";
@@ -89,7 +89,7 @@ import {
 } from "../../base/packet/tcp.ts";
 import { fillTransportChecksum, transportChecksumOk } from "../../base/packet/transport_checksum.ts";
 import { classifyPacket, PACKET_FRAGMENT, PACKET_OK } from "../../base/packet/validate.ts";
-import { TCPOPT_TOA, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
+import { nopToaOptions, TOA_V4_LEN, TOA_V6_LEN, writeToaWords } from "../../base/packet/toa_option.ts";
 import { transportChecksumFieldOffset } from "../../base/packet/transport_checksum.ts";
 import { ADDR_MAP_MISS, AddrMap } from "./addr_map.ts";
 import {
@@ -109,6 +109,7 @@ import { type Scheduler, ServerSet } from "./scheduler/scheduler.ts";
 import {
   CONN_SYNPROXY,
   CONN_TOA,
+  CONN_TOA_ACK,
   CONN_TOA_ACK_DONE,
   STATE_CLOSE,
   STATE_ESTABLISHED,
@@ -149,6 +150,16 @@ const SP_SERVER_NO_WSCALE = 0x100;
 const KEPT_SLOTS = 256;
 /** Seconds the `auto` SYN proxy stays on at least, and the window over which it judges switching off. */
 const SP_AUTO_HOLD = 10;
+/**
+ * A service's `toaPlacement` as the connection flags a new connection starts with: the SYN toward the real
+ * server (forwarded, or the SYN proxy's own, and any sent again for a takeover) carries TOA with CONN_TOA,
+ * the ACK completing the server's handshake with CONN_TOA_ACK.
+ */
+const TOA_PLACEMENT_FLAGS: Readonly<Record<ToaPlacement, number>> = {
+  "syn+ack": CONN_TOA | CONN_TOA_ACK,
+  "ack": CONN_TOA_ACK,
+  "syn": CONN_TOA,
+};
 
 /** Options of one worker's engine. */
 export interface EngineOptions {
@@ -230,6 +241,7 @@ export class Engine {
   private svcAddr = new Uint32Array(0);
   private svcPort = new Uint16Array(0);
   private svcProto = new Uint8Array(0);
+  /** Per service slot: the connection flags of its TOA placement (CONN_TOA, CONN_TOA_ACK); 0 without TOA. */
   private svcToa = new Uint8Array(0);
   /** Per service slot: 1 when a reload removed it (existing connections go on, no new ones). */
   private svcDraining = new Uint8Array(0);
@@ -378,9 +390,9 @@ export class Engine {
    * Applies a new configuration to the running engine (control path): services matched by key
    * ("tcp 198.18.0.100:80") and servers by "address:port" within them keep their slots, so connections and
    * counters go on; new ones get new slots; removed ones drain (no new connections, existing ones keep
-   * flowing until they end). Weights, schedulers, `toa`, timeouts, MTU and reply rate apply to new
-   * connections. Local addresses may only be added. Throws, changing nothing, when the new configuration
-   * needs a restart (workers, maxConnections, portRange, a local address removed).
+   * flowing until they end). Weights, schedulers, `toa`, `toaPlacement`, timeouts, MTU and reply rate
+   * apply to new connections. Local addresses may only be added. Throws, changing nothing, when the new
+   * configuration needs a restart (workers, maxConnections, portRange, a local address removed).
    */
   reconfigure(config: GatewayConfig): void {
     const old = this.config;
@@ -447,7 +459,8 @@ export class Engine {
         this.counters.grow(n, nRs);
       }
       seen[i] = 1;
-      this.svcToa[i] = s.toa && proto === IPPROTO_TCP ? 1 : 0;
+      // Where TOA goes, as the connection flags a new connection starts with.
+      this.svcToa[i] = s.toa && proto === IPPROTO_TCP ? TOA_PLACEMENT_FLAGS[s.toaPlacement] : 0;
       this.svcSynproxy[i] = proto !== IPPROTO_TCP || s.synproxy === "off"
         ? SP_OFF
         : s.synproxy === "on"
@@ -1120,7 +1133,7 @@ export class Engine {
     if (info.l4Proto === IPPROTO_TCP) {
       this.conns.state[id] = STATE_SYN_SENT;
       if (++this.halfOpen >= this.spThreshold && !this.synproxyActive) this.synproxySwitch(true);
-      this.conns.flags[id] = this.svcToa[svc] ? CONN_TOA : 0;
+      this.conns.flags[id] = this.svcToa[svc];
       this.conns.seqDelta[id] = (this.nextIsn(id) - read32(b, info.l4Off + 4)) >>> 0;
     } else {
       this.conns.state[id] = STATE_UDP;
@@ -1194,8 +1207,9 @@ export class Engine {
   /**
    * The client's handshake segments' option edits toward the server (connection `id` in `state` before
    * this segment; `syn`: a SYN that opens it): MSS clamped, timestamps removed, TOA inserted into the SYN
-   * and the ACK completing the handshake. Returns the new length. Apart from {@link fromClient} so that the
-   * established path stays small enough for the compiler to inline its helpers.
+   * and/or the ACK completing the handshake, as the service's `toaPlacement` says. Returns the new length.
+   * Apart from {@link fromClient} so that the established path stays small enough for the compiler to inline
+   * its helpers.
    */
   private handshakeEdits(
     b: Uint8Array,
@@ -1226,7 +1240,7 @@ export class Engine {
       if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
     } else if (
       state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
-      (conns.flags[id] & (CONN_TOA | CONN_TOA_ACK_DONE)) === CONN_TOA
+      (conns.flags[id] & (CONN_TOA_ACK | CONN_TOA_ACK_DONE)) === CONN_TOA_ACK
     ) {
       // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
       conns.flags[id] |= CONN_TOA_ACK_DONE;
@@ -1319,8 +1333,8 @@ export class Engine {
     // Before any header edit: a partial checksum is restored from its value here (see NatRewrite).
     this.rw.begin(b, info, !this.partial);
     if (isTcp && info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-      // Nobody may choose the address a real server sees: any client-sent TOA becomes NOPs.
-      const n = tcpNopAllOptions(b, o, TCPOPT_TOA);
+      // Nobody may choose the address a real server sees: any client-sent TOA (253 or 254) becomes NOPs.
+      const n = nopToaOptions(b, o);
       if (n > 0) this.counters.events[C.EV_TOA_STRIPPED] += n;
     }
     let id = conns.findClient(svc, w[0], w[1], w[2], w[3], sport);
@@ -1508,8 +1522,8 @@ export class Engine {
       if (win > conns.serverMaxWin[id]) conns.serverMaxWin[id] = win;
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
-        // No TOA toward a client either: a server's option 254 (its own gateway's, or forged) becomes NOPs.
-        const n = tcpNopAllOptions(b, o, TCPOPT_TOA);
+        // No TOA toward a client either: a server's 253/254 (its own gateway's, or forged) becomes NOPs.
+        const n = nopToaOptions(b, o);
         if (n > 0) this.counters.events[C.EV_TOA_STRIPPED] += n;
         tcpAdjustSack(b, o, -delta);
         // The SYN+ACK's MSS bounds what the client sends; leave room for the TOA the gateway may add.
@@ -1745,8 +1759,8 @@ export class Engine {
   /**
    * The server's answer to the SYN proxy's SYN: a SYN+ACK opens the server side — the sequence spaces are
    * bridged (serverDelta), window scaling settled, and the ACK that completes the server's handshake (with
-   * TOA) goes back in `b`, followed by the kept segment ({@link nextOutput}); a RST refuses it, and the
-   * client, connected to the gateway already, gets a RST.
+   * TOA when the placement has "ack") goes back in `b`, followed by the kept segment ({@link nextOutput});
+   * a RST refuses it, and the client, connected to the gateway already, gets a RST.
    */
   private synproxyServerOpening(b: Uint8Array, id: number, flags: number): number {
     const info = this.info;
@@ -1782,7 +1796,7 @@ export class Engine {
     this.setState(id, STATE_ESTABLISHED);
     const opts = this.spOptBuf;
     let n = 0;
-    if (conns.flags[id] & CONN_TOA) {
+    if (conns.flags[id] & CONN_TOA_ACK) {
       n = this.appendToa(opts, 0, id);
       conns.flags[id] |= CONN_TOA_ACK_DONE;
     }

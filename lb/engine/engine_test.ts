@@ -667,6 +667,22 @@ const PACKET_ROWS: PacketRow[] = [
     counts: { events: { toa_stripped: 1, toa_inserted: 1, connections: 1 }, flow: "new" },
   },
   {
+    name:
+      "SYN with client-sent TOAs of kind 253 and 254: both removed; only the gateway's reaches the server",
+    input: () =>
+      tcp({
+        src: CLIENT,
+        dst: VIP,
+        sport: 40001,
+        dport: 80,
+        seq: 1,
+        flags: TCP_SYN,
+        options: [253, 8, 0, 1, 6, 6, 6, 6, ...optToa4(1, "6.6.6.6"), ...optMss(1400)],
+      }),
+    verdict: { out: { grow: 8, toa: { family: 4, address: CLIENT, port: 40001 }, toaOptions: 1, mss: 1400 } },
+    counts: { events: { toa_stripped: 2, toa_inserted: 1, connections: 1 }, flow: "new" },
+  },
+  {
     name: "SYN with 40 bytes of options: NOPs packed to make room for TOA",
     input: () => {
       assert.equal(PACKABLE_OPTIONS.length, 40);
@@ -2024,6 +2040,115 @@ Deno.test("handshake: SYN to the first real server, SYN+ACK from the VIP, handsh
   assert.equal(svc[C.T_PKTS_OUT], 1);
   assert.equal(svc[C.T_BYTES_IN], h.synLen + h.ackLen);
   assert.equal(svc[C.T_BYTES_OUT], h.saLen);
+});
+
+/** `toaPlacement` and where it puts TOA: the SYN toward the server, the ACK completing its handshake. */
+const PLACEMENT_ROWS = [
+  { placement: "syn+ack", syn: true, ack: true },
+  { placement: "ack", syn: false, ack: true },
+  { placement: "syn", syn: true, ack: false },
+] as const;
+
+/** An engine whose services all have `toaPlacement: placement`. */
+function placementEngine(placement: string): Engine {
+  return engine({ services: rawServices().map((s) => ({ ...s, toaPlacement: placement })) });
+}
+
+for (const row of PLACEMENT_ROWS) {
+  for (const v6 of [false, true]) {
+    const where = `SYN ${row.syn ? "with" : "without"} TOA, handshake ACK ${row.ack ? "with" : "without"}`;
+    Deno.test(`toaPlacement ${row.placement}, IPv${v6 ? 6 : 4}: ${where}; a takeover's SYN as the first`, () => {
+      const e = placementEngine(row.placement);
+      const client = v6 ? CLIENT6 : CLIENT;
+      const vip = v6 ? VIP6 : VIP;
+      const svc = v6 ? SVC_TCP6 : SVC_TCP;
+      const toa: ToaAddress = { family: v6 ? 6 : 4, address: client, port: 40000 };
+      const grow = v6 ? 20 : 8;
+      const inserted = (yes: boolean) => (yes ? { toa_inserted: 1 } : {});
+      const syn = tcp({
+        src: client,
+        dst: vip,
+        sport: 40000,
+        dport: 80,
+        seq: 1000,
+        flags: TCP_SYN,
+        options: optMss(1400),
+      });
+      const { info: si } = run(e, "SYN", syn, 1000, {
+        out: {
+          flags: TCP_SYN,
+          grow: row.syn ? grow : 0,
+          toa: row.syn ? toa : null,
+          toaOptions: row.syn ? 1 : 0,
+        },
+      }, { events: { connections: 1, ...inserted(row.syn) }, flow: "new", svc });
+      const c: Conn = {
+        client,
+        vip,
+        cport: 40000,
+        vport: 80,
+        local: src(syn.b, si),
+        lport: read16(syn.b, si.l4Off),
+        rs: dst(syn.b, si),
+        rsPort: read16(syn.b, si.l4Off + 2),
+        isn: tcpSeq(syn.b, si.l4Off),
+      };
+      // The server still holds the tuple: the SYN sent again carries TOA exactly when the first did.
+      run(e, "stale ACK", staleAck(c), 1000, { out: { flags: TCP_RST } }, {
+        drops: { takeover: 1 },
+        events: { takeover_rst: 1 },
+      });
+      expectRetransmittedSyn(e, "SYN again", {
+        flags: TCP_SYN,
+        seq: c.isn,
+        mss: 1400,
+        toa: row.syn ? toa : null,
+        toaOptions: row.syn ? 1 : 0,
+      });
+      const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
+      run(e, "SYN+ACK", sa, 1000, { out: { dst: client, toaOptions: 0 } }, { flow: "out", svc });
+      const ack = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK });
+      run(e, "handshake ACK", ack, 1000, {
+        out: { dst: c.rs, grow: row.ack ? grow : 0, toa: row.ack ? toa : null, toaOptions: row.ack ? 1 : 0 },
+      }, { events: inserted(row.ack), flow: "in", svc });
+      // Later segments never carry it, whatever the placement.
+      const data = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK | TCP_PSH, payload: GET });
+      run(e, "data", data, 1000, { out: { grow: 0, toaOptions: 0 } }, { flow: "in", svc });
+    });
+  }
+}
+
+Deno.test("toaPlacement: a reload applies to new connections; an open one keeps the placement it started with", () => {
+  const e = placementEngine("syn");
+  const c = open(e);
+  e.reconfigure(config({ services: rawServices().map((s) => ({ ...s, toaPlacement: "ack" })) }));
+  const toa: ToaAddress = { family: 4, address: CLIENT, port: 40000 };
+  run(e, "SYN+ACK", fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK }), 1000, {
+    out: { dst: CLIENT },
+  });
+  run(
+    e,
+    "old connection's ACK: no TOA (it started as syn)",
+    fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK }),
+    1000,
+    {
+      out: { toaOptions: 0 },
+    },
+  );
+  const c2 = open(e, { cport: 40001 });
+  assert.notEqual(c2.lport, c.lport);
+  run(
+    e,
+    "new connection's SYN+ACK",
+    fromServer(c2, { seq: 7000, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK }),
+    1000,
+    {
+      out: { dst: CLIENT },
+    },
+  );
+  run(e, "new connection's ACK: TOA (ack)", fromClient(c2, { seq: 1001, ack: 7001, flags: TCP_ACK }), 1000, {
+    out: { toa: { ...toa, port: 40001 }, toaOptions: 1 },
+  });
 });
 
 Deno.test("sequence offsets wrap around 2^32", () => {

@@ -41,14 +41,28 @@ const GET = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
 /** MSS 1460, window scale 8, SACK permitted, timestamps: what a Linux client's SYN asks. */
 const SYN_OPTIONS = [...optMss(1460), 1, 3, 3, 8, 4, 2, ...optTimestamp(7, 0)];
 
-function engine(synproxy = "on", extra: Record<string, unknown> = {}): Engine {
+function engine(synproxy = "on", extra: Record<string, unknown> = {}, toaPlacement?: string): Engine {
   const config = validateConfig({
     tun: "t0",
     localAddresses: [LOCAL, LOCAL6],
     portRange: [2000, 2003],
     services: [
-      { vip: VIP, port: 80, scheduler: "rr", synproxy, realServers: [{ address: RS, port: 8080 }] },
-      { vip: VIP6, port: 80, scheduler: "rr", synproxy, realServers: [{ address: RS6, port: 80 }] },
+      {
+        vip: VIP,
+        port: 80,
+        scheduler: "rr",
+        synproxy,
+        toaPlacement,
+        realServers: [{ address: RS, port: 8080 }],
+      },
+      {
+        vip: VIP6,
+        port: 80,
+        scheduler: "rr",
+        synproxy,
+        toaPlacement,
+        realServers: [{ address: RS6, port: 80 }],
+      },
     ],
     ...extra,
   });
@@ -334,3 +348,44 @@ Deno.test("synproxy: a server that still holds the tuple (ACK to our SYN) is tak
   assert.deepEqual([ack.seq, ack.ack], [ISN + 1, 9001]);
   assert.deepEqual(data.b.subarray(data.len - GET.length, data.len), GET);
 });
+
+for (
+  const row of [
+    { placement: "syn+ack", syn: true, ack: true },
+    { placement: "ack", syn: false, ack: true },
+    { placement: "syn", syn: true, ack: false },
+  ]
+) {
+  for (const v6 of [false, true]) {
+    const where = `its SYN ${row.syn ? "with" : "without"} TOA (sent again too), its ACK ${
+      row.ack ? "with" : "without"
+    }`;
+    Deno.test(`synproxy, toaPlacement ${row.placement}, IPv${v6 ? 6 : 4}: ${where}`, () => {
+      const e = engine("on", {}, row.placement);
+      const c = v6 ? { src: CLIENT6, dst: VIP6 } : {};
+      const s = v6 ? { src: RS6, dst: LOCAL6, sport: 80 } : {};
+      const toa = { family: v6 ? 6 : 4, port: 40000, address: v6 ? CLIENT6 : CLIENT };
+      const toaOf = (o: Out) => decodeToa(o.b.subarray(0, o.len));
+      const [sa] = send(e, client({ ...c, flags: TCP_SYN, seq: 1000, options: SYN_OPTIONS }), 1000, "SYN");
+      const inserted = () => e.counters.events[C.EV_TOA_INSERTED];
+      const [syn] = send(e, client({ ...c, seq: 1001, ack: sa.seq + 1, payload: GET }), 1000, "cookie ACK");
+      assert.equal(syn.flags, TCP_SYN);
+      assert.deepEqual(toaOf(syn), row.syn ? toa : null, "TOA in the proxy's SYN");
+      assert.equal(inserted(), row.syn ? 1 : 0);
+      // The server still holds the tuple: the SYN sent again carries TOA exactly when the first did.
+      const [rst, again] = send(e, server({ ...s, seq: 777, ack: 0x5555 }), 1000.01, "stale ACK");
+      assert.equal(rst.flags & TCP_RST, TCP_RST);
+      assert.deepEqual([again.flags, again.seq], [TCP_SYN, ISN]);
+      assert.deepEqual(toaOf(again), row.syn ? toa : null, "TOA in the SYN sent again");
+      const [ack, data] = send(e, server({ ...s, flags: TCP_SYN | TCP_ACK, seq: 9000, ack: ISN + 1 }));
+      assert.deepEqual([ack.flags, ack.seq, ack.ack], [TCP_ACK, ISN + 1, 9001]);
+      assert.deepEqual(toaOf(ack), row.ack ? toa : null, "TOA in the ACK completing the server's handshake");
+      assert.deepEqual(toaOf(data), null, "none in the kept data");
+      assert.equal(
+        inserted(),
+        (row.syn ? 1 : 0) + (row.ack ? 1 : 0),
+        "toa_inserted: the takeover SYN uncounted",
+      );
+    });
+  }
+}

@@ -47,12 +47,14 @@ export const STATE_NAMES: readonly string[] = [
 export const CONN_CLIENT_FIN = 0x01;
 /** Flag: the server has sent FIN. */
 export const CONN_SERVER_FIN = 0x02;
-/** Flag: the service inserts TOA for this connection. */
+/** Flag: TOA goes into the SYN toward the real server (the service's `toaPlacement` has "syn"). */
 export const CONN_TOA = 0x04;
 /** Flag: TOA went into the handshake-completing ACK (or could not, and was counted). */
 export const CONN_TOA_ACK_DONE = 0x08;
 /** Flag: opened by the SYN proxy (the client's handshake was with the gateway; syn_cookie.ts, synproxy.ts). */
 export const CONN_SYNPROXY = 0x10;
+/** Flag: TOA goes into the ACK completing the handshake (the service's `toaPlacement` has "ack"). */
+export const CONN_TOA_ACK = 0x20;
 
 /** The state after a client→server segment with `tcpFlags` ({@link tcpTransition} adds the both-FINs rule). */
 export function nextStateFromClient(state: number, tcpFlags: number): number {

@@ -24,7 +24,7 @@
  * @module
  */
 import { STEER_MULTIPLIER } from "../engine/steering.ts";
-import { Alu, BpfProgram, Jmp } from "./bpf_asm.ts";
+import { Alu, BpfProgram, Jmp } from "../../base/bpf/asm.ts";
 import { bpf, BPF_PROG_LOAD, BPF_PROG_TEST_RUN, errno, libc } from "../../base/sys/libc.ts";
 import { errnoName } from "../../base/sys/errno.ts";
 import { TCP_ACK, TCP_FLAGS, TCP_SYN } from "../../base/packet/tcp.ts";

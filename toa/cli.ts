@@ -14,10 +14,12 @@ import { SocketError } from "./listener.ts";
 import type { Cidr } from "./trust.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { errnoName } from "../base/sys/errno.ts";
+import { SelfCgroup } from "./bpf/self_cgroup.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
                          --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]
                          [--reuse-port] [--max-connections N] [--max-per-source N]
+                         [--decoder auto|saved_syn]
   Relays each connection to the backend, announcing the client from TOA when the peer is in --trust
   (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.
   --connect-timeout: backend connect timeout (default 3000 ms). --idle-timeout: close connections that
@@ -27,7 +29,11 @@ const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --
   until one closes; new clients wait in the listen backlog (default 0 = no limit of its own: the fd
   limit, two per connection, is the ceiling and behaves the same). --max-per-source: a client address
   (TOA from a trusted peer, else the peer; IPv6 by /64) holding N connections has its next ones
-  reset at once (default 0 = off; a trusted peer without TOA is never limited).`;
+  reset at once (default 0 = off; a trusted peer without TOA is never limited). --decoder: auto
+  (default) reads TOA in the kernel with an eBPF sockops program — from the ACK that completes the
+  handshake (dpvs >= 1.9.6, and under SYN cookies), else the SYN — with the saved SYN read by the
+  proxy as the fallback; it falls back to saved_syn alone, saying why, when the program cannot be
+  loaded (needs root, cgroup v2). saved_syn: the saved SYN only.`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {
@@ -49,6 +55,8 @@ export interface ToaProxyArgs {
   maxConnections: number;
   /** --max-per-source; 0 = no limit. */
   maxPerSource: number;
+  /** --decoder. */
+  decoder: "auto" | "saved_syn";
 }
 
 /** A bad flag: the message is the one line the user sees. */
@@ -76,6 +84,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
         "reuse-port": { type: "boolean", default: false },
         "max-connections": { type: "string", default: "0" },
         "max-per-source": { type: "string", default: "0" },
+        decoder: { type: "string", default: "auto" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -131,6 +140,10 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
   };
   const maxConnections = count("max-connections", values["max-connections"]);
   const maxPerSource = count("max-per-source", values["max-per-source"]);
+  const decoder = values.decoder;
+  if (decoder !== "auto" && decoder !== "saved_syn") {
+    throw new UsageError(`--decoder: expected auto or saved_syn, got ${JSON.stringify(decoder)}`);
+  }
   return {
     listen,
     backend,
@@ -141,6 +154,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
     reusePort: values["reuse-port"],
     maxConnections,
     maxPerSource,
+    decoder,
   };
 }
 
@@ -169,12 +183,32 @@ export async function toaProxyMain(args: string[]): Promise<number> {
       `toa-proxy event=fd_limit_error soft=${fds.soft} hard=${fds.hard} errno=${errnoName(fds.errno)}`,
     );
   }
+  // The sockops decoder: the listener must be opened inside the proxy's own cgroup (toa/bpf/self_cgroup.ts).
+  let sockops: SelfCgroup | null = null;
+  let why = "--decoder saved_syn";
+  if (a.decoder === "auto") {
+    try {
+      sockops = SelfCgroup.enter(a.trust);
+    } catch (e) {
+      why = String((e as Error).message).split("\n")[0];
+    }
+  }
+  const decoder = sockops ? "sockops+saved_syn" : "saved_syn";
+  console.error(
+    `toa-proxy decoder=${decoder} ` + (sockops ? `cgroup=${sockops.dir}` : `reason=${JSON.stringify(why)}`),
+  );
   let proxy: ToaProxy;
   try {
-    proxy = ToaProxy.open({ ...a });
+    proxy = ToaProxy.open({ ...a, sockops });
   } catch (e) {
+    sockops?.close();
     console.error(`toa-proxy: ${e instanceof SocketError ? e.message : String(e)}`);
     return 1;
+  }
+  try {
+    sockops?.leave();
+  } catch (e) {
+    console.error(`toa-proxy event=cgroup_leave_error error=${JSON.stringify(String(e))}`);
   }
   const stop = () => proxy.stop();
   const stats = () => console.error(countersLine("stats", proxy.counters()));
@@ -186,7 +220,7 @@ export async function toaProxyMain(args: string[]): Promise<number> {
       `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")} ` +
       `idle_timeout=${a.idleTimeoutMs / 1000} reuse_port=${a.reusePort ? 1 : 0} ` +
       `max_connections=${a.maxConnections} max_per_source=${a.maxPerSource} nofile=${fds.soft} ` +
-      `nofile_before=${fds.before}`,
+      `nofile_before=${fds.before} decoder=${decoder}`,
   );
   try {
     await proxy.run();
@@ -194,6 +228,7 @@ export async function toaProxyMain(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
     Deno.removeSignalListener("SIGUSR2", stats);
+    sockops?.close();
   }
   console.error(countersLine("stopped", proxy.counters()));
   return 0;

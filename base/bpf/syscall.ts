@@ -8,6 +8,7 @@
  */
 import {
   bpf,
+  BPF_LINK_CREATE,
   BPF_MAP_CREATE,
   BPF_MAP_DELETE_ELEM,
   BPF_MAP_GET_NEXT_KEY,
@@ -230,6 +231,18 @@ export function progDetach(targetFd: number, progFd: number, attachType: number)
   const e = errno();
   if (e === 2) return false;
   throw new BpfError("BPF_PROG_DETACH", e);
+}
+
+/**
+ * BPF_LINK_CREATE: attaches `progFd` to `targetFd` (a cgroup) as a link, returned as an fd. The program stays
+ * attached while the link fd (or a pin of it) lives: a process that dies, however, detaches it.
+ */
+export function linkCreate(targetFd: number, progFd: number, attachType: number): number {
+  const { bytes, dv } = attr(64);
+  dv.setUint32(0, progFd, true);
+  dv.setUint32(4, targetFd, true);
+  dv.setUint32(8, attachType, true);
+  return call(BPF_LINK_CREATE, "BPF_LINK_CREATE", bytes);
 }
 
 /** BPF_PROG_QUERY: the ids of the programs attached to `targetFd` for `attachType`. */

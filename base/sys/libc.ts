@@ -181,6 +181,8 @@ export const BPF_PROG_DETACH = 9;
 export const BPF_PROG_TEST_RUN = 10;
 /** bpf(2) command: the ids of the programs attached to a cgroup. */
 export const BPF_PROG_QUERY = 16;
+/** bpf(2) command: attach a program as a link (an fd whose life is the attachment's). */
+export const BPF_LINK_CREATE = 28;
 /** SOL_SOCKET option (Linux 4.12): the socket's 64-bit cookie, the key eBPF programs use for it. */
 export const SO_COOKIE = 57;
 /** The bpf syscall's number: glibc has no wrapper, so it goes through syscall(2). */

@@ -1,22 +1,14 @@
 /**
  * Attaching the TOA programs (toa/bpf/sockops_toa.ts) to a cgroup v2 directory, and the cgroup chores around
- * it: a cgroup the caller makes, moving a process in, removing it again. Attachment is by
- * `BPF_PROG_ATTACH` with `BPF_F_ALLOW_MULTI`, so other programs on the same cgroup stay; detaching names
- * our program, so only ours goes.
+ * it: a cgroup the caller makes, moving a process in, removing it again. Attachment is by links
+ * (`BPF_LINK_CREATE`), which sit beside other programs on the same cgroup and go when their fd (or pin) goes.
  *
  * Only directories under /sys/fs/cgroup that are not the root of a hierarchy are accepted: a program on
  * the root cgroup would touch every socket of the host.
  *
  * @module
  */
-import {
-  AttachType,
-  BPF_F_ALLOW_MULTI,
-  closeFd,
-  openDirectory,
-  progAttach,
-  progDetach,
-} from "../../base/bpf/syscall.ts";
+import { AttachType, closeFd, linkCreate, objPin, openDirectory, progQuery } from "../../base/bpf/syscall.ts";
 
 /** Where cgroup v2 is mounted on hosts that also mount v1 (the hybrid layout); else /sys/fs/cgroup. */
 export function unifiedRoot(): string {
@@ -81,47 +73,82 @@ export function removeCgroup(dir: string): void {
   }
 }
 
-/** One program attached to one cgroup. */
+/** One program attached to one cgroup, as a link. */
 export interface Attached {
-  /** The cgroup directory. */
-  dir: string;
-  /** The program fd. */
-  prog: number;
-  /** The attach type. */
-  type: number;
+  /** Name of the program (and of its pin). */
+  name: "sockops" | "getpeername4" | "getpeername6";
+  /** The link fd (-1 once closed). */
+  link: number;
 }
 
-/** The TOA programs attached to a cgroup; {@link CgroupAttachment.detach} takes them off again. */
+/**
+ * The TOA programs attached to a cgroup as links (BPF_LINK_CREATE): they stay attached while this process
+ * holds the link fds — a crash or SIGKILL detaches them — or while a pin of them lives in bpffs
+ * ({@link CgroupAttachment.pin}). Links attach beside other programs on the cgroup (multi mode).
+ */
 export class CgroupAttachment {
-  private constructor(readonly dir: string, private readonly cgFd: number, readonly attached: Attached[]) {}
+  private constructor(readonly dir: string, readonly attached: Attached[]) {}
 
   /**
    * Attaches the sockops program and, when given (non-zero), the getpeername pair to cgroup `dir` (checked
    * with {@link checkCgroupDir}). On a failure the ones already attached are taken off again.
    */
-  static attach(dir: string, progs: { sockops: number; getpeername4?: number; getpeername6?: number }) {
+  static attach(
+    dir: string,
+    progs: { sockops: number; getpeername4?: number; getpeername6?: number },
+  ): CgroupAttachment {
     const real = checkCgroupDir(dir);
     const cgFd = openDirectory(real);
     const attached: Attached[] = [];
-    const want: [number, number][] = [[progs.sockops, AttachType.CGROUP_SOCK_OPS]];
-    if (progs.getpeername4) want.push([progs.getpeername4, AttachType.CGROUP_INET4_GETPEERNAME]);
-    if (progs.getpeername6) want.push([progs.getpeername6, AttachType.CGROUP_INET6_GETPEERNAME]);
-    try {
-      for (const [prog, type] of want) {
-        progAttach(cgFd, prog, type, BPF_F_ALLOW_MULTI);
-        attached.push({ dir: real, prog, type });
-      }
-    } catch (e) {
-      for (const a of attached) progDetach(cgFd, a.prog, a.type);
-      closeFd(cgFd);
-      throw e;
+    const want: [Attached["name"], number, number][] = [[
+      "sockops",
+      progs.sockops,
+      AttachType.CGROUP_SOCK_OPS,
+    ]];
+    if (progs.getpeername4) {
+      want.push(["getpeername4", progs.getpeername4, AttachType.CGROUP_INET4_GETPEERNAME]);
     }
-    return new CgroupAttachment(real, cgFd, attached);
+    if (progs.getpeername6) {
+      want.push(["getpeername6", progs.getpeername6, AttachType.CGROUP_INET6_GETPEERNAME]);
+    }
+    try {
+      for (const [name, prog, type] of want) attached.push({ name, link: linkCreate(cgFd, prog, type) });
+    } catch (e) {
+      for (const a of attached) closeFd(a.link);
+      throw e;
+    } finally {
+      closeFd(cgFd);
+    }
+    return new CgroupAttachment(real, attached);
   }
 
-  /** Detaches every program this attached (the program fds stay open). */
+  /** Pins every link as `PINDIR/NAME` (bpffs), so the programs stay attached after this process exits. */
+  pin(pinDir: string): void {
+    for (const a of this.attached) objPin(a.link, `${pinDir}/${a.name}`);
+  }
+
+  /** Closes the link fds: the programs are detached unless pinned. */
   detach(): void {
-    for (const a of this.attached.splice(0)) progDetach(this.cgFd, a.prog, a.type);
-    closeFd(this.cgFd);
+    for (const a of this.attached) {
+      if (a.link >= 0) closeFd(a.link);
+      a.link = -1;
+    }
+  }
+}
+
+/** The attach types of the TOA programs, for queries (BPF_PROG_QUERY). */
+export const TOA_ATTACH_TYPES = [
+  AttachType.CGROUP_SOCK_OPS,
+  AttachType.CGROUP_INET4_GETPEERNAME,
+  AttachType.CGROUP_INET6_GETPEERNAME,
+] as const;
+
+/** Program ids attached to cgroup `dir`, per TOA attach type (what `bpftool cgroup show` lists). */
+export function attachedPrograms(dir: string): number[] {
+  const fd = openDirectory(dir);
+  try {
+    return TOA_ATTACH_TYPES.flatMap((t) => progQuery(fd, t));
+  } finally {
+    closeFd(fd);
   }
 }

@@ -47,6 +47,7 @@ import {
   mapUpdate,
   ProgType,
 } from "../../base/bpf/syscall.ts";
+import { libc, SO_COOKIE, SOL_SOCKET } from "../../base/sys/libc.ts";
 import type { Cidr } from "../trust.ts";
 import {
   DEFAULT_TOA_FORMS,
@@ -369,6 +370,18 @@ export class ToaBpf {
     new DataView(key.buffer).setBigUint64(0, cookie, true);
     return mapLookup(this.maps.conns, key, value) ? decodeRecord(value) : null;
   }
+
+  /** The record of connected socket `fd` (its SO_COOKIE), or null. */
+  lookupSocket(fd: number): ToaRecord | null {
+    this.optLen.setUint32(0, 8, true);
+    if (libc().getsockopt(fd, SOL_SOCKET, SO_COOKIE, this.cookieBuf, this.optLenBuf) !== 0) return null;
+    return mapLookup(this.maps.conns, this.cookieBuf, this.valueBuf) ? decodeRecord(this.valueBuf) : null;
+  }
+
+  private readonly cookieBuf = new Uint8Array(8);
+  private readonly valueBuf = new Uint8Array(TOA_RECORD_SIZE);
+  private readonly optLenBuf = new Uint8Array(4);
+  private readonly optLen = new DataView(this.optLenBuf.buffer);
 
   /** Entries in the per-socket table (walks it). */
   entries(): number {

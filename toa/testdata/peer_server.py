@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A TCP server that reports, for each connection, the peer address accept() returned and getpeername()
 returns: what an unmodified server sees (toa/bpf tests: under the getpeername programs it is the client from
-TOA). One JSON line per connection on stdout; answers each connection "ok\\n" after its first bytes.
+TOA). One JSON line per connection on stdout; answers each connection "ok\\n" after its first bytes (which the line also shows: a PROXY header).
 
 Usage: peer_server.py ADDR PORT [ADDR PORT ...]   (one listener per pair; prints {"event": "listening"})
 """
@@ -32,13 +32,14 @@ def main():
             except OSError as e:
                 peer = [str(e)]
             c.settimeout(3)
+            data = b""
             try:
-                c.recv(100)
+                data = c.recv(200)
                 c.sendall(b"ok\n")
             except OSError:
                 pass
-            print(json.dumps({"event": "conn", "accept": list(addr[:2]), "getpeername": list(peer[:2])}),
-                  flush=True)
+            print(json.dumps({"event": "conn", "accept": list(addr[:2]), "getpeername": list(peer[:2]),
+                              "data": data.decode(errors="replace")}), flush=True)
             c.close()
 
 

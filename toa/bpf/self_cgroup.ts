@@ -34,6 +34,15 @@ export class SelfCgroup {
    * when any step fails (then nothing is left behind).
    */
   static enter(trust: readonly Cidr[]): SelfCgroup {
+    const root = unifiedRoot();
+    try {
+      Deno.statSync(`${root}/cgroup.controllers`);
+    } catch {
+      throw new Error(
+        `no cgroup v2 hierarchy at ${root} (under \`ip netns exec\`, /sys is a sysfs of the namespace ` +
+          `without cgroups: enter the namespace with \`nsenter --net=…\` instead)`,
+      );
+    }
     removeStale();
     const home = cgroupOf("self");
     const bpf = ToaBpf.load(trust);

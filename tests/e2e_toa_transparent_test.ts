@@ -25,6 +25,7 @@ const PYTHON = "/usr/bin/python3";
 const VIP = "198.18.0.110";
 const VIP_OUTSIDE = "198.18.0.111";
 const VIP6 = "fd00::110";
+const VIP_PROXY = "198.18.0.112"; // → rs1:81, toa-proxy (sockops decoder) → nginx outside the cgroup
 const LOCAL4 = "198.18.2.1";
 const LOCAL6 = "fd00:2::1";
 const HTTP = "GET / HTTP/1.0\\r\\n\\r\\n";
@@ -41,7 +42,12 @@ function gatewayConfig(rs1v4: string, rs1v6: string): Record<string, unknown> {
   });
   return {
     localAddresses: [LOCAL4, LOCAL6],
-    services: [svc(VIP, rs1v4, 80), svc(VIP_OUTSIDE, rs1v4, 8080), svc(VIP6, rs1v6, 80)],
+    services: [
+      svc(VIP, rs1v4, 80),
+      svc(VIP_OUTSIDE, rs1v4, 8080),
+      svc(VIP6, rs1v6, 80),
+      svc(VIP_PROXY, rs1v4, 81),
+    ],
   };
 }
 
@@ -188,6 +194,45 @@ Deno.test("e2e: toa-transparent gives an unmodified nginx the client's address, 
           90_000,
           1_000,
         );
+      },
+    );
+
+    await tc.step(
+      "toa-proxy's sockops decoder through the gateway: TOA from the ACK, SYN cookies on or off",
+      async () => {
+        // nsenter, not `ip netns exec`: the proxy must see /sys/fs/cgroup to make its own cgroup.
+        const proxy = spawnBackground([
+          "nsenter",
+          `--net=/run/netns/${t.nsRs[0]}`,
+          Deno.execPath(),
+          "run",
+          "-A",
+          `${REPO}mod.ts`,
+          "toa-proxy",
+          "--listen",
+          `${rs1}:81`,
+          "--backend",
+          `${rs1}:8080`,
+          "--proxy-protocol",
+          "none",
+          "--trust",
+          trust,
+        ]);
+        lab.track(proxy);
+        lab.defer(() => proxy.stop("SIGKILL", 1_000));
+        await proxy.waitFor(() => proxy.stdout().includes("toa-proxy ready"), "toa-proxy ready", 20_000);
+        assert.match(proxy.stderr(), /toa-proxy decoder=sockops\+saved_syn /);
+        await curl(t.nsCli, `http://${VIP_PROXY}/`);
+        const cookies = await nsExec(t.nsRs[0], ["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+        assert.ok(cookies.success, cookies.stderr);
+        await curl(t.nsCli, `http://${VIP_PROXY}/`);
+        // The transparent nginx too, under SYN cookies: the ACK still carries the client.
+        const port = await curl(t.nsCli, `http://${VIP}/`);
+        assert.deepEqual([(await last(++n)).peerAddr, (await last(n)).peerPort], [t.cliIp4, port]);
+        const s = await proxy.stop("SIGTERM", 5_000);
+        const c = parseCounters(s.stderr.split("\n").find((l) => l.includes("event=stopped")) ?? "");
+        assert.deepEqual([c.toa_from_ack, c.toa_trusted, c.no_saved_syn], [2, 2, 0], s.stderr);
+        await nsExec(t.nsRs[0], ["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]);
       },
     );
 

@@ -57,9 +57,9 @@ Deno.test({
     const att = CgroupAttachment.attach(cg, bpf);
     lab.defer(() => att.detach());
     assert.equal(attachedPrograms(cg).length, 3);
-    const server = await peerServer(lab, cg, ["198.18.2.10", "80", "fd00:2::10", "80"]);
-    const peer = async (src: string, dst: string, syn: string[], ack: string[]) => {
-      const c = await server.next(() => lab.connect(src, dst, 80, syn, ack));
+    const server = await peerServer(lab, cg, ["198.18.2.10", "80", "fd00:2::10", "80", "::", "90"]);
+    const peer = async (src: string, dst: string, syn: string[], ack: string[], port = 80) => {
+      const c = await server.next(() => lab.connect(src, dst, port, syn, ack));
       assert.deepEqual(c.accept, c.getpeername, "accept() and getpeername() agree");
       return { peer: `${c.accept[0]}:${c.accept[1]}`, sport: c.sport };
     };
@@ -87,6 +87,9 @@ Deno.test({
       const syn = await peer("fd00:2::1", "fd00:2::10", [toa6(253, 40002, FD00_1__2)], []);
       assert.equal(syn.peer, "fd00:1::2:40002");
     });
+    await t.step("an IPv4 client of a dual-stack [::] listener: ::ffff:client", async () => {
+      assert.equal((await peer("198.18.2.1", "198.18.2.10", [], [T], 90)).peer, "::ffff:203.0.113.7:40000");
+    });
     await t.step(
       "SYN cookies (tcp_syncookies=2): TOA in the ACK still read; in the SYN only, lost",
       async () => {
@@ -99,7 +102,7 @@ Deno.test({
     await t.step("counters, and the table empty once the connections are reset", async () => {
       const s = bpf.stats();
       assert.deepEqual({ ack: s.ack, syn: s.syn, untrusted: s.untrusted, none: s.none }, {
-        ack: 3,
+        ack: 4,
         syn: 2,
         untrusted: 1,
         none: 2,

@@ -190,7 +190,9 @@ export async function toaProxyMain(args: string[]): Promise<number> {
     try {
       sockops = SelfCgroup.enter(a.trust);
     } catch (e) {
-      why = String((e as Error).message).split("\n")[0];
+      // One line: the error's first line and, for a refused program, the verifier's last words.
+      const lines = String((e as Error).message).split("\n");
+      why = (lines.length > 1 ? [lines[0], ...lines.slice(-2)] : lines).join(" | ");
     }
   }
   const decoder = sockops ? "sockops+saved_syn" : "saved_syn";

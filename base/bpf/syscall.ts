@@ -154,6 +154,17 @@ export function mapNextKey(mapFd: number, key: Uint8Array | null, next: Uint8Arr
   throw new BpfError("BPF_MAP_GET_NEXT_KEY", e);
 }
 
+/**
+ * The number of possible CPUs (/sys/devices/system/cpu/possible, e.g. `0-255`): a lookup in a per-CPU map
+ * writes one value per possible CPU, often more than the online ones on a VM.
+ */
+export function possibleCpus(): number {
+  const text = Deno.readTextFileSync("/sys/devices/system/cpu/possible").trim();
+  let max = 0;
+  for (const part of text.split(",")) max = Math.max(max, Number(part.split("-").at(-1)));
+  return max + 1;
+}
+
 /** Number of keys in a hash-like map (walks it: control path only). */
 export function mapCount(mapFd: number, keySize: number): number {
   let key: Uint8Array | null = null;

@@ -10,6 +10,7 @@ import {
   mapLookup,
   MapType,
   mapUpdate,
+  possibleCpus,
   ProgType,
   testRun,
 } from "./syscall.ts";
@@ -61,4 +62,8 @@ Deno.test({ name: "bpf: TEST_RUN returns the program's value", ignore: !root }, 
   } finally {
     closeFd(fd);
   }
+});
+
+Deno.test("bpf: possible CPUs read from sysfs cover the online ones", () => {
+  assert.ok(possibleCpus() >= navigator.hardwareConcurrency);
 });

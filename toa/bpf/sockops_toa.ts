@@ -45,6 +45,7 @@ import {
   mapLookup,
   MapType,
   mapUpdate,
+  possibleCpus,
   ProgType,
 } from "../../base/bpf/syscall.ts";
 import { libc, SO_COOKIE, SOL_SOCKET } from "../../base/sys/libc.ts";
@@ -403,8 +404,7 @@ export class ToaBpf {
 
 /** Reads the per-CPU counters of a stats map fd, summed. */
 export function readStats(statsFd: number): Record<keyof typeof STAT, number> {
-  const cpus = navigator.hardwareConcurrency; // possible CPUs may exceed online ones: read generously
-  const value = new Uint8Array(8 * Math.max(cpus, 1) * 8);
+  const value = new Uint8Array(8 * possibleCpus());
   const key = new Uint8Array(4);
   const out = {} as Record<keyof typeof STAT, number>;
   for (const [name, index] of Object.entries(STAT) as [keyof typeof STAT, number][]) {

@@ -222,6 +222,31 @@ export function loadProgram(spec: ProgSpec): number {
   throw new BpfError(`BPF_PROG_LOAD ${spec.name ?? ""}`.trim(), first, tail ? `verifier log:\n${tail}` : "");
 }
 
+/**
+ * Loads `spec` once with the verifier's statistics on (log level 4), closes it, and returns how many
+ * instructions the verifier processed: how close a program is to the kernel's limit of 1,000,000.
+ */
+export function verifierWork(spec: ProgSpec): number {
+  const license = cString("GPL");
+  const log = new Uint8Array(4096);
+  const { bytes, dv } = attr();
+  dv.setUint32(0, spec.type, true);
+  dv.setUint32(4, spec.insns.length / 8, true);
+  dv.setBigUint64(8, ptr(spec.insns), true);
+  dv.setBigUint64(16, ptr(license), true);
+  dv.setUint32(24, 4, true); // BPF_LOG_STATS
+  dv.setUint32(28, log.length, true);
+  dv.setBigUint64(32, ptr(log), true);
+  dv.setUint32(68, spec.expectedAttachType ?? 0, true);
+  const fd = call(BPF_PROG_LOAD, "BPF_PROG_LOAD (stats)", bytes);
+  closeFd(fd);
+  const m = new TextDecoder().decode(log.subarray(0, Math.max(0, log.indexOf(0)))).match(
+    /processed (\d+) insns/,
+  );
+  if (m === null) throw new Error("bpf: no verifier statistics in the log");
+  return Number(m[1]);
+}
+
 /** BPF_PROG_ATTACH of `progFd` to the cgroup (or other target) `targetFd`. */
 export function progAttach(targetFd: number, progFd: number, attachType: number, flags = 0): void {
   const { bytes, dv } = attr(20);

@@ -1,13 +1,14 @@
 /**
  * The program: `mod.ts SUBCOMMAND …` dispatches to the gateway (`lb`, lb/cli.ts) or the real servers' TOA
- * proxy (`toa-proxy`, toa/cli.ts). The one place that knows both halves, so neither imports the other.
+ * proxy (`toa-proxy`, toa/cli.ts) and transparent mode (`toa-transparent`, toa/transparent_cli.ts). The one place that knows both halves, so neither imports the other.
  *
  * @module
  */
 import { LB_USAGE, lbMain } from "./lb/cli.ts";
 
 const USAGE = `${LB_USAGE}
-  mod.ts toa-proxy …                 the TOA-decoding proxy on a real server (mod.ts toa-proxy --help)`;
+  mod.ts toa-proxy …                 the TOA-decoding proxy on a real server (mod.ts toa-proxy --help)
+  mod.ts toa-transparent …           the client from TOA in accept()/getpeername() of a cgroup's servers`;
 
 /** Dispatches the subcommands; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
@@ -19,6 +20,10 @@ export async function main(args: string[]): Promise<number> {
       // Loaded on demand: a gateway never loads the proxy's modules, nor a proxy the gateway's.
       const { toaProxyMain } = await import("./toa/cli.ts");
       return await toaProxyMain(rest);
+    }
+    case "toa-transparent": {
+      const { toaTransparentMain } = await import("./toa/transparent_cli.ts");
+      return await toaTransparentMain(rest);
     }
     case undefined:
     case "help":

@@ -15,10 +15,13 @@ import type { Cidr } from "./trust.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { errnoName } from "../base/sys/errno.ts";
 import { DEFAULT_TOA_KINDS, type ToaKindSet, toaKindSet } from "../base/packet/toa_option.ts";
+import { SelfCgroup } from "./bpf/self_cgroup.ts";
+import { toaFormsOf } from "./bpf/toa_walker.ts";
 
 const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --proxy-protocol v1|v2|none
                          --trust CIDR[,CIDR...] [--connect-timeout MS] [--idle-timeout SECONDS]
                          [--reuse-port] [--max-connections N] [--max-per-source N] [--toa-kinds K[,K...]]
+                         [--decoder auto|saved_syn]
   Relays each connection to the backend, announcing the client from TOA when the peer is in --trust
   (the gateway's local addresses), else the peer itself. IPv6 as [ADDR]:PORT.
   --connect-timeout: backend connect timeout (default 3000 ms). --idle-timeout: close connections that
@@ -30,7 +33,11 @@ const USAGE = `usage: mod.ts toa-proxy --listen ADDR:PORT --backend ADDR:PORT --
   (TOA from a trusted peer, else the peer; IPv6 by /64) holding N connections has its next ones
   reset at once (default 0 = off; a trusted peer without TOA is never limited). --toa-kinds: the TCP
   option kinds taken as TOA, 8 bytes in an IPv4 SYN, 20 in an IPv6 one (default 253,254: 254 of toa.ko
-  and dpvs, 253 of Alibaba's and Huawei's IPv6 TOA); e.g. 254 to narrow, 254,253,252 to add 252.`;
+  and dpvs, 253 of Alibaba's and Huawei's IPv6 TOA); e.g. 254 to narrow, 254,253,252 to add 252.
+  --decoder: auto (default) reads TOA in the kernel with an eBPF sockops program — from the ACK that
+  completes the handshake (dpvs >= 1.9.6, and under SYN cookies), else the SYN — with the saved SYN
+  read by the proxy as the fallback; it falls back to saved_syn alone, saying why, when the program
+  cannot be loaded (needs root, cgroup v2). saved_syn: the saved SYN only.`;
 
 /** Parsed and checked flags of `toa-proxy`. */
 export interface ToaProxyArgs {
@@ -54,6 +61,8 @@ export interface ToaProxyArgs {
   maxPerSource: number;
   /** --toa-kinds. */
   toaKinds: ToaKindSet;
+  /** --decoder. */
+  decoder: "auto" | "saved_syn";
 }
 
 /** A bad flag: the message is the one line the user sees. */
@@ -82,6 +91,7 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
         "max-connections": { type: "string", default: "0" },
         "max-per-source": { type: "string", default: "0" },
         "toa-kinds": { type: "string" },
+        decoder: { type: "string", default: "auto" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -138,6 +148,10 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
   const maxConnections = count("max-connections", values["max-connections"]);
   const maxPerSource = count("max-per-source", values["max-per-source"]);
   const toaKinds = parseToaKinds(values["toa-kinds"]);
+  const decoder = values.decoder;
+  if (decoder !== "auto" && decoder !== "saved_syn") {
+    throw new UsageError(`--decoder: expected auto or saved_syn, got ${JSON.stringify(decoder)}`);
+  }
   return {
     listen,
     backend,
@@ -149,11 +163,12 @@ export function parseToaProxyArgs(args: string[]): ToaProxyArgs | null {
     maxConnections,
     maxPerSource,
     toaKinds,
+    decoder,
   };
 }
 
 /** `--toa-kinds K[,K...]` (absent: 253 and 254); throws {@link UsageError} naming the flag. */
-function parseToaKinds(v: string | undefined): ToaKindSet {
+export function parseToaKinds(v: string | undefined): ToaKindSet {
   if (v === undefined) return DEFAULT_TOA_KINDS;
   if (!/^\d{1,3}(,\d{1,3})*$/.test(v)) {
     throw new UsageError(
@@ -192,12 +207,34 @@ export async function toaProxyMain(args: string[]): Promise<number> {
       `toa-proxy event=fd_limit_error soft=${fds.soft} hard=${fds.hard} errno=${errnoName(fds.errno)}`,
     );
   }
+  // The sockops decoder: the listener must be opened inside the proxy's own cgroup (toa/bpf/self_cgroup.ts).
+  let sockops: SelfCgroup | null = null;
+  let why = "--decoder saved_syn";
+  if (a.decoder === "auto") {
+    try {
+      sockops = SelfCgroup.enter(a.trust, toaFormsOf(a.toaKinds.kinds));
+    } catch (e) {
+      // One line: the error's first line and, for a refused program, the verifier's last words.
+      const lines = String((e as Error).message).split("\n");
+      why = (lines.length > 1 ? [lines[0], ...lines.slice(-2)] : lines).join(" | ");
+    }
+  }
+  const decoder = sockops ? "sockops+saved_syn" : "saved_syn";
+  console.error(
+    `toa-proxy decoder=${decoder} ` + (sockops ? `cgroup=${sockops.dir}` : `reason=${JSON.stringify(why)}`),
+  );
   let proxy: ToaProxy;
   try {
-    proxy = ToaProxy.open({ ...a });
+    proxy = ToaProxy.open({ ...a, sockops });
   } catch (e) {
+    sockops?.close();
     console.error(`toa-proxy: ${e instanceof SocketError ? e.message : String(e)}`);
     return 1;
+  }
+  try {
+    sockops?.leave();
+  } catch (e) {
+    console.error(`toa-proxy event=cgroup_leave_error error=${JSON.stringify(String(e))}`);
   }
   const stop = () => proxy.stop();
   const stats = () => console.error(countersLine("stats", proxy.counters()));
@@ -209,7 +246,7 @@ export async function toaProxyMain(args: string[]): Promise<number> {
       `proxy_protocol=${a.proxyProtocol} trust=${a.trust.map((c) => c.text).join(",")} ` +
       `idle_timeout=${a.idleTimeoutMs / 1000} reuse_port=${a.reusePort ? 1 : 0} ` +
       `max_connections=${a.maxConnections} max_per_source=${a.maxPerSource} nofile=${fds.soft} ` +
-      `nofile_before=${fds.before} toa_kinds=${a.toaKinds.kinds.join(",")}`,
+      `nofile_before=${fds.before} toa_kinds=${a.toaKinds.kinds.join(",")} decoder=${decoder}`,
   );
   try {
     await proxy.run();
@@ -217,6 +254,7 @@ export async function toaProxyMain(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
     Deno.removeSignalListener("SIGUSR2", stats);
+    sockops?.close();
   }
   console.error(countersLine("stopped", proxy.counters()));
   return 0;

@@ -21,7 +21,7 @@
  */
 import { DEFAULT_TOA_KINDS, scanToa, type ToaKindSet } from "../base/packet/toa_option.ts";
 import { errno, IPPROTO_TCP, libc, TCP_SAVED_SYN } from "../base/sys/libc.ts";
-import { readSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.ts";
+import { formatAddress, readSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
 
 /** Why the announced client address is what it is; stable strings for logs and counters. */
@@ -122,4 +122,42 @@ export function clientAddressOf(
 ): ClientAddress {
   const syn = readSavedSyn(fd);
   return toaClientAddress(syn, peerAddressOf(fd), trust, kinds);
+}
+
+/** A TOA the sockops program recorded for a socket in the kernel (toa/bpf/sockops_toa.ts). */
+export interface RecordedToa {
+  /** Family of the client address. */
+  family: 4 | 6;
+  /** Client address bytes (4 or 16). */
+  address: Uint8Array;
+  /** Client port. */
+  port: number;
+  /** Where the kernel program found it: the handshake's ACK, or the saved SYN. */
+  source: "ack" | "syn";
+}
+
+/** Where a connection's TOA can be looked up in the kernel, by accepted socket fd. */
+export interface RecordedToaTable {
+  /** The record of accepted socket `fd`, or null. */
+  lookup(fd: number): RecordedToa | null;
+}
+
+/**
+ * The client from a TOA the kernel recorded for the connection, or null when there is none — the same trust
+ * rule as {@link toaClientAddress} (the kernel program applies it too): only a peer inside `trust` speaks for
+ * a client, and only with a TOA of the connection's own family.
+ */
+export function recordedClientAddress(
+  rec: RecordedToa | null,
+  peer: SocketAddress,
+  trust: readonly Cidr[],
+): ClientAddress | null {
+  if (rec === null || rec.family !== peer.family || !isTrusted(trust, peer.address)) return null;
+  const { address } = formatAddress(rec.address, 0, rec.family === 4 ? 4 : 16);
+  return {
+    client: { family: rec.family, address, port: rec.port },
+    peer,
+    reason: "toa_trusted",
+    malformedToa: 0,
+  };
 }

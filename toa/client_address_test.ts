@@ -1,6 +1,6 @@
 // The decision "which address to announce", checked on SYNs built by scapy (toa/testdata/gen_saved_syns.py).
 import assert from "node:assert/strict";
-import { toaClientAddress } from "./client_address.ts";
+import { recordedClientAddress, toaClientAddress } from "./client_address.ts";
 import { decodeToa, scanToa } from "../base/packet/toa_option.ts";
 import { proxyHeaderFor } from "./relay.ts";
 import { encodeProxyV1 } from "./proxy_protocol.ts";
@@ -121,4 +121,28 @@ Deno.test("PROXY header family follows the client; the destination is mapped whe
   assert.deepEqual(pick(c6, l6), [6, "fd00:1::2", "fd00:3::10"]);
   assert.deepEqual(pick(c6, l4), [6, "fd00:1::2", "::ffff:198.18.3.10"]);
   assert.deepEqual(pick(c4, l6), [4, "198.18.1.2", "0.0.0.0"]);
+});
+
+Deno.test("recordedClientAddress: a kernel record counts only from a trusted peer, in the peer's family", () => {
+  const rec = {
+    family: 4 as const,
+    address: new Uint8Array([203, 0, 113, 7]),
+    port: 40000,
+    source: "ack" as const,
+  };
+  assert.deepEqual(recordedClientAddress(rec, gw4, trust), {
+    client: { family: 4, address: "203.0.113.7", port: 40000 },
+    peer: gw4,
+    reason: "toa_trusted",
+    malformedToa: 0,
+  });
+  assert.equal(recordedClientAddress(rec, rs2, trust), null);
+  assert.equal(recordedClientAddress(null, gw4, trust), null);
+  const gw6: SocketAddress = { family: 6, address: "fd00:2::1", port: 5000 };
+  assert.equal(recordedClientAddress(rec, gw6, trust), null);
+  const v6 = new Uint8Array(16);
+  v6.set([0xfd, 0, 0, 1], 0);
+  v6[15] = 2;
+  const r6 = recordedClientAddress({ family: 6, address: v6, port: 1, source: "syn" }, gw6, trust);
+  assert.deepEqual(r6?.client, { family: 6, address: "fd00:1::2", port: 1 });
 });

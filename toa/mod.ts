@@ -1,6 +1,7 @@
 /**
  * The TOA side of fnat-lb, for real servers: the TOA option codec, reading a connection's client address
- * from its saved SYN, PROXY protocol v1/v2, and the `toa-proxy` relay that combines them.
+ * from its saved SYN or from the kernel's sockops program (toa/bpf/), PROXY protocol v1/v2, and the
+ * `toa-proxy` relay that combines them.
  *
  * @module
  */
@@ -27,8 +28,15 @@ export {
   localAddressOf,
   peerAddressOf,
   readSavedSyn,
+  recordedClientAddress,
+  type RecordedToa,
+  type RecordedToaTable,
   toaClientAddress,
 } from "./client_address.ts";
+export { decodeRecord, ToaBpf, type ToaMaps, type ToaRecord } from "./bpf/sockops_toa.ts";
+export { DEFAULT_TOA_FORMS, type ToaForm } from "./bpf/toa_walker.ts";
+export { attachedPrograms, CgroupAttachment, checkCgroupDir } from "./bpf/cgroup.ts";
+export { SelfCgroup } from "./bpf/self_cgroup.ts";
 export { type Cidr, cidrContains, isTrusted, parseCidr, parseTrustList } from "./trust.ts";
 export { formatHostPort, parseHostPort, type SocketAddress } from "./sockaddr.ts";
 export { type Listener, type ListenerOptions, openListener, SocketError } from "./listener.ts";

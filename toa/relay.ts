@@ -73,7 +73,13 @@ import {
   type SocketAddress,
 } from "./sockaddr.ts";
 import { type Listener, openListener, SocketError } from "./listener.ts";
-import { localAddressOf, readSavedSyn, toaClientAddress } from "./client_address.ts";
+import {
+  localAddressOf,
+  readSavedSyn,
+  recordedClientAddress,
+  type RecordedToaTable,
+  toaClientAddress,
+} from "./client_address.ts";
 import { type Cidr, isTrusted } from "./trust.ts";
 import type { ToaKindSet } from "../base/packet/toa_option.ts";
 import { RateLimitedLog } from "./rate_log.ts";
@@ -114,6 +120,11 @@ export interface ToaProxyOptions {
   logIntervalMs?: number;
   /** Log sink, one line per call (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * TOA recorded by the kernel's sockops program (toa/bpf/self_cgroup.ts), looked up first; the saved SYN is
+   * the fallback (and is read either way, which frees it). Null or absent: the saved SYN only.
+   */
+  sockops?: RecordedToaTable | null;
 }
 
 /** The proxy's counters (a snapshot). */
@@ -128,6 +139,12 @@ export interface ToaProxyCounters {
   no_toa: number;
   /** … with no saved SYN (SYN cookies): peer announced. */
   no_saved_syn: number;
+  /** Connections announced from a TOA the sockops program read in the handshake's ACK (in `toa_trusted`). */
+  toa_from_ack: number;
+  /** … that it read in the saved SYN, in the kernel (in `toa_trusted`). */
+  toa_from_syn: number;
+  /** … read by the proxy itself from the saved SYN (TCP_SAVED_SYN; in `toa_trusted`). */
+  toa_from_saved_syn: number;
   /** … from a trusted peer whose every option of a TOA kind was malformed: peer announced. */
   toa_malformed: number;
   /** Malformed options of a TOA kind (length, family) in trusted peers' SYNs, a valid one after or not. */
@@ -238,6 +255,9 @@ export class ToaProxy {
     toa_untrusted_ignored: 0,
     no_toa: 0,
     no_saved_syn: 0,
+    toa_from_ack: 0,
+    toa_from_syn: 0,
+    toa_from_saved_syn: 0,
     toa_malformed: 0,
     toa_malformed_options: 0,
     per_source_rejected: 0,
@@ -498,7 +518,16 @@ export class ToaProxy {
     const lib = this.lib;
     this.c.accepted++;
     const peer = readSockaddr(this.acceptAddr)!;
-    const decided = toaClientAddress(readSavedSyn(cfd), peer, this.opts.trust, this.opts.toaKinds);
+    // The saved SYN is read whatever the sockops record says: reading it frees the kernel's copy.
+    const syn = readSavedSyn(cfd);
+    const rec = this.opts.sockops ? this.opts.sockops.lookup(cfd) : null;
+    let decided = recordedClientAddress(rec, peer, this.opts.trust);
+    if (decided !== null) {
+      this.c[rec!.source === "ack" ? "toa_from_ack" : "toa_from_syn"]++;
+    } else {
+      decided = toaClientAddress(syn, peer, this.opts.trust, this.opts.toaKinds);
+      if (decided.reason === "toa_trusted") this.c.toa_from_saved_syn++;
+    }
     this.c[decided.reason]++;
     if (decided.reason === "no_saved_syn") this.noSynLog.hit(now, peer);
     if (decided.malformedToa > 0) {

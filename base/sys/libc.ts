@@ -157,10 +157,34 @@ export const RLIMIT_SIZE = 16;
 
 // ---- bpf(2) --------------------------------------------------------------------------------------------
 
+/** bpf(2) command: create a map. */
+export const BPF_MAP_CREATE = 0;
+/** bpf(2) command: read a map element. */
+export const BPF_MAP_LOOKUP_ELEM = 1;
+/** bpf(2) command: write a map element. */
+export const BPF_MAP_UPDATE_ELEM = 2;
+/** bpf(2) command: delete a map element. */
+export const BPF_MAP_DELETE_ELEM = 3;
+/** bpf(2) command: the key after a key (iteration). */
+export const BPF_MAP_GET_NEXT_KEY = 4;
 /** bpf(2) command: load a program (attr: `union bpf_attr`, the prog-load member). */
 export const BPF_PROG_LOAD = 5;
+/** bpf(2) command: pin a program or map in bpffs. */
+export const BPF_OBJ_PIN = 6;
+/** bpf(2) command: open a pinned object. */
+export const BPF_OBJ_GET = 7;
+/** bpf(2) command: attach a program to a cgroup. */
+export const BPF_PROG_ATTACH = 8;
+/** bpf(2) command: detach a program from a cgroup. */
+export const BPF_PROG_DETACH = 9;
 /** bpf(2) command: run a loaded program once on test input. */
 export const BPF_PROG_TEST_RUN = 10;
+/** bpf(2) command: the ids of the programs attached to a cgroup. */
+export const BPF_PROG_QUERY = 16;
+/** bpf(2) command: attach a program as a link (an fd whose life is the attachment's). */
+export const BPF_LINK_CREATE = 28;
+/** SOL_SOCKET option (Linux 4.12): the socket's 64-bit cookie, the key eBPF programs use for it. */
+export const SO_COOKIE = 57;
 /** The bpf syscall's number: glibc has no wrapper, so it goes through syscall(2). */
 const SYS_BPF = Deno.build.arch === "x86_64" ? 321 : 280; // aarch64: the generic table
 

@@ -24,14 +24,14 @@
  * @module
  */
 import { STEER_MULTIPLIER } from "../engine/steering.ts";
-import { Alu, BpfProgram, Jmp } from "./bpf_asm.ts";
-import { bpf, BPF_PROG_LOAD, BPF_PROG_TEST_RUN, errno, libc } from "../../base/sys/libc.ts";
+import { Alu, BpfProgram, Jmp } from "../../base/bpf/asm.ts";
+import { errno, libc } from "../../base/sys/libc.ts";
+import { loadProgram, ProgType, testRun } from "../../base/bpf/syscall.ts";
 import { errnoName } from "../../base/sys/errno.ts";
 import { TCP_ACK, TCP_FLAGS, TCP_SYN } from "../../base/packet/tcp.ts";
 
 /** `_IOR('T', 224, int)`: attach a steering eBPF program to a TUN device (linux/if_tun.h). */
 export const TUNSETSTEERINGEBPF = 0x800454e0;
-const BPF_PROG_TYPE_SOCKET_FILTER = 1;
 
 const R0 = 0, R1 = 1, R6 = 6, R7 = 7, R8 = 8, R9 = 9;
 
@@ -116,30 +116,18 @@ export function buildSteeringProgram(workers: number, local4: number[], local6: 
   return p.assemble();
 }
 
-/** Loads a socket-filter program; returns its fd, or throws with the verifier's log. */
+/** Loads a socket-filter program; returns its fd, or throws with the verifier's log (base/bpf/syscall.ts). */
 export function loadSocketFilter(insns: Uint8Array): number {
-  const license = new TextEncoder().encode("GPL\0");
-  const log = new Uint8Array(65536);
-  const attr = new Uint8Array(128);
-  const dv = new DataView(attr.buffer);
-  const addr = (b: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
-  dv.setUint32(0, BPF_PROG_TYPE_SOCKET_FILTER, true);
-  dv.setUint32(4, insns.length / 8, true);
-  dv.setBigUint64(8, addr(insns), true);
-  dv.setBigUint64(16, addr(license), true);
-  dv.setUint32(24, 1, true); // log_level
-  dv.setUint32(28, log.length, true);
-  dv.setBigUint64(32, addr(log), true);
-  attr.set(new TextEncoder().encode("fnat_steer"), 48);
-  const fd = bpf(BPF_PROG_LOAD, attr);
-  if (fd < 0) {
-    const e = errno();
-    const text = new TextDecoder().decode(log.subarray(0, log.indexOf(0))).trim().split("\n").slice(-3).join(
-      " | ",
+  try {
+    return loadProgram({ type: ProgType.SOCKET_FILTER, insns, name: "fnat_steer" });
+  } catch (e) {
+    // One line: the reason ends up in a log line of the gateway (steering=handoff reason=…).
+    throw new Error(
+      (e as Error).message.split("\n").slice(0, 1).concat((e as Error).message.split("\n").slice(-3)).join(
+        " | ",
+      ),
     );
-    throw new Error(`bpf(BPF_PROG_LOAD) failed (${errnoName(e)})${text ? `: ${text}` : ""}`);
   }
-  return fd;
 }
 
 /** Attaches a loaded program as the steering program of the TUN device that `tunFd` is a queue of. */
@@ -166,13 +154,5 @@ export function testRunProgram(progFd: number, packet: Uint8Array, family: 4 | 6
   frame[12] = family === 4 ? 0x08 : 0x86;
   frame[13] = family === 4 ? 0x00 : 0xdd;
   frame.set(packet, 14);
-  const attr = new Uint8Array(80);
-  const dv = new DataView(attr.buffer);
-  dv.setUint32(0, progFd, true);
-  dv.setUint32(8, frame.length, true);
-  dv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(frame))), true);
-  dv.setUint32(32, 1, true); // repeat
-  const r = bpf(BPF_PROG_TEST_RUN, attr);
-  if (r < 0) throw new Error(`bpf(BPF_PROG_TEST_RUN) failed (${errnoName(errno())})`);
-  return dv.getUint32(4, true);
+  return testRun(progFd, frame).retval;
 }

@@ -43,6 +43,8 @@ export interface NginxOptions {
   timeoutMs?: number;
   /** Be a PROXY-protocol receiver (see the module doc); default false. */
   proxyProtocol?: boolean;
+  /** Goes before `ip netns exec …` and must exec it (e.g. a shell that moves itself into a cgroup first). */
+  wrapper?: string[];
 }
 
 /** One access-log line. */
@@ -156,6 +158,7 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
   const conf = `${dir}/nginx.conf`;
   await Deno.writeTextFile(conf, nginxConfig(dir, opts.listen, opts.proxyProtocol));
   const process = spawnBackground([
+    ...(opts.wrapper ?? []),
     "ip",
     "netns",
     "exec",

@@ -19,8 +19,18 @@
  */
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
-import { startCapture, type TcpSegment, toaOptions, withLab } from "./helpers/mod.ts";
+import {
+  spawnBackground,
+  startCapture,
+  startNginx,
+  type TcpSegment,
+  toaOptions,
+  withLab,
+} from "./helpers/mod.ts";
 import { startPpNginx, startToaProxy } from "../toa/testing/servers.ts";
+import { createCgroup, removeCgroup } from "../toa/bpf/cgroup.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
 
 const LOCAL4 = "198.18.2.1";
 const LOCAL6 = "fd00:2::1";
@@ -184,5 +194,154 @@ Deno.test("e2e: TOA placement × SYN proxy against a saved-SYN decoder (toa-prox
     }
     // The gateway's SYN cookies answered the proxied cells' clients.
     assert.equal(stats.events.syncookie_valid ?? 0, 6, "syncookie_valid");
+  });
+});
+
+Deno.test("e2e: TOA placement × SYN proxy × SYN cookies against the ACK-reading decoders (toa-proxy's sockops, toa-transparent)", async () => {
+  // Port 80 of each cell's VIP → rs1:80, toa-proxy with its sockops decoder → nginx (PROXY v1);
+  // port 81 → rs1:81, an unmodified nginx (plain listen, $remote_addr) in a cgroup under toa-transparent;
+  // port 82 → rs1:82, toa-proxy with the saved-SYN decoder alone (--decoder saved_syn) → nginx.
+  const config = (rs1v4: string, rs1v6: string) => {
+    const c = gatewayConfig(rs1v4, rs1v6);
+    const services = c.services as Record<string, unknown>[];
+    return {
+      ...c,
+      services: [
+        ...services,
+        ...[81, 82].flatMap((port) =>
+          services.map((s) => ({
+            ...s,
+            port,
+            realServers: (s.realServers as Record<string, unknown>[]).map((r) => ({ ...r, port })),
+          }))
+        ),
+      ],
+    };
+  };
+  await withLab({ nginx: false, gateway: (t) => config(t.rsIp4[0], t.rsIp6[0]) }, async (lab) => {
+    const t = lab.t;
+    const rs1 = t.nsRs[0];
+    const pp = await startPpNginx(rs1, `${lab.dir}/nginx-pp`, ["127.0.0.1:8080"], {});
+    lab.defer(() => pp.stop());
+    lab.track(pp.process);
+    // nsenter, not `ip netns exec`: the proxy must see /sys/fs/cgroup to make its own cgroup.
+    const proxies = await Promise.all(
+      [`${t.rsIp4[0]}:80`, `[${t.rsIp6[0]}]:80`].map(async (listen) => {
+        const p = await startToaProxy(
+          rs1,
+          [
+            "--listen",
+            listen,
+            "--backend",
+            "127.0.0.1:8080",
+            "--proxy-protocol",
+            "v1",
+            "--trust",
+            TRUST,
+          ],
+          20_000,
+          [],
+          true,
+        );
+        lab.defer(() => p.stop());
+        lab.track(p.process);
+        assert.match(p.process.stderr(), /toa-proxy decoder=sockops\+saved_syn /);
+        return p;
+      }),
+    );
+    const savedSyn = await Promise.all(
+      [`${t.rsIp4[0]}:82`, `[${t.rsIp6[0]}]:82`].map(async (listen) => {
+        const p = await startToaProxy(rs1, [
+          "--listen",
+          listen,
+          "--backend",
+          "127.0.0.1:8080",
+          "--proxy-protocol",
+          "v1",
+          "--trust",
+          TRUST,
+          "--decoder",
+          "saved_syn",
+        ]);
+        lab.defer(() => p.stop());
+        lab.track(p.process);
+        return p;
+      }),
+    );
+    const cg = createCgroup(`${t.prefix}-placement`);
+    lab.defer(() => removeCgroup(cg));
+    const tt = spawnBackground([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${REPO}mod.ts`,
+      "toa-transparent",
+      "--cgroup",
+      cg,
+      "--trust",
+      TRUST,
+    ]);
+    lab.track(tt);
+    lab.defer(() => tt.stop("SIGKILL", 1_000));
+    await tt.waitFor(() => tt.stdout().includes("toa-transparent ready"), "toa-transparent ready", 20_000);
+    const plain = await startNginx({
+      ns: rs1,
+      dir: `${lab.dir}/nginx-plain`,
+      listen: [`${t.rsIp4[0]}:81`, `[${t.rsIp6[0]}]:81`],
+      files: { "ip": "plain\n" },
+      wrapper: ["sh", "-c", `echo $$ > ${cg}/cgroup.procs && exec "$@"`, "sh"],
+    });
+    lab.defer(() => plain.stop());
+    lab.track(plain.process);
+
+    let requests = 0;
+    for (const cookies of [1, 2]) {
+      // 2: the real server answers every SYN with a cookie and saves none: only the ACK can carry TOA.
+      const s = await nsExec(rs1, ["sysctl", "-qw", `net.ipv4.tcp_syncookies=${cookies}`]);
+      assert.ok(s.success, s.stderr);
+      for (const c of CELLS) {
+        const url = (port: number) =>
+          c.family === 4 ? `http://${c.vip}:${port}/ip` : `http://[${c.vip}]:${port}/ip`;
+        const client = c.family === 4 ? t.cliIp4 : t.cliIp6;
+        const label = `${c.placement} synproxy=${c.synproxy} IPv${c.family} syncookies=${cookies}`;
+        const viaProxy = await nsExec(t.nsCli, ["curl", "-sS", "--max-time", "10", url(80)], 20_000);
+        assert.ok(viaProxy.success, `${label}: ${viaProxy.stderr}`);
+        const proxied = viaProxy.stdout.trim().split(/:(?=\d+$)/)[0];
+        const viaPlain = await nsExec(t.nsCli, ["curl", "-sS", "--max-time", "10", url(81)], 20_000);
+        assert.ok(viaPlain.success, `${label}: ${viaPlain.stderr}`);
+        const seen = (await plain.waitForRequests(++requests)).at(-1)!.peerAddr;
+        const viaSaved = await nsExec(t.nsCli, ["curl", "-sS", "--max-time", "10", url(82)], 20_000);
+        assert.ok(viaSaved.success, `${label}: ${viaSaved.stderr}`);
+        const saved = viaSaved.stdout.trim().split(/:(?=\d+$)/)[0];
+        console.log(
+          `toa placement: ${label}: toa-proxy (sockops) saw ${proxied}, toa-transparent nginx saw ${seen}, ` +
+            `toa-proxy (saved_syn) saw ${saved}`,
+        );
+        // TOA in the SYN is lost to a cookie-answering server (it keeps no SYN); then only the ACK counts.
+        const reachable = c.placement !== "syn" || cookies === 1;
+        const local = c.family === 4 ? LOCAL4 : LOCAL6;
+        assert.equal(proxied, reachable ? client : local, `${label}: toa-proxy (sockops)`);
+        assert.equal(seen, reachable ? client : local, `${label}: toa-transparent`);
+        // The saved SYN: only where the SYN carries TOA and the server saved it (no cookies).
+        assert.equal(saved, c.placement !== "ack" && cookies === 1 ? client : local, `${label}: saved_syn`);
+      }
+    }
+    await nsExec(rs1, ["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]);
+    for (const p of savedSyn) {
+      const { counters } = await p.stop();
+      // Per family, 12 requests: TOA in 4 (syn+ack and syn, cookies off), no TOA in the 2 ack cells' saved
+      // SYNs, no saved SYN at all in the 6 under cookies.
+      assert.deepEqual(
+        [counters.toa_trusted, counters.no_saved_syn, counters.no_toa, counters.toa_from_ack ?? 0],
+        [4, 6, 2, 0],
+        JSON.stringify(counters),
+      );
+    }
+    for (const p of proxies) {
+      const { counters } = await p.stop();
+      // Per family: 12 requests; the ACK read in the kernel for syn+ack and ack (8), the SYN for syn (2).
+      assert.equal(counters.toa_from_ack, 8, JSON.stringify(counters));
+      assert.equal(counters.toa_from_syn + counters.toa_from_saved_syn, 2, JSON.stringify(counters));
+    }
   });
 });

@@ -46,19 +46,18 @@ export function parseCounters(line: string): Record<string, number> {
 
 /**
  * Starts `mod.ts toa-proxy ARGS` in `ns` and waits (bounded) for its ready line; `wrapper` goes before the
- * deno command and must exec it (e.g. `["prlimit", "--nofile=64:64"]`).
+ * deno command and must exec it (e.g. `["prlimit", "--nofile=64:64"]`). `nsenter`: enter the namespace with
+ * `nsenter --net` instead of `ip netns exec`, whose own /sys has no cgroups — the sockops decoder needs them.
  */
 export async function startToaProxy(
   ns: string,
   args: string[],
   timeoutMs = 20_000,
   wrapper: string[] = [],
+  nsenter = false,
 ): Promise<ToaProxyProcess> {
   const process = spawnBackground([
-    "ip",
-    "netns",
-    "exec",
-    ns,
+    ...(nsenter ? ["nsenter", `--net=/run/netns/${ns}`] : ["ip", "netns", "exec", ns]),
     ...wrapper,
     Deno.execPath(),
     "run",

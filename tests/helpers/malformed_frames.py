@@ -167,7 +167,10 @@ class Gen:
 
     def tcp_bad_checksum(self, fam, idx):
         ip, port = self.l3(fam, idx, "tcp")
-        seg = self.tcp(self.sport(), port, self.r.choice(["S", "S", "A", "R", "PA"]), self.options())
+        # Ports no other frame uses (sport() stays below 30000, clients' own from 32768): a bad checksum on a
+        # connection an earlier frame made would pass through it, as every established segment's does (the
+        # gateway updates checksums, it checks only what creates state) and the server's kernel drop it.
+        seg = self.tcp(self.r.randint(30000, 32767), port, self.r.choice(["S", "S", "A", "R", "PA"]), self.options())
         b = bytearray(bytes(ip / seg))
         hl = 20 if fam == 4 else 40
         b[hl + 16] ^= 1 + self.r.randint(0, 254)

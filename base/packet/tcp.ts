@@ -356,3 +356,39 @@ export function tcpMss(b: Uint8Array, o: number): number {
   const p = tcpFindOption(b, o, TCPOPT_MSS);
   return p >= 0 && b[p + 1] === 4 ? read16(b, p + 2) : -1;
 }
+
+/**
+ * Writes the options of a SYN or SYN+ACK at `opts[at]`: MSS when `mss` > 0, window scale `wscale` when it is
+ * not negative, SACK-permitted when asked — each padded with NOPs to 4 bytes. Returns the new end.
+ */
+export function tcpWriteSynOptions(
+  opts: Uint8Array,
+  at: number,
+  mss: number,
+  wscale: number,
+  sackPermitted: boolean,
+): number {
+  let n = at;
+  if (mss > 0) {
+    opts[n] = TCPOPT_MSS;
+    opts[n + 1] = 4;
+    opts[n + 2] = mss >>> 8;
+    opts[n + 3] = mss & 0xff;
+    n += 4;
+  }
+  if (wscale >= 0) {
+    opts[n] = TCPOPT_NOP;
+    opts[n + 1] = TCPOPT_WINDOW_SCALE;
+    opts[n + 2] = 3;
+    opts[n + 3] = wscale;
+    n += 4;
+  }
+  if (sackPermitted) {
+    opts[n] = TCPOPT_NOP;
+    opts[n + 1] = TCPOPT_NOP;
+    opts[n + 2] = TCPOPT_SACK_PERMITTED;
+    opts[n + 3] = 2;
+    n += 4;
+  }
+  return n;
+}

@@ -26,6 +26,7 @@ import {
   TCPOPT_SACK,
   TCPOPT_TIMESTAMP,
   tcpOptionsWellFormed,
+  tcpWriteSynOptions,
 } from "./tcp.ts";
 import { computeTransportChecksum, fillTransportChecksum } from "./transport_checksum.ts";
 import { classifyPacket, PACKET_OK } from "./validate.ts";
@@ -312,4 +313,14 @@ Deno.test("tcpInsertOption refuses to grow the IP length past 65535 (near-64 KiB
     assert.equal(family === 4 ? ipv4TotalLength(ok.b, 0) : ipv6PayloadLength(ok.b, 0), 65535);
     assert.equal(read16(ok.b, ok.info.l4Off + 16), computeTransportChecksum(ok.b, ok.info));
   }
+});
+
+Deno.test("tcpWriteSynOptions: MSS, window scale, SACK-permitted, each in 4 bytes, any left out", () => {
+  const o = new Uint8Array(16);
+  assert.equal(tcpWriteSynOptions(o, 0, 1460, 7, true), 12);
+  assert.deepEqual([...o.subarray(0, 12)], [2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2]);
+  assert.equal(tcpWriteSynOptions(o, 4, 0, -1, true), 8, "after 4 bytes: SACK-permitted only");
+  assert.deepEqual([...o.subarray(4, 8)], [1, 1, 4, 2]);
+  assert.equal(tcpWriteSynOptions(o, 0, 536, 0, false), 8, "window scale 0 is a scale");
+  assert.deepEqual([...o.subarray(0, 8)], [2, 4, 0x02, 0x18, 1, 3, 3, 0]);
 });

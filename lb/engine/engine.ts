@@ -86,6 +86,7 @@ import {
   TCPOPT_WINDOW_SCALE,
   tcpSetAck,
   tcpSetSeq,
+  tcpWriteSynOptions,
 } from "../../base/packet/tcp.ts";
 import { fillTransportChecksum, transportChecksumOk } from "../../base/packet/transport_checksum.ts";
 import { classifyPacket, PACKET_FRAGMENT, PACKET_OK } from "../../base/packet/validate.ts";
@@ -615,8 +616,6 @@ export class Engine {
    */
   private buildRst(b: Uint8Array, id: number, toServer: boolean): number {
     const conns = this.conns;
-    const svc = conns.service[id];
-    const f = conns.server[id];
     // A RST must carry exactly the sequence number its receiver expects next (RFC 5961): the end of what its
     // peer sent through us, which it has all received by the time this RST, sent after it, arrives.
     // Client numbers go to the server shifted by seqDelta; server numbers to the client by the SYN proxy's
@@ -624,6 +623,26 @@ export class Engine {
     const toClient = this.serverSeqToClient(id, conns.nextFromServer[id]);
     const seq = toServer ? (conns.nextFromClient[id] + conns.seqDelta[id]) >>> 0 : toClient;
     const ack = toServer ? conns.nextFromServer[id] : conns.nextFromClient[id];
+    return this.connSegment(b, id, toServer, seq, ack, TCP_RST | TCP_ACK, 0, 0);
+  }
+
+  /**
+   * Builds in `b` a segment of connection `id` with no payload and the first `optLen` bytes of `spOptBuf` as
+   * options: toward its real server (local:lport → RS:port) or its client (VIP:vport → client:cport).
+   */
+  private connSegment(
+    b: Uint8Array,
+    id: number,
+    toServer: boolean,
+    seq: number,
+    ack: number,
+    flags: number,
+    window: number,
+    optLen: number,
+  ): number {
+    const conns = this.conns;
+    const svc = conns.service[id];
+    const f = conns.server[id];
     return toServer
       ? buildTcpSegment(
         b,
@@ -636,10 +655,10 @@ export class Engine {
         this.rsPort[f],
         seq,
         ack,
-        TCP_RST | TCP_ACK,
-        0,
+        flags,
+        window,
         this.spOptBuf,
-        0,
+        optLen,
       )
       : buildTcpSegment(
         b,
@@ -652,10 +671,10 @@ export class Engine {
         conns.clientPort[id],
         seq,
         ack,
-        TCP_RST | TCP_ACK,
-        0,
+        flags,
+        window,
         this.spOptBuf,
-        0,
+        optLen,
       );
   }
 
@@ -686,46 +705,17 @@ export class Engine {
       n = writeToaWords(o, 0, fam, conns.clientPort[id], conns.clientAddr, id * 4);
       while (n & 3) o[n++] = TCPOPT_NOP;
     }
-    if (conns.clientMss[id] > 0) {
-      o[n] = TCPOPT_MSS;
-      o[n + 1] = 4;
-      o[n + 2] = conns.clientMss[id] >>> 8;
-      o[n + 3] = conns.clientMss[id] & 0xff;
-      n += 4;
-    }
-    if (ws & WSCALE_OFFERED) {
-      o[n] = TCPOPT_NOP;
-      o[n + 1] = TCPOPT_WINDOW_SCALE;
-      o[n + 2] = 3;
-      o[n + 3] = ws & WSCALE_SHIFT;
-      n += 4;
-    }
-    if (syn & SYN_SACK_PERMITTED) {
-      o[n] = TCPOPT_NOP;
-      o[n + 1] = TCPOPT_NOP;
-      o[n + 2] = TCPOPT_SACK_PERMITTED;
-      o[n + 3] = 2;
-      n += 4;
-    }
-    const f = conns.server[id];
-    // In SYN_SENT only SYNs (never scaled) have set it; a stray segment scaled by the offer is capped.
-    const win = conns.clientMaxWin[id];
-    return buildTcpSegment(
-      b,
-      fam,
-      this.localAddr,
-      conns.localIndex[id] * 4,
-      this.rsAddr,
-      f * 4,
-      conns.localPort[id],
-      this.rsPort[f],
-      conns.nextFromClient[id] - 1 + conns.seqDelta[id],
-      0,
-      TCP_SYN,
-      win > 0xffff ? 0xffff : win,
+    n = tcpWriteSynOptions(
       o,
       n,
+      conns.clientMss[id],
+      ws & WSCALE_OFFERED ? ws & WSCALE_SHIFT : -1,
+      (syn & SYN_SACK_PERMITTED) !== 0,
     );
+    // In SYN_SENT only SYNs (never scaled) have set it; a stray segment scaled by the offer is capped.
+    const win = conns.clientMaxWin[id];
+    const seq = conns.nextFromClient[id] - 1 + conns.seqDelta[id];
+    return this.connSegment(b, id, true, seq, 0, TCP_SYN, win > 0xffff ? 0xffff : win, n);
   }
 
   /**
@@ -1805,23 +1795,8 @@ export class Engine {
     if (!(this.spOpts[id] & SP_SERVER_NO_WSCALE)) win >>>= conns.clientWscale[id];
     if (this.spOpts[id] & SP_KEPT) this.replayId = id;
     this.generated = true;
-    const f = conns.server[id];
-    return buildTcpSegment(
-      b,
-      conns.family[id],
-      this.localAddr,
-      conns.localIndex[id] * 4,
-      this.rsAddr,
-      f * 4,
-      conns.localPort[id],
-      this.rsPort[f],
-      clientIsn + 1 + conns.seqDelta[id],
-      s + 1,
-      TCP_ACK,
-      win > 0xffff ? 0xffff : win,
-      opts,
-      n,
-    );
+    const seq = clientIsn + 1 + conns.seqDelta[id];
+    return this.connSegment(b, id, true, seq, s + 1, TCP_ACK, win > 0xffff ? 0xffff : win, n);
   }
 
   /** Client → server on a SYN proxy connection: the server's numbers in ack and SACK, the window's scale. */

@@ -22,18 +22,16 @@
  *
  * @module
  */
-import { read16 } from "../../base/packet/checksum.ts";
+import { read16, write16Summed } from "../../base/packet/checksum.ts";
 import {
+  TCP_CHECKSUM,
   TCP_WINDOW,
   tcpFindOption,
   tcpMss,
-  TCPOPT_MSS,
-  TCPOPT_NOP,
   TCPOPT_SACK_PERMITTED,
   TCPOPT_WINDOW_SCALE,
+  tcpWriteSynOptions,
 } from "../../base/packet/tcp.ts";
-import { write16Summed } from "../../base/packet/checksum.ts";
-import { TCP_CHECKSUM } from "../../base/packet/tcp.ts";
 import {
   COOKIE_MSS_V4,
   COOKIE_MSS_V6,
@@ -74,37 +72,14 @@ export function cookieMss(data: number, family: number, max: number): number {
   return v < max ? v : max;
 }
 
-/** Writes MSS, then window scale and SACK-permitted when the client offered them; returns the length (× 4). */
-function writeHandshakeOptions(opts: Uint8Array, mss: number, data: number, wscale: number): number {
-  opts[0] = TCPOPT_MSS;
-  opts[1] = 4;
-  opts[2] = mss >>> 8;
-  opts[3] = mss & 0xff;
-  let n = 4;
-  if (cookieWscale(data) !== COOKIE_NO_WSCALE) {
-    opts[n] = TCPOPT_NOP;
-    opts[n + 1] = TCPOPT_WINDOW_SCALE;
-    opts[n + 2] = 3;
-    opts[n + 3] = wscale;
-    n += 4;
-  }
-  if (cookieSack(data)) {
-    opts[n] = TCPOPT_NOP;
-    opts[n + 1] = TCPOPT_NOP;
-    opts[n + 2] = TCPOPT_SACK_PERMITTED;
-    opts[n + 3] = 2;
-    n += 4;
-  }
-  return n;
-}
-
 /**
  * The options of the gateway's SYN+ACK to a client whose SYN gave cookie `data`: the gateway's MSS, and
  * window scale {@link GATEWAY_WSCALE} and SACK-permitted where the client offered them. No timestamps:
  * FULLNAT removes them toward the server. Returns the length.
  */
 export function writeSynAckOptions(opts: Uint8Array, mss: number, data: number): number {
-  return writeHandshakeOptions(opts, mss, data, GATEWAY_WSCALE);
+  const ws = cookieWscale(data) === COOKIE_NO_WSCALE ? -1 : GATEWAY_WSCALE;
+  return tcpWriteSynOptions(opts, 0, mss, ws, cookieSack(data));
 }
 
 /**

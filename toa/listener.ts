@@ -18,6 +18,7 @@ import {
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOL_SOCKET,
+  TCP_NODELAY,
   TCP_SAVE_SYN,
 } from "../base/sys/libc.ts";
 import { errnoName } from "../base/sys/errno.ts";
@@ -44,6 +45,8 @@ export interface ListenerOptions {
   saveSyn?: boolean;
   /** Set SO_REUSEPORT, so that several processes can listen on the same address (default false). */
   reusePort?: boolean;
+  /** Set TCP_NODELAY, which Linux copies to every accepted socket: one call, not one per connection (false). */
+  noDelay?: boolean;
 }
 
 /** An open listening socket. */
@@ -76,6 +79,9 @@ export function openListener(addr: SocketAddress, opts: ListenerOptions = {}): L
   }
   if ((opts.saveSyn ?? true) && lib.setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, one, 4) !== 0) {
     fail("setsockopt(TCP_SAVE_SYN)");
+  }
+  if (opts.noDelay && lib.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4) !== 0) {
+    fail("setsockopt(TCP_NODELAY)");
   }
   const sa = encodeSockaddr(addr);
   if (lib.bind(fd, sa, sa.length) !== 0) fail("bind");

@@ -11,10 +11,15 @@
  *   listener ready → accept4 … (after the batch, so no fd number is reused while its old events are pending)
  * ```
  *
+ * Each connection fd is registered once (EPOLLIN | EPOLLOUT | EPOLLRDHUP, edge-triggered) and leaves the set
+ * when it is closed: no epoll_ctl per state change. An edge sets a readiness bit in the connection; a bit is
+ * cleared only when the call it allows says EAGAIN or reads or writes short, so bytes move until the kernel
+ * says stop, and the next edge starts them again.
+ *
  * Per direction (client→backend, backend→client) a connection holds at most one `bufferSize` buffer, and
- * only while the destination is not taking bytes; while it is held the source is not read (its epoll
- * interest drops EPOLLIN), so the sender's kernel window closes — that is the backpressure, and memory is
- * bounded by 2 × bufferSize × connections, and is zero for idle connections. EOF from one side is passed on
+ * only while the destination is not taking bytes; while it is held the source is not read, so the sender's
+ * kernel window closes — that is the backpressure, and memory is bounded by 2 × bufferSize × connections,
+ * and is zero for idle connections. EOF from one side is passed on
  * as shutdown(SHUT_WR) of the other after its buffer is flushed (half-close); both fds close when both
  * directions have ended, or at once on an error.
  *
@@ -42,13 +47,14 @@ import {
   EPOLL_CLOEXEC,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
-  EPOLL_CTL_MOD,
   EPOLL_DATA_OFFSET,
   EPOLL_EVENT_SIZE,
   EPOLLERR,
+  EPOLLET,
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
+  EPOLLRDHUP,
   errno,
   eventfdSignal,
   intOption,
@@ -181,8 +187,20 @@ const CLOSED = 2;
 const MAX_EVENTS = 256;
 /** Accepts per loop turn, so a connection storm cannot starve established connections. */
 const MAX_ACCEPTS = 256;
-/** recv calls per ready event, so one fast connection cannot starve the others. */
+/** recv calls per connection and direction in a turn, so one fast connection cannot starve the others; one
+ * that still has bytes waits for the next turn in the `again` list. */
 const MAX_READS = 4;
+/** Every connection fd's one registration: all events, edge-triggered (the readiness bits below keep them). */
+const CONN_EVENTS = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+/** Conn.ready bits: the client / backend fd may have bytes to read (or an EOF or error to report). */
+const RD_C = 1;
+const RD_B = 2;
+/** … may take bytes (or report an error). */
+const WR_C = 4;
+const WR_B = 8;
+/** … has an EOF or error pending: read on after a short read, until recv says 0 or fails. */
+const HUP_C = 16;
+const HUP_B = 32;
 /** Longest idle wait; bounds how late a connect timeout is noticed. */
 const WAIT_MS = 100;
 /** Sync polls in a row before one wait on the worker thread lets timers and signals run. */
@@ -205,9 +223,13 @@ class Conn implements IdleEntry {
   wheelPos = 0;
   /** The key this connection counts under in the per-source table, or null when it is not counted. */
   source: string | null = null;
-  /** Registered epoll interest per fd, -1 when not registered. */
-  cMask = -1;
-  bMask = -1;
+  /**
+   * Readiness learnt from edge-triggered events and not yet used up (RD_C … HUP_B): a bit is set by an event
+   * and cleared when the call it allows says EAGAIN (or reads or writes short), so no edge is lost.
+   */
+  ready = 0;
+  /** In the `again` list (more to read next turn). */
+  queued = false;
   /** Data not yet taken by the destination, at [0, pendLen). */
   pend: [Uint8Array | null, Uint8Array | null] = [null, null];
   pendLen = [0, 0];
@@ -240,6 +262,8 @@ export class ToaProxy {
   private readonly pool: Uint8Array[] = [];
   private readonly byFd: (Conn | undefined)[] = [];
   private readonly connecting = new Set<Conn>();
+  /** Connections that stopped at MAX_READS with bytes still to read: taken up again next turn. */
+  private again: Conn[] = [];
   private readonly acceptAddr = new Uint8Array(SOCKADDR_MAX);
   private readonly acceptLen = new Uint8Array(4);
   private readonly optBuf = new Uint8Array(4);
@@ -328,7 +352,11 @@ export class ToaProxy {
     this.idle = idleMs > 0 ? new IdleWheel<Conn>(idleMs, this.now) : null;
     this.scratch = new Uint8Array(this.bufferSize);
     this.backendSa = encodeSockaddr(opts.backend);
-    this.listener = openListener(opts.listen, { backlog: opts.backlog, reusePort: opts.reusePort });
+    this.listener = openListener(opts.listen, {
+      backlog: opts.backlog,
+      reusePort: opts.reusePort,
+      noDelay: true,
+    });
     this.address = this.listener.address;
     this.wildcard = this.address.address === "0.0.0.0" || this.address.address === "::";
     this.ep = this.lib.epoll_create1(EPOLL_CLOEXEC);
@@ -382,11 +410,12 @@ export class ToaProxy {
         // are, or after SYNC_POLLS busy turns, wait on the worker thread so timers and signal handlers run.
         // (Blocking briefly on the JS thread instead measured slower: docs/toa-proxy.md.)
         let n = 0;
+        const busy = this.again.length > 0;
         if (syncTurns < SYNC_POLLS) n = lib.epoll_wait_sync(this.ep, this.events, MAX_EVENTS, 0);
-        if (n > 0) syncTurns++;
+        if (n > 0 || (busy && syncTurns < SYNC_POLLS)) syncTurns++;
         else {
           syncTurns = 0;
-          n = await lib.epoll_wait(this.ep, this.events, MAX_EVENTS, WAIT_MS);
+          n = await lib.epoll_wait(this.ep, this.events, MAX_EVENTS, busy ? 0 : WAIT_MS);
         }
         if (this.stopping) break;
         const now = this.now = performance.now();
@@ -398,6 +427,7 @@ export class ToaProxy {
           if (fd === this.listener.fd) acceptReady = true;
           else if (fd !== this.wakeFd) this.onEvent(fd, ev);
         }
+        if (this.again.length > 0) this.resume();
         if (acceptReady) this.acceptMany(now);
         else if (!this.listenerRegistered && now >= this.acceptPausedUntil && !this.atLimit) {
           this.ctl(EPOLL_CTL_ADD, this.listener.fd, EPOLLIN);
@@ -559,7 +589,7 @@ export class ToaProxy {
       const h = proxyHeaderFor(decided.client, local);
       header = this.opts.proxyProtocol === "v1" ? encodeProxyV1(h) : encodeProxyV2(h);
     }
-    lib.setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, intOption(1), 4);
+    // TCP_NODELAY: inherited from the listener (set there once).
     const conn = new Conn(cfd, bfd, decided.client, peer, now + this.connectTimeoutMs);
     conn.source = source;
     this.c.active++;
@@ -571,16 +601,19 @@ export class ToaProxy {
       conn.pend[C2B] = buf;
       conn.pendLen[C2B] = header.length;
     }
+    // Each fd is registered once, for everything, edge-triggered; closing it removes it. The client's first
+    // event tells what it already holds; the backend's is added after connect(), so its first edge is the
+    // connect's outcome (a socket not yet connecting would report EPOLLHUP).
+    this.ctl(EPOLL_CTL_ADD, cfd, CONN_EVENTS);
     const r = lib.connect(bfd, this.backendSa, this.backendSa.length);
-    if (r === 0) this.connected(conn);
-    else {
-      const e = errno();
-      if (e !== Errno.EINPROGRESS) this.connectFailed(conn, e);
-      else {
-        this.connecting.add(conn);
-        this.update(conn);
-      }
+    const e = r === 0 ? 0 : errno();
+    if (r !== 0 && e !== Errno.EINPROGRESS) {
+      this.connectFailed(conn, e);
+      return true;
     }
+    this.ctl(EPOLL_CTL_ADD, bfd, CONN_EVENTS);
+    if (r === 0) this.connected(conn);
+    else this.connecting.add(conn);
     return true;
   }
 
@@ -601,9 +634,9 @@ export class ToaProxy {
   private connected(conn: Conn): void {
     this.connecting.delete(conn);
     conn.state = OPEN;
+    conn.ready |= WR_B;
     this.idle?.add(conn, this.now);
-    if (conn.pendLen[C2B] > 0 && !this.flush(conn, C2B)) return;
-    this.update(conn);
+    this.progress(conn);
   }
 
   private expireConnects(now: number): void {
@@ -619,23 +652,38 @@ export class ToaProxy {
     const conn = this.byFd[fd];
     if (conn === undefined || conn.state === CLOSED) return;
     const isClient = fd === conn.cfd;
+    // Edge-triggered: note what the event allows; progress() uses it up, and errors surface as failing
+    // recv/send, EOF as recv 0.
+    let bits = 0;
+    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) !== 0) bits |= isClient ? RD_C : RD_B;
+    if ((ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) !== 0) bits |= isClient ? HUP_C : HUP_B;
+    if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0) bits |= isClient ? WR_C : WR_B;
+    conn.ready |= bits;
     if (conn.state === CONNECTING) {
-      if (isClient) return;
-      const e = this.socketError(conn.bfd);
-      if (e !== 0) return this.connectFailed(conn, e);
-      if ((ev & (EPOLLERR | EPOLLHUP)) !== 0) return this.connectFailed(conn, Errno.ECONNRESET);
+      // The client's readiness waits in `ready`; the backend's first edge is the connect's outcome.
+      if (isClient || (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) === 0) return;
+      if ((ev & (EPOLLERR | EPOLLHUP)) !== 0) {
+        const e = this.socketError(conn.bfd);
+        return this.connectFailed(conn, e !== 0 ? e : Errno.ECONNRESET);
+      }
       return this.connected(conn);
     }
-    // Level-triggered: try what the event allows; errors surface as failing recv/send, EOF as recv 0.
-    const readDir = isClient ? C2B : B2C;
-    const writeDir = isClient ? B2C : C2B;
-    if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0 && conn.pendLen[writeDir] > 0) {
-      if (!this.flush(conn, writeDir)) return;
+    this.progress(conn);
+  }
+
+  /** Moves what both directions' readiness allows. */
+  private progress(conn: Conn): void {
+    if (this.move(conn, C2B)) this.move(conn, B2C);
+  }
+
+  /** Takes up the connections that stopped at MAX_READS in the last turn. */
+  private resume(): void {
+    const list = this.again;
+    this.again = [];
+    for (const conn of list) {
+      conn.queued = false;
+      if (conn.state === OPEN) this.progress(conn);
     }
-    if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) !== 0 && !conn.eof[readDir] && conn.pendLen[readDir] === 0) {
-      if (!this.pump(conn, readDir)) return;
-    }
-    if (conn.state !== CLOSED) this.update(conn);
   }
 
   private socketError(fd: number): number {
@@ -644,43 +692,104 @@ export class ToaProxy {
     return new DataView(this.optBuf.buffer).getInt32(0, true);
   }
 
-  /** Reads from direction `d`'s source and sends on; false when the connection was closed. */
-  private pump(conn: Conn, d: number): boolean {
+  /**
+   * Moves direction `d`'s bytes while its readiness bits allow: pending bytes first, then reads from the
+   * source, until a call says EAGAIN (clearing the bit it used), EOF, or MAX_READS. While bytes are pending
+   * the source is not read, so its kernel window closes (backpressure). False when the connection closed.
+   */
+  private move(conn: Conn, d: number): boolean {
     const lib = this.lib;
     const src = d === C2B ? conn.cfd : conn.bfd;
     const dst = d === C2B ? conn.bfd : conn.cfd;
+    const rd = d === C2B ? RD_C : RD_B;
+    const hup = d === C2B ? HUP_C : HUP_B;
+    const wr = d === C2B ? WR_B : WR_C;
     const buf = this.scratch;
     for (let i = 0; i < MAX_READS; i++) {
+      if (conn.pendLen[d] > 0) {
+        if ((conn.ready & wr) === 0) return true;
+        // Top the pending bytes up from the source first, so one send takes both (the PROXY header and the
+        // client's first bytes, for one).
+        if ((conn.ready & rd) !== 0 && !conn.eof[d] && conn.pendLen[d] < this.bufferSize) {
+          i++;
+          if (!this.topUp(conn, d)) return false;
+        }
+        if (!this.flush(conn, d)) return false;
+        if (conn.pendLen[d] > 0) return true;
+      }
+      if (conn.eof[d] || (conn.ready & rd) === 0) return true;
       const n = lib.recv(src, buf, buf.length, 0);
       if (n > 0) {
         conn.lastActive = this.now;
         if (d === C2B) this.c.bytes_client_to_backend += n;
         else this.c.bytes_backend_to_client += n;
+        // A short read drained the socket: the next bytes bring a new edge. A pending EOF brings none, so
+        // then read on until recv says 0.
+        if (n < buf.length && (conn.ready & hup) === 0) conn.ready &= ~rd;
         let off = 0;
-        const w = lib.send(dst, buf, n, MSG_NOSIGNAL);
-        if (w >= 0) off = w;
-        else {
-          const e = errno();
-          if (e !== Errno.EAGAIN && e !== Errno.EINTR) return this.fail(conn, e);
+        if ((conn.ready & wr) !== 0) {
+          const w = lib.send(dst, buf, n, MSG_NOSIGNAL);
+          if (w >= 0) off = w;
+          else {
+            const e = errno();
+            if (e !== Errno.EAGAIN && e !== Errno.EINTR) return this.fail(conn, e);
+          }
         }
         if (off < n) {
           // The destination is full: keep the rest, and stop reading this source until it drains.
+          conn.ready &= ~wr;
           const p = this.takeBuffer();
           p.set(buf.subarray(off, n));
           conn.pend[d] = p;
           conn.pendLen[d] = n - off;
           return true;
         }
-        if (n < buf.length) return true; // drained for now; level-triggered epoll reports more
+        if ((conn.ready & rd) === 0) return true;
       } else if (n === 0) {
         conn.eof[d] = true;
+        conn.ready &= ~rd;
         return this.shutdownDst(conn, d);
       } else {
         const e = errno();
-        if (e === Errno.EAGAIN) return true;
+        if (e === Errno.EAGAIN) {
+          conn.ready &= ~rd;
+          return true;
+        }
         if (e !== Errno.EINTR) return this.fail(conn, e);
       }
     }
+    // Still readable after MAX_READS: the others go first, this one again next turn.
+    if (!conn.queued && (conn.ready & rd) !== 0 && !conn.eof[d]) {
+      conn.queued = true;
+      this.again.push(conn);
+    }
+    return true;
+  }
+
+  /** Reads from direction `d`'s source onto the end of its pending bytes; false when the connection closed. */
+  private topUp(conn: Conn, d: number): boolean {
+    const p = conn.pend[d]!;
+    const len = conn.pendLen[d];
+    const rd = d === C2B ? RD_C : RD_B;
+    const hup = d === C2B ? HUP_C : HUP_B;
+    const n = this.lib.recv(d === C2B ? conn.cfd : conn.bfd, p.subarray(len), p.length - len, 0);
+    if (n > 0) {
+      conn.lastActive = this.now;
+      if (d === C2B) this.c.bytes_client_to_backend += n;
+      else this.c.bytes_backend_to_client += n;
+      if (n < p.length - len && (conn.ready & hup) === 0) conn.ready &= ~rd;
+      conn.pendLen[d] = len + n;
+      return true;
+    }
+    if (n === 0) {
+      // EOF: passed on by flush() once the pending bytes are out.
+      conn.eof[d] = true;
+      conn.ready &= ~rd;
+      return true;
+    }
+    const e = errno();
+    if (e === Errno.EAGAIN) conn.ready &= ~rd;
+    else if (e !== Errno.EINTR) return this.fail(conn, e);
     return true;
   }
 
@@ -692,12 +801,14 @@ export class ToaProxy {
     const w = this.lib.send(dst, p, len, MSG_NOSIGNAL);
     if (w < 0) {
       const e = errno();
+      if (e === Errno.EAGAIN) conn.ready &= d === C2B ? ~WR_B : ~WR_C;
       return e === Errno.EAGAIN || e === Errno.EINTR ? true : this.fail(conn, e);
     }
     if (w > 0) conn.lastActive = this.now;
     if (w < len) {
       p.copyWithin(0, w, len);
       conn.pendLen[d] = len - w;
+      conn.ready &= d === C2B ? ~WR_B : ~WR_C;
       return true;
     }
     conn.pendLen[d] = 0;
@@ -706,15 +817,18 @@ export class ToaProxy {
     return conn.eof[d] ? this.shutdownDst(conn, d) : true;
   }
 
-  /** Passes direction `d`'s EOF on once its bytes are out; closes when both ways ended. */
+  /**
+   * Passes direction `d`'s EOF on once its bytes are out; closes when both ways ended (the second way's FIN
+   * then comes from close() itself: both sources are read to EOF, so nothing unread turns it into a reset).
+   */
   private shutdownDst(conn: Conn, d: number): boolean {
     if (conn.pendLen[d] > 0 || conn.shut[d]) return true;
     conn.shut[d] = true;
-    this.lib.shutdown(d === C2B ? conn.bfd : conn.cfd, SHUT_WR);
     if (conn.shut[C2B] && conn.shut[B2C]) {
       this.close(conn);
       return false;
     }
+    this.lib.shutdown(d === C2B ? conn.bfd : conn.cfd, SHUT_WR);
     return true;
   }
 
@@ -725,34 +839,6 @@ export class ToaProxy {
     }
     this.close(conn);
     return false;
-  }
-
-  /** Sets each fd's epoll interest from the connection's state (adds, modifies or removes). */
-  private update(conn: Conn): void {
-    let cm = 0;
-    let bm = 0;
-    if (conn.state === CONNECTING) bm = EPOLLOUT;
-    else {
-      if (!conn.eof[C2B] && conn.pendLen[C2B] === 0) cm |= EPOLLIN;
-      if (conn.pendLen[B2C] > 0) cm |= EPOLLOUT;
-      if (!conn.eof[B2C] && conn.pendLen[B2C] === 0) bm |= EPOLLIN;
-      if (conn.pendLen[C2B] > 0) bm |= EPOLLOUT;
-    }
-    conn.cMask = this.setMask(conn.cfd, conn.cMask, cm);
-    conn.bMask = this.setMask(conn.bfd, conn.bMask, bm);
-  }
-
-  /**
-   * An fd with no interest is removed from epoll rather than kept with mask 0: a hung-up socket reports
-   * EPOLLHUP whatever the mask, and level-triggered that would spin the loop.
-   */
-  private setMask(fd: number, old: number, mask: number): number {
-    const want = mask === 0 ? -1 : mask;
-    if (want === old) return old;
-    if (old === -1) this.ctl(EPOLL_CTL_ADD, fd, mask);
-    else if (want === -1) this.ctl(EPOLL_CTL_DEL, fd, 0);
-    else this.ctl(EPOLL_CTL_MOD, fd, mask);
-    return want;
   }
 
   private close(conn: Conn): void {

@@ -125,6 +125,10 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 /** epoll event: hang-up (always reported). */
 export const EPOLLHUP = 0x010;
+/** epoll event: the peer shut down its writing half (EOF is pending). */
+export const EPOLLRDHUP = 0x2000;
+/** epoll_ctl(2) flag: edge-triggered, report a change of readiness once. */
+export const EPOLLET = 0x80000000;
 /** epoll_create1(2) flag: close on exec. */
 export const EPOLL_CLOEXEC = 0o2000000;
 /**

@@ -7,7 +7,9 @@
  * fresh network namespace, removed on every exit path (also Ctrl-C).
  *
  * Usage (root): `deno run -A bench/proxy_compare.ts [--size-mb 256] [--requests 20000] [--concurrency 50]
- * [--instances 1]`. Prints a table: metric, toa-proxy, HAProxy, ratio (toa-proxy / HAProxy).
+ * [--instances 1]`. Prints a table: metric, toa-proxy, HAProxy, ratio (toa-proxy / HAProxy). Beside the rate
+ * of new connections it shows each relay's CPU time (user + system, from /proc/PID/stat) per connection over
+ * the same run: on a machine shared with other work the rate moves with the neighbours, the CPU cost less.
  *
  * @module
  */
@@ -57,6 +59,21 @@ async function connsPerSecond(ns: string, url: string, n: number, c: number): Pr
   if (!r.success || !m || failed?.[1] !== "0") throw new Error(`ab ${url}: ${r.stderr.trim()} ${r.stdout}`);
   return Number(m[1]);
 }
+
+/** User + system CPU seconds of `pids` so far (fields 14 and 15 of /proc/PID/stat, in clock ticks). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** sysconf(_SC_CLK_TCK): 100 on every Linux build this runs on. */
+const CLOCK_TICKS = 100;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -121,18 +138,32 @@ async function main(): Promise<number> {
       if (!/^127\.0\.0\.1:\d+$/.test(r.stdout.trim())) throw new Error(`${url}/ip: ${r.stdout}${r.stderr}`);
     }
     const rows: Row[] = [];
+    const pids = { toa: toas.map((t) => t.process.pid), haproxy: [hap.process.pid] };
+    /** Runs `f` against `target`; returns its figure and the relay's CPU seconds meanwhile. */
+    const timed = async (target: keyof typeof targets, f: (url: string) => Promise<number>) => {
+      const before = cpuSeconds(pids[target]);
+      const figure = await f(targets[target]);
+      return { figure, cpu: cpuSeconds(pids[target]) - before };
+    };
     const measure = async (metric: string, unit: string, f: (url: string) => Promise<number>) => {
       // Interleaved order, so neither relay always runs first on a warm or cold page cache.
-      const h = await f(targets.haproxy);
-      const t = await f(targets.toa);
-      rows.push({ metric, unit, toa: t, haproxy: h });
+      const h = await timed("haproxy", f);
+      const t = await timed("toa", f);
+      rows.push({ metric, unit, toa: t.figure, haproxy: h.figure });
+      return { toa: t.cpu, haproxy: h.cpu };
     };
     await measure(`bulk download ${sizeMb} MiB (best of 3)`, "Gbit/s", (u) => bulk(ns, `${u}/big.bin`, 3));
-    await measure(
+    const cpu = await measure(
       `new connections, ab -n ${requests} -c ${concurrency}`,
       "conn/s",
       (u) => connsPerSecond(ns, `${u}/ip`, requests, concurrency),
     );
+    rows.push({
+      metric: "relay CPU per new connection (lower is better)",
+      unit: "µs",
+      toa: cpu.toa / requests * 1e6,
+      haproxy: cpu.haproxy / requests * 1e6,
+    });
     printTable(rows, instances);
     for (const toa of toas) {
       const { counters } = await toa.stop();
@@ -165,8 +196,8 @@ function printTable(rows: Row[], instances: number): void {
   const body = rows.map((r) => [
     r.metric,
     r.unit,
-    r.toa.toFixed(r.unit === "Gbit/s" ? 2 : 0),
-    r.haproxy.toFixed(r.unit === "Gbit/s" ? 2 : 0),
+    r.toa.toFixed(r.unit === "conn/s" ? 0 : r.unit === "µs" ? 1 : 2),
+    r.haproxy.toFixed(r.unit === "conn/s" ? 0 : r.unit === "µs" ? 1 : 2),
     (r.toa / r.haproxy).toFixed(2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

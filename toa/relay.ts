@@ -201,6 +201,12 @@ const WR_B = 8;
 /** … has an EOF or error pending: read on after a short read, until recv says 0 or fails. */
 const HUP_C = 16;
 const HUP_B = 32;
+/**
+ * … has sent its FIN (EPOLLRDHUP without EPOLLERR): the kernel queues a FIN only after every byte before it,
+ * so a read that comes back short has taken the last of them, and is the EOF without another recv.
+ */
+const FIN_C = 64;
+const FIN_B = 128;
 /** Longest idle wait; bounds how late a connect timeout is noticed. */
 const WAIT_MS = 100;
 /** Sync polls in a row before one wait on the worker thread lets timers and signals run. */
@@ -657,6 +663,7 @@ export class ToaProxy {
     let bits = 0;
     if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) !== 0) bits |= isClient ? RD_C : RD_B;
     if ((ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) !== 0) bits |= isClient ? HUP_C : HUP_B;
+    if ((ev & (EPOLLRDHUP | EPOLLERR)) === EPOLLRDHUP) bits |= isClient ? FIN_C : FIN_B;
     if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0) bits |= isClient ? WR_C : WR_B;
     conn.ready |= bits;
     if (conn.state === CONNECTING) {
@@ -703,6 +710,7 @@ export class ToaProxy {
     const dst = d === C2B ? conn.bfd : conn.cfd;
     const rd = d === C2B ? RD_C : RD_B;
     const hup = d === C2B ? HUP_C : HUP_B;
+    const fin = d === C2B ? FIN_C : FIN_B;
     const wr = d === C2B ? WR_B : WR_C;
     const buf = this.scratch;
     for (let i = 0; i < MAX_READS; i++) {
@@ -724,8 +732,14 @@ export class ToaProxy {
         if (d === C2B) this.c.bytes_client_to_backend += n;
         else this.c.bytes_backend_to_client += n;
         // A short read drained the socket: the next bytes bring a new edge. A pending EOF brings none, so
-        // then read on until recv says 0.
-        if (n < buf.length && (conn.ready & hup) === 0) conn.ready &= ~rd;
+        // then read on until recv says 0 — unless the FIN is known to have come (FIN_C/FIN_B): then this was
+        // the last of the bytes, and the EOF.
+        if (n < buf.length) {
+          if ((conn.ready & fin) !== 0) {
+            conn.eof[d] = true;
+            conn.ready &= ~rd;
+          } else if ((conn.ready & hup) === 0) conn.ready &= ~rd;
+        }
         let off = 0;
         if ((conn.ready & wr) !== 0) {
           const w = lib.send(dst, buf, n, MSG_NOSIGNAL);
@@ -742,8 +756,9 @@ export class ToaProxy {
           p.set(buf.subarray(off, n));
           conn.pend[d] = p;
           conn.pendLen[d] = n - off;
-          return true;
+          return true; // an EOF is passed on by flush() once these are out
         }
+        if (conn.eof[d]) return this.shutdownDst(conn, d);
         if ((conn.ready & rd) === 0) return true;
       } else if (n === 0) {
         conn.eof[d] = true;
@@ -772,12 +787,17 @@ export class ToaProxy {
     const len = conn.pendLen[d];
     const rd = d === C2B ? RD_C : RD_B;
     const hup = d === C2B ? HUP_C : HUP_B;
+    const fin = d === C2B ? FIN_C : FIN_B;
     const n = this.lib.recv(d === C2B ? conn.cfd : conn.bfd, p.subarray(len), p.length - len, 0);
     if (n > 0) {
       conn.lastActive = this.now;
       if (d === C2B) this.c.bytes_client_to_backend += n;
       else this.c.bytes_backend_to_client += n;
-      if (n < p.length - len && (conn.ready & hup) === 0) conn.ready &= ~rd;
+      if (n < p.length - len) {
+        // As in move(): after a known FIN, a short read is the EOF too (passed on by flush()).
+        if ((conn.ready & fin) !== 0) conn.eof[d] = true;
+        if ((conn.ready & (fin | hup)) !== hup) conn.ready &= ~rd;
+      }
       conn.pendLen[d] = len + n;
       return true;
     }

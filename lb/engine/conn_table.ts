@@ -88,12 +88,12 @@ export class ConnTable {
   readonly clientMss: Uint16Array;
   /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far. */
   readonly synOptions: Uint8Array;
+  /** The next handle in a hash chain; for a free handle, the next in the free list (one array for both). */
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
   private byLocal: Int32Array;
   private freeHead = NO_CONN;
-  private readonly freeNext: Int32Array;
   private highWater = 0;
 
   /** Allocates a table for `capacity` connections and `localAddresses` local addresses. */
@@ -120,7 +120,6 @@ export class ConnTable {
     this.clientMss = new Uint16Array(capacity);
     this.synOptions = new Uint8Array(capacity);
     this.hashNext = new Int32Array(capacity);
-    this.freeNext = new Int32Array(capacity);
     let nb = 1024;
     while (nb < capacity) nb *= 2;
     this.buckets = new Int32Array(nb).fill(NO_CONN);
@@ -191,7 +190,7 @@ export class ConnTable {
     let id: number;
     if (this.freeHead !== NO_CONN) {
       id = this.freeHead;
-      this.freeHead = this.freeNext[id];
+      this.freeHead = this.hashNext[id];
     } else if (this.highWater < this.capacity) {
       id = this.highWater++;
     } else {
@@ -251,7 +250,7 @@ export class ConnTable {
     const li = this.localIndex[id] * 65536 + this.localPort[id];
     if (this.byLocal[li] === id) this.byLocal[li] = NO_CONN;
     this.family[id] = 0;
-    this.freeNext[id] = this.freeHead;
+    this.hashNext[id] = this.freeHead;
     this.freeHead = id;
     this.size--;
   }

@@ -29,6 +29,14 @@ export const SYN_DATA = 0x02;
 export const SYN_TAKEOVERS = 0x0c;
 /** One takeover, as counted in {@link SYN_TAKEOVERS}. */
 export const SYN_TAKEOVER_ONE = 0x04;
+/** {@link ConnTable.synOptions}, SYN proxy: the cookie says the client offered window scaling. */
+export const SYN_PROXY_CLIENT_WSCALE = 0x10;
+/** {@link ConnTable.synOptions}, SYN proxy: a client segment is kept for the connection. */
+export const SYN_PROXY_KEPT = 0x20;
+/** {@link ConnTable.synOptions}, SYN proxy: the server declined window scaling while the client uses it. */
+export const SYN_PROXY_SERVER_NO_WSCALE = 0x40;
+/** The SYN_PROXY_* bits. */
+export const SYN_PROXY_BITS = 0x70;
 
 /** Per-connection state in parallel typed arrays, with the two lookups. */
 export class ConnTable {
@@ -86,7 +94,7 @@ export class ConnTable {
    * SYN re-sent to the server needs beyond the tuple, sequence numbers and window scale (3 bytes).
    */
   readonly clientMss: Uint16Array;
-  /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far. */
+  /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far, the SYN proxy's SYN_PROXY_* bits. */
   readonly synOptions: Uint8Array;
   /** The next handle in a hash chain; for a free handle, the next in the free list (one array for both). */
   private readonly hashNext: Int32Array;

@@ -29,6 +29,14 @@ export const SYN_DATA = 0x02;
 export const SYN_TAKEOVERS = 0x0c;
 /** One takeover, as counted in {@link SYN_TAKEOVERS}. */
 export const SYN_TAKEOVER_ONE = 0x04;
+/** {@link ConnTable.synOptions}, SYN proxy: the cookie says the client offered window scaling. */
+export const SYN_PROXY_CLIENT_WSCALE = 0x10;
+/** {@link ConnTable.synOptions}, SYN proxy: a client segment is kept for the connection. */
+export const SYN_PROXY_KEPT = 0x20;
+/** {@link ConnTable.synOptions}, SYN proxy: the server declined window scaling while the client uses it. */
+export const SYN_PROXY_SERVER_NO_WSCALE = 0x40;
+/** The SYN_PROXY_* bits. */
+export const SYN_PROXY_BITS = 0x70;
 
 /** Per-connection state in parallel typed arrays, with the two lookups. */
 export class ConnTable {
@@ -86,14 +94,14 @@ export class ConnTable {
    * SYN re-sent to the server needs beyond the tuple, sequence numbers and window scale (3 bytes).
    */
   readonly clientMss: Uint16Array;
-  /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far. */
+  /** SYN_* bits: SACK permitted, data in the SYN, takeovers so far, the SYN proxy's SYN_PROXY_* bits. */
   readonly synOptions: Uint8Array;
+  /** The next handle in a hash chain; for a free handle, the next in the free list (one array for both). */
   private readonly hashNext: Int32Array;
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
   private byLocal: Int32Array;
   private freeHead = NO_CONN;
-  private readonly freeNext: Int32Array;
   private highWater = 0;
 
   /** Allocates a table for `capacity` connections and `localAddresses` local addresses. */
@@ -120,7 +128,6 @@ export class ConnTable {
     this.clientMss = new Uint16Array(capacity);
     this.synOptions = new Uint8Array(capacity);
     this.hashNext = new Int32Array(capacity);
-    this.freeNext = new Int32Array(capacity);
     let nb = 1024;
     while (nb < capacity) nb *= 2;
     this.buckets = new Int32Array(nb).fill(NO_CONN);
@@ -191,7 +198,7 @@ export class ConnTable {
     let id: number;
     if (this.freeHead !== NO_CONN) {
       id = this.freeHead;
-      this.freeHead = this.freeNext[id];
+      this.freeHead = this.hashNext[id];
     } else if (this.highWater < this.capacity) {
       id = this.highWater++;
     } else {
@@ -251,7 +258,7 @@ export class ConnTable {
     const li = this.localIndex[id] * 65536 + this.localPort[id];
     if (this.byLocal[li] === id) this.byLocal[li] = NO_CONN;
     this.family[id] = 0;
-    this.freeNext[id] = this.freeHead;
+    this.hashNext[id] = this.freeHead;
     this.freeHead = id;
     this.size--;
   }

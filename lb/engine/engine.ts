@@ -97,6 +97,10 @@ import {
   ConnTable,
   NO_CONN,
   SYN_DATA,
+  SYN_PROXY_BITS,
+  SYN_PROXY_CLIENT_WSCALE,
+  SYN_PROXY_KEPT,
+  SYN_PROXY_SERVER_NO_WSCALE,
   SYN_SACK_PERMITTED,
   SYN_TAKEOVER_ONE,
   SYN_TAKEOVERS,
@@ -143,10 +147,6 @@ const SP_ON = 1;
 const SP_AUTO = 2;
 /** A SYN proxy step that leaves the packet to the ordinary path. */
 const SP_CONTINUE = -0x40000000;
-/** Per-connection SYN proxy bits beside the cookie data (bits 0–6): a client segment is kept for it. */
-const SP_KEPT = 0x80;
-/** … the server declined window scaling while the client uses it (the client's windows are scaled up). */
-const SP_SERVER_NO_WSCALE = 0x100;
 /** Client segments kept while their server side opens, per worker (each waits about one round trip). */
 const KEPT_SLOTS = 256;
 /** Seconds the `auto` SYN proxy stays on at least, and the window over which it judges switching off. */
@@ -312,8 +312,6 @@ export class Engine {
   private readonly cookies: SynCookies;
   /** Per service slot: SP_OFF, SP_ON or SP_AUTO. */
   private svcSynproxy = new Uint8Array(0);
-  /** Per connection opened by the SYN proxy: its cookie data (bits 0–6) and SP_KEPT, SP_SERVER_NO_WSCALE. */
-  private readonly spOpts: Uint16Array;
   /** Scratch for the options of the segments the SYN proxy builds. */
   private readonly spOptBuf = new Uint8Array(40);
   /** Kept client segments: KEPT_SLOTS slots of one MTU-sized packet, their owners and lengths. */
@@ -354,7 +352,6 @@ export class Engine {
     this.replyAt = this.now;
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
     this.conns = new ConnTable(capacity, 0);
-    this.spOpts = new Uint16Array(capacity);
     this.keptSlotSize = config.mtu + 64;
     this.keptBuf = new Uint8Array(KEPT_SLOTS * this.keptSlotSize);
     this.spSince = this.now;
@@ -1168,7 +1165,7 @@ export class Engine {
     if (state === STATE_ESTABLISHED) set.active[idx]--;
     else set.inactive[idx]--;
     if (state === STATE_SYN_SENT || state === STATE_SYN_RECV) this.halfOpen--;
-    if ((conns.flags[id] & CONN_SYNPROXY) && (this.spOpts[id] & SP_KEPT)) this.keptSlot(id, true);
+    if ((conns.flags[id] & CONN_SYNPROXY) && (conns.synOptions[id] & SYN_PROXY_KEPT)) this.keptSlot(id, true);
     this.wheel.cancel(id);
     this.pool.release(conns.localIndex[id], conns.localPort[id]);
     conns.remove(id);
@@ -1264,7 +1261,7 @@ export class Engine {
     }
     conns.clientWscale[id] = ws;
     conns.clientMss[id] = mss;
-    conns.synOptions[id] = (conns.synOptions[id] & SYN_TAKEOVERS) | sack |
+    conns.synOptions[id] = (conns.synOptions[id] & (SYN_TAKEOVERS | SYN_PROXY_BITS)) | sack |
       (info.end - o > info.l4HeaderLen ? SYN_DATA : 0);
   }
 
@@ -1642,12 +1639,12 @@ export class Engine {
     // newConnection took the ACK's seq (ISN + 1) for the client's ISN: the server's ISN maps to the ISN.
     conns.seqDelta[id] = (conns.seqDelta[id] + 1) >>> 0;
     conns.flags[id] |= CONN_SYNPROXY;
-    this.spOpts[id] = data;
     // What buildSyn sends the server, as a forwarded SYN would have left it in the entry.
     const ws = cookieWscale(data);
     conns.clientWscale[id] = ws === COOKIE_NO_WSCALE ? 0 : WSCALE_OFFERED | ws;
     conns.clientMss[id] = cookieMss(data, info.family, info.family === 4 ? this.mss4 : this.mss6);
-    conns.synOptions[id] = cookieSack(data) ? SYN_SACK_PERMITTED : 0;
+    conns.synOptions[id] = (cookieSack(data) ? SYN_SACK_PERMITTED : 0) |
+      (ws === COOKIE_NO_WSCALE ? 0 : SYN_PROXY_CLIENT_WSCALE);
     // The ACK's window is scaled already (the client took our window scale offer).
     conns.clientMaxWin[id] = (read16(b, o + TCP_WINDOW) << (ws === COOKIE_NO_WSCALE ? 0 : ws)) >>> 0;
     // Until the server's SYN+ACK: serverDelta holds the client's ISN, nextFromServer the cookie + 1; what
@@ -1684,7 +1681,7 @@ export class Engine {
       if (this.keptOwner[k] !== id) continue;
       if (free) {
         this.keptOwner[k] = -1;
-        this.spOpts[id] &= ~SP_KEPT;
+        this.conns.synOptions[id] &= ~SYN_PROXY_KEPT;
       }
       return k;
     }
@@ -1693,7 +1690,7 @@ export class Engine {
 
   /** Keeps the client segment in `b[0, len)` for connection `id` until its server side is open. */
   private keep(b: Uint8Array, len: number, id: number): boolean {
-    if ((this.spOpts[id] & SP_KEPT) || len > this.keptSlotSize) return false;
+    if ((this.conns.synOptions[id] & SYN_PROXY_KEPT) || len > this.keptSlotSize) return false;
     const k = this.keptSlot(-1, false);
     if (k < 0) return false;
     // Sent later as the gateway's own packet (the offload state of this frame will be gone): sum it whole.
@@ -1701,7 +1698,7 @@ export class Engine {
     this.keptBuf.set(b.subarray(0, len), k * this.keptSlotSize);
     this.keptOwner[k] = id;
     this.keptLen[k] = len;
-    this.spOpts[id] |= SP_KEPT;
+    this.conns.synOptions[id] |= SYN_PROXY_KEPT;
     this.counters.events[C.EV_SYNPROXY_KEPT]++;
     return true;
   }
@@ -1777,10 +1774,10 @@ export class Engine {
     conns.nextFromServer[id] = (s + 1) >>> 0;
     // The client scales its windows by its own shift whatever the server does (it took our offer of 7).
     conns.clientWscale[id] &= WSCALE_SHIFT;
-    if (cookieWscale(this.spOpts[id]) !== COOKIE_NO_WSCALE) {
+    if (conns.synOptions[id] & SYN_PROXY_CLIENT_WSCALE) {
       const sws = synWscale(b, o);
       conns.serverWscale[id] = sws < 0 ? 0 : sws;
-      if (sws < 0) this.spOpts[id] |= SP_SERVER_NO_WSCALE;
+      if (sws < 0) conns.synOptions[id] |= SYN_PROXY_SERVER_NO_WSCALE;
     }
     conns.serverMaxWin[id] = read16(b, o + TCP_WINDOW);
     this.setState(id, STATE_ESTABLISHED);
@@ -1792,8 +1789,8 @@ export class Engine {
     }
     // The client's window as the server reads it: scaled by the client's shift, or raw when it declined.
     let win = conns.clientMaxWin[id];
-    if (!(this.spOpts[id] & SP_SERVER_NO_WSCALE)) win >>>= conns.clientWscale[id];
-    if (this.spOpts[id] & SP_KEPT) this.replayId = id;
+    if (!(conns.synOptions[id] & SYN_PROXY_SERVER_NO_WSCALE)) win >>>= conns.clientWscale[id];
+    if (conns.synOptions[id] & SYN_PROXY_KEPT) this.replayId = id;
     this.generated = true;
     const seq = clientIsn + 1 + conns.seqDelta[id];
     return this.connSegment(b, id, true, seq, s + 1, TCP_ACK, win > 0xffff ? 0xffff : win, n);
@@ -1806,7 +1803,7 @@ export class Engine {
     const sd = conns.serverDelta[id];
     if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) + sd);
     if (this.info.l4HeaderLen > TCP_MIN_HEADER_LEN) tcpAdjustSack(b, o, sd);
-    if (this.spOpts[id] & SP_SERVER_NO_WSCALE) rescaleWindow(b, o, conns.clientWscale[id], 0);
+    if (conns.synOptions[id] & SYN_PROXY_SERVER_NO_WSCALE) rescaleWindow(b, o, conns.clientWscale[id], 0);
   }
 
   /** Server → client on a SYN proxy connection: the cookie's numbering, the window in the client's scale. */
@@ -1814,7 +1811,7 @@ export class Engine {
     const o = this.info.l4Off;
     const conns = this.conns;
     tcpSetSeq(b, o, read32(b, o + TCP_SEQ) - conns.serverDelta[id]);
-    if (cookieWscale(this.spOpts[id]) !== COOKIE_NO_WSCALE) {
+    if (conns.synOptions[id] & SYN_PROXY_CLIENT_WSCALE) {
       rescaleWindow(b, o, conns.serverWscale[id], GATEWAY_WSCALE);
     }
   }

@@ -20,8 +20,13 @@ export class TimerWheel {
   private readonly heads: Int32Array;
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
-  /** Second each handle is filed under, or -1 when not scheduled. */
-  private readonly filedAt: Float64Array;
+  /**
+   * Second each handle is filed under, counted from {@link base} (4 bytes a handle, not 8: 68 years of
+   * seconds), or -1 when not scheduled.
+   */
+  private readonly filedAt: Int32Array;
+  /** The second the wheel started at: {@link filedAt} counts from it. */
+  private readonly base: number;
   /** The deadline of each handle (may be later than the slot it is filed under). */
   readonly deadline: Float64Array;
   private current: number;
@@ -34,9 +39,10 @@ export class TimerWheel {
     this.heads = new Int32Array(slots).fill(NONE);
     this.next = new Int32Array(capacity);
     this.prev = new Int32Array(capacity);
-    this.filedAt = new Float64Array(capacity).fill(-1);
+    this.filedAt = new Int32Array(capacity).fill(-1);
     this.deadline = new Float64Array(capacity);
     this.current = Math.floor(now);
+    this.base = this.current;
   }
 
   /** True when `id` is scheduled. */
@@ -48,7 +54,7 @@ export class TimerWheel {
   setDeadline(id: number, at: number): void {
     this.deadline[id] = at;
     const filed = this.filedAt[id];
-    if (filed >= 0 && filed <= Math.floor(at)) return;
+    if (filed >= 0 && filed + this.base <= Math.floor(at)) return;
     if (filed >= 0) this.unlink(id);
     this.file(id, at);
   }
@@ -70,7 +76,7 @@ export class TimerWheel {
       let id = this.heads[slot];
       while (id !== NONE) {
         const nxt = this.next[id];
-        if (this.filedAt[id] === this.current) {
+        if (this.filedAt[id] + this.base === this.current) {
           this.unlink(id);
           if (this.deadline[id] <= now) {
             n++;
@@ -117,14 +123,14 @@ export class TimerWheel {
     this.prev[id] = NONE;
     if (h !== NONE) this.prev[h] = id;
     this.heads[slot] = id;
-    this.filedAt[id] = sec;
+    this.filedAt[id] = sec - this.base;
   }
 
   private unlink(id: number): void {
     const p = this.prev[id];
     const n = this.next[id];
     if (p !== NONE) this.next[p] = n;
-    else this.heads[this.filedAt[id] & this.mask] = n;
+    else this.heads[(this.filedAt[id] + this.base) & this.mask] = n;
     if (n !== NONE) this.prev[n] = p;
     this.filedAt[id] = -1;
   }

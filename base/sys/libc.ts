@@ -14,6 +14,11 @@
  *   BigInt (an allocation per call); the low 32 bits of the return register hold the same value for
  *   anything our 64 KiB buffers can return (-1 or a length below 2^31) on x86-64 and aarch64.
  * - buffers are `"buffer"` parameters, so V8 hands the Uint8Array's memory to C without a copy.
+ * - `size_t`/`nfds_t` counts on the packet path (`read`, `write`, `poll`) are declared `u32`: a Number
+ *   passed for a 64-bit parameter sends every call down FFI's slow path (argument conversion, a malloc and
+ *   a free per call: 41% of a tight read loop's CPU, against 4% with `u32`, docs/performance.md). Our
+ *   counts are buffer lengths below 2^31. The read buffers hold the largest frame, so even a count the
+ *   kernel saw wider than passed could not make it write past them.
  * - errno is thread-local and meaningful only right after a synchronous call on the calling JS thread.
  *   The calls declared `nonblocking` (`pollWait`, `epoll_wait`) run on another thread, so their errno is
  *   never read. Each Deno Worker is its own isolate on its own thread, so it binds its own copy.
@@ -199,11 +204,11 @@ const SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   // The same for requests that take their argument by value (TUNSETOFFLOAD).
   ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // poll on the calling JS thread: errno is readable, and a Worker's loop blocks in it on purpose.
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
   // Same symbol run on a worker thread so a blocking wait leaves the event loop free.
   pollWait: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },

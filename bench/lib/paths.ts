@@ -258,6 +258,14 @@ async function gateway(env: PathEnv, spec: PathSpec): Promise<PathHandle> {
         out.push(`drops: ${drops.length ? drops.join(", ") : "none"}`);
         const conns = s.services.map((v) => `${v.service} ${v.connectionsTotal}`).join(", ");
         out.push(`connections created: ${conns}`);
+        // The loop's shape: packets per turn (turns that polled) and packets per connection created.
+        const r = s.runtime;
+        const created = s.services.reduce((a, v) => a + v.connectionsTotal, 0);
+        out.push(
+          `loop: turns=${r.loop_turns} rx_packets=${r.rx_packets} tx_packets=${r.tx_packets} ` +
+            `packets/turn=${(r.rx_packets / Math.max(1, r.loop_turns)).toFixed(1)} ` +
+            `rx_packets/connection=${(r.rx_packets / Math.max(1, created)).toFixed(1)}`,
+        );
       } catch (e) {
         out.push(`stats unavailable: ${(e as Error).message}`);
       }

@@ -1367,12 +1367,13 @@ export class Engine {
       if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
       const seq = read32(b, o + TCP_SEQ);
       tcpSetSeq(b, o, seq + conns.seqDelta[id]);
-      if (cf & CONN_SYNPROXY) this.synproxyToServer(b, id, flags);
       // For a RST this gateway may have to send (resetServer): where the client's numbering has got to.
       if (!blind) conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
       // The largest window the client advertised bounds what the server may send (a SYN's is never scaled).
+      // Read as the client sent it: the SYN proxy may rescale it for the server next.
       const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.clientWscale[id] & WSCALE_SHIFT);
       if (win > conns.clientMaxWin[id]) conns.clientMaxWin[id] = win;
+      if (cf & CONN_SYNPROXY) this.synproxyToServer(b, id, flags);
       // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
       if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
         len = this.handshakeEdits(b, len, id, state, flags, syn);

@@ -261,8 +261,10 @@ Deno.test("synproxy: a server that declines window scaling reads the client's wi
   const S = 5000;
   const [ack] = send(e, server({ flags: TCP_SYN | TCP_ACK, seq: S, ack: ISN + 1, options: optMss(1460) }));
   assert.equal(ack.window, 100 << 8, "the client's window, scaled by its shift 8, raw for the server");
-  const [up] = send(e, client({ seq: 1001, ack: cookie + 1, window: 100 }));
-  assert.equal(up.window, 100 << 8);
+  const [up] = send(e, client({ seq: 1001, ack: cookie + 1, window: 200 }));
+  assert.equal(up.window, 200 << 8);
+  // What the client advertised (bounds a server RST's window), counted once: 200 in its own scale 8.
+  assert.equal(e.conns.clientMaxWin[0], 200 << 8);
   const [down] = send(e, server({ seq: S + 1, ack: ISN + 1, window: 64000 }));
   assert.equal(down.window, 64000 >>> 7, "an unscaled window in the client's scale 7");
 });

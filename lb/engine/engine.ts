@@ -1562,9 +1562,8 @@ export class Engine {
     }
   }
 
-  /** The cookie's port word and the xor of the client's (this.words) and the VIP's address words. */
-  private cookieTuple(svc: number, sport: number, ports: boolean): number {
-    if (ports) return ((sport << 16) | this.svcPort[svc]) >>> 0;
+  /** The cookie's address word of service slot `svc`'s VIP (the xor of its words). */
+  private vipWord(svc: number): number {
     const a = this.svcAddr;
     const o = svc * 4;
     return (a[o] ^ a[o + 1] ^ a[o + 2] ^ a[o + 3]) >>> 0;
@@ -1581,8 +1580,8 @@ export class Engine {
     const cookie = this.cookies.make(
       this.now,
       (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0,
-      this.cookieTuple(svc, sport, false),
-      this.cookieTuple(svc, sport, true),
+      this.vipWord(svc),
+      ((sport << 16) | this.svcPort[svc]) >>> 0,
       isn,
       data,
     );
@@ -1623,8 +1622,8 @@ export class Engine {
     const data = this.cookies.check(
       this.now,
       (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0,
-      this.cookieTuple(svc, sport, false),
-      this.cookieTuple(svc, sport, true),
+      this.vipWord(svc),
+      ((sport << 16) | this.svcPort[svc]) >>> 0,
       isn,
       (ack - 1) >>> 0,
     );

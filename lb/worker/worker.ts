@@ -167,13 +167,20 @@ async function run(init: WorkerInit): Promise<void> {
       else runtime.tx_dropped++;
     }
   };
-  /** Runs the packet just read from the device (`n` IP bytes at pkt): written back or handed to its owner. */
-  const received = (n: number, t: number): void => {
-    runtime.rx_packets++;
+  /**
+   * Runs the packet in `buf` (`n` IP bytes at pkt) through the engine: written back, or handed to its owner
+   * — the whole frame, vnet header included, which the owner loads as if read (a datagram reassembled here
+   * may belong to a third worker).
+   */
+  const dispatch = (n: number, t: number): void => {
     const out = handle(n, t);
     if (out > 0) send(out);
-    // The whole frame (vnet header included) goes to the owner, which loads it as if read.
     else if (out < 0) handOff(out);
+  };
+  /** Runs the packet just read from the device. */
+  const received = (n: number, t: number): void => {
+    runtime.rx_packets++;
+    dispatch(n, t);
   };
   /** Hands the frame in `buf` (the engine's `length` bytes: a datagram it reassembled may be longer) over. */
   const handOff = (out: number): void => {
@@ -222,10 +229,7 @@ async function run(init: WorkerInit): Promise<void> {
           runtime.handoff_in++;
           const n = q.loadFrame(buf, f);
           if (n < 0) continue;
-          const out = handle(n, t);
-          if (out > 0) send(out);
-          // A fragment handed here for reassembly: the whole datagram may belong to a third worker.
-          else if (out < 0) handOff(out);
+          dispatch(n, t);
         }
       }
       // Established traffic first: the normal queue until EAGAIN or BATCH, then a bounded number of SYNs.

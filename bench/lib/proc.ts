@@ -101,12 +101,20 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Clock ticks per second of /proc's time fields (USER_HZ; 100 on every Linux architecture we run on). */
 export const CLK_TCK = 100;
 
-/** One CPU reading: the process's utime+stime (if a pid was given), the host's softirq, and the wall clock. */
+/**
+ * One CPU reading: the process's utime+stime (if a pid was given), the host's softirq and busy time, and the
+ * wall clock.
+ */
 export interface CpuSample {
   /** utime+stime of the process, ticks; NaN without a process. */
   procTicks: number;
   /** softirq time summed over all CPUs (/proc/stat), ticks. */
   softirqTicks: number;
+  /**
+   * Busy time summed over all CPUs (/proc/stat: everything but idle and iowait), ticks: client, servers,
+   * forwarding process and kernel together — what a path costs the whole box.
+   */
+  busyTicks: number;
   /** performance.now() at the reading. */
   at: number;
 }
@@ -127,21 +135,37 @@ export function parseSoftirqTicks(procStat: string): number {
   return Number(line.trim().split(/\s+/)[7]);
 }
 
-/** Reads the CPU counters now; `pid` undefined measures softirq only. */
+/** Busy ticks over all CPUs from /proc/stat's aggregate `cpu` line: every column but idle and iowait. */
+export function parseBusyTicks(procStat: string): number {
+  const line = procStat.split("\n").find((l) => l.startsWith("cpu "));
+  if (!line) throw new Error("/proc/stat: no aggregate cpu line");
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  return f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+}
+
+/** Reads the CPU counters now; `pid` undefined measures the host only. */
 export async function cpuSample(pid?: number): Promise<CpuSample> {
   const procTicks = pid === undefined
     ? NaN
     : parseProcStatTicks(await Deno.readTextFile(`/proc/${pid}/stat`));
-  const softirqTicks = parseSoftirqTicks(await Deno.readTextFile("/proc/stat"));
-  return { procTicks, softirqTicks, at: performance.now() };
+  const stat = await Deno.readTextFile("/proc/stat");
+  return {
+    procTicks,
+    softirqTicks: parseSoftirqTicks(stat),
+    busyTicks: parseBusyTicks(stat),
+    at: performance.now(),
+  };
 }
 
-/** CPU use between two samples, in percent of one core: the process's, and the host's softirq. */
-export function cpuPercent(a: CpuSample, b: CpuSample): { proc: number; softirq: number } {
+/** CPU use between two samples, in percent of one core: the process's, the host's softirq and busy time. */
+export function cpuPercent(a: CpuSample, b: CpuSample): { proc: number; softirq: number; host: number } {
   const secs = (b.at - a.at) / 1000;
+  const pct = (ticks: number) => (ticks / CLK_TCK / secs) * 100;
   return {
-    proc: ((b.procTicks - a.procTicks) / CLK_TCK / secs) * 100,
-    softirq: ((b.softirqTicks - a.softirqTicks) / CLK_TCK / secs) * 100,
+    proc: pct(b.procTicks - a.procTicks),
+    softirq: pct(b.softirqTicks - a.softirqTicks),
+    host: pct(b.busyTicks - a.busyTicks),
   };
 }
 

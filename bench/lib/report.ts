@@ -2,8 +2,11 @@
  * What the comparison prints: the machine it ran on, one row of figures per path, and the gateway's
  * ratios against the targets — as Markdown tables, so a run's output can go into docs/performance.md as is.
  *
- * Targets (from the issue): bulk TCP ≥ 1.0× HAProxy's and ≥ 0.5× nftables NAT's; short connections/s
- * ≥ 1.0× HAProxy's; latency at concurrency 1 ≤ HAProxy's (ab's median of new-connection requests).
+ * Targets (from the speed issue): short connections/s ≥ 1.2× HAProxy's and ≥ 0.9× nftables NAT's; bulk TCP
+ * ≥ 0.75× nftables NAT's; latency at concurrency 1 ≤ 1.3× direct routing's (ab's median of new-connection
+ * requests). Beside the rates, what each costs: the forwarding process's CPU per connection and per Gbit,
+ * and the whole box's (client, servers, kernel and forwarder together), whose difference to nftables' is
+ * what the gateway adds.
  *
  * @module
  */
@@ -16,6 +19,8 @@ export interface CpuUse {
   proc: number;
   /** Host-wide softirq time (every namespace's kernel networking, client and servers included). */
   softirq: number;
+  /** Host-wide busy time, every CPU: everything the run cost the box. */
+  host: number;
 }
 
 /** Everything measured on one path. */
@@ -140,7 +145,14 @@ export function formatResults(results: PathResult[]): string {
     "CPU conn",
     "softirq bulk",
     "softirq conn",
+    "CPU µs/conn",
+    "host µs/conn",
+    "CPU ms/Gbit",
+    "host ms/Gbit",
   ];
+  // % of a core over a rate: core-time per unit (µs per connection, ms per Gbit sent).
+  const per = (cpuPct: number | undefined, rate: number | undefined, scale: number) =>
+    cpuPct === undefined || !rate ? undefined : (cpuPct / 100 / rate) * scale;
   const rows = results.map((r) => [
     r.name,
     fixed(r.bulk && r.bulk.bitsPerSecond / 1e9, 2),
@@ -155,6 +167,10 @@ export function formatResults(results: PathResult[]): string {
     pct(r.cpuConn?.proc),
     pct(r.cpuBulk?.softirq),
     pct(r.cpuConn?.softirq),
+    fixed(per(r.cpuConn?.proc, r.conn?.perSecond, 1e6), 1),
+    fixed(per(r.cpuConn?.host, r.conn?.perSecond, 1e6), 1),
+    fixed(per(r.cpuBulk?.proc, r.bulk && r.bulk.bitsPerSecond / 1e9, 1e3), 1),
+    fixed(per(r.cpuBulk?.host, r.bulk && r.bulk.bitsPerSecond / 1e9, 1e3), 1),
   ]);
   return markdownTable(head, rows, head.map((_, i) => i > 0));
 }
@@ -172,38 +188,52 @@ interface Target {
 }
 
 const TARGETS: Target[] = [
-  { label: "bulk ≥ 1.0× HAProxy", ref: "haproxy", value: (r) => r.bulk?.bitsPerSecond, bound: 1.0 },
-  { label: "bulk ≥ 0.5× nftables", ref: "nft", value: (r) => r.bulk?.bitsPerSecond, bound: 0.5 },
-  { label: "conn/s ≥ 1.0× HAProxy", ref: "haproxy", value: (r) => r.conn?.perSecond, bound: 1.0 },
+  { label: "conn/s ≥ 1.2× HAProxy", ref: "haproxy", value: (r) => r.conn?.perSecond, bound: 1.2 },
+  { label: "conn/s ≥ 0.9× nftables", ref: "nft", value: (r) => r.conn?.perSecond, bound: 0.9 },
+  { label: "bulk ≥ 0.75× nftables", ref: "nft", value: (r) => r.bulk?.bitsPerSecond, bound: 0.75 },
   // The median, not the mean: on a machine shared with other work one stalled connection moves the mean of
   // a few thousand requests by more than the difference being measured. The mean is shown beside it.
   {
-    label: "c1 latency ≤ HAProxy (ab p50)",
-    ref: "haproxy",
+    label: "c1 latency ≤ 1.3× direct (ab p50)",
+    ref: "direct",
     value: (r) => r.latency?.p50Ms,
-    bound: 1.0,
+    bound: 1.3,
     atMost: true,
   },
   {
-    label: "(c1 latency vs HAProxy, ab mean)",
-    ref: "haproxy",
+    label: "(c1 latency vs direct, ab mean)",
+    ref: "direct",
     value: (r) => r.latency?.meanMs,
-    bound: 1.0,
+    bound: 1.3,
     atMost: true,
     informational: true,
   },
   {
-    label: "(c1 keep-alive p50 vs HAProxy, wrk)",
-    ref: "haproxy",
+    label: "(c1 keep-alive p50 vs direct, wrk)",
+    ref: "direct",
     value: (r) => r.rtt?.p50Us,
-    bound: 1.0,
+    bound: 1.3,
     atMost: true,
+    informational: true,
+  },
+  {
+    label: "(bulk vs HAProxy)",
+    ref: "haproxy",
+    value: (r) => r.bulk?.bitsPerSecond,
+    bound: 0,
     informational: true,
   },
   {
     label: "(bulk vs direct routing)",
     ref: "direct",
     value: (r) => r.bulk?.bitsPerSecond,
+    bound: 0,
+    informational: true,
+  },
+  {
+    label: "(host CPU per connection vs nftables)",
+    ref: "nft",
+    value: (r) => r.cpuConn && r.conn?.perSecond ? r.cpuConn.host / r.conn.perSecond : undefined,
     bound: 0,
     informational: true,
   },

@@ -61,6 +61,8 @@ const USAGE = `usage: deno run -A bench/compare.ts [flags]      (as root; about 
   --file-size B    bytes of the small file nginx serves (128)
   --offload MODE   gateway "offload" key: default (key left out), on, off, both (each gwN twice)
   --steering MODE  gateway steering with several workers: auto, bpf, handoff (auto)
+  --busy-poll LIST gateway "busyPollUs" values, comma-separated: each gwN once per value, named
+                   gwN+bpUS when not 0 (0: the gateway's default, off)
   --json FILE      also write the machine, figures and ratios as JSON
   -h, --help       this text`;
 
@@ -72,6 +74,7 @@ interface Options {
   streams: number;
   fileSize: number;
   steering: string;
+  busyPolls: number[];
   json?: string;
   offloadNote?: string;
 }
@@ -111,6 +114,7 @@ function parseOptions(args: string[]): Options | undefined {
       "file-size": { type: "string", default: "128" },
       offload: { type: "string", default: "default" },
       steering: { type: "string", default: "auto" },
+      "busy-poll": { type: "string", default: "0" },
       json: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -130,13 +134,34 @@ function parseOptions(args: string[]): Options | undefined {
     throw new Error(`--offload ${offload}: this checkout's lb/config.ts has no "offload" key yet`);
   }
   if (!supported) offloadNote = `the gateway has no "offload" config key in this checkout`;
+  const busyPolls = values["busy-poll"].split(",").map((v) => {
+    const n = Number(v.trim());
+    if (!Number.isInteger(n) || n < 0 || n > 10_000) {
+      throw new Error(`--busy-poll: expected integers from 0 to 10000, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  });
   const specs: PathSpec[] = [];
   for (const name of values.paths.split(",").map((s) => s.trim()).filter(Boolean)) {
     const base = parsePathName(name);
-    if (base.kind !== "gw" || offload === "default") specs.push(base);
-    else {
-      for (const on of offload === "both" ? [true, false] : [offload === "on"]) {
-        specs.push({ ...base, name: `${base.name}${on ? "+offload" : "-offload"}`, offload: on });
+    if (base.kind !== "gw") {
+      specs.push(base);
+      continue;
+    }
+    const offloads = offload === "default"
+      ? [undefined]
+      : offload === "both"
+      ? [true, false]
+      : [offload === "on"];
+    for (const on of offloads) {
+      for (const us of busyPolls) {
+        const suffix = (on === undefined ? "" : on ? "+offload" : "-offload") + (us > 0 ? `+bp${us}` : "");
+        specs.push({
+          ...base,
+          name: base.name + suffix,
+          ...(on === undefined ? {} : { offload: on }),
+          ...(us > 0 ? { busyPollUs: us } : {}),
+        });
       }
     }
   }
@@ -152,6 +177,7 @@ function parseOptions(args: string[]): Options | undefined {
     streams: positiveInt("streams", values.streams, 16),
     fileSize: positiveInt("file-size", values["file-size"], 1 << 20),
     steering: values.steering,
+    busyPolls,
     json: values.json,
     offloadNote,
   };
@@ -316,7 +342,7 @@ async function main(args: string[]): Promise<number> {
     "",
     formatMachine(machine),
     `- flags: --time ${o.time} --lat-time ${o.latTime} --conc ${o.conc} --streams ${o.streams} ` +
-    `--file-size ${o.fileSize} --steering ${o.steering}`,
+    `--file-size ${o.fileSize} --steering ${o.steering} --busy-poll ${o.busyPolls.join(",")}`,
     ...(o.offloadNote ? [`- note: ${o.offloadNote}`] : []),
     "",
     formatResults(results),

@@ -208,7 +208,7 @@ Deno.test("config: unknown keys are rejected at every level, with the closest kn
   assert.match(far.message, /unknown key; known keys: vip, port, protocol/);
 });
 
-Deno.test("config: synproxy per service (default auto), synproxyThreshold, isnSecretFile", () => {
+Deno.test("config: synproxy per service (default auto), synproxyThreshold, isnSecretFile, busyPollUs", () => {
   const c = validateConfig(minimal);
   assert.deepEqual(c.services.map((s) => s.synproxy), ["auto", "auto"]);
   assert.equal(c.synproxyThreshold, 1000);
@@ -232,6 +232,11 @@ Deno.test("config: synproxy per service (default auto), synproxyThreshold, isnSe
   assert.match(e.message, /needs a TCP service/);
   assert.equal(validateConfig({ ...minimal, synproxyThreshold: 5 }).synproxyThreshold, 5);
   assert.equal(error({ ...minimal, synproxyThreshold: 0 }).field, "synproxyThreshold");
+  assert.equal(c.busyPollUs, 0, "busy polling is off unless asked for");
+  assert.equal(validateConfig({ ...minimal, busyPollUs: 100 }).busyPollUs, 100);
+  assert.equal(error({ ...minimal, busyPollUs: -1 }).field, "busyPollUs");
+  assert.equal(error({ ...minimal, busyPollUs: 10_001 }).field, "busyPollUs");
+  assert.equal(error({ ...minimal, busyPollUs: 1.5 }).field, "busyPollUs");
   assert.equal(
     validateConfig({ ...minimal, isnSecretFile: "/etc/fnat-lb/isn" }).isnSecretFile,
     "/etc/fnat-lb/isn",

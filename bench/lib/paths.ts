@@ -5,7 +5,8 @@
  *   direct    client → rs1 by the gw namespace's kernel forwarding, no NAT (the limit)
  *   nft       nftables in the gw namespace: DNAT VIP → real server (round robin for HTTP), SNAT to 198.18.3.1
  *   haproxy   Debian's HAProxy, `mode tcp`, on a VIP on the gw namespace's loopback
- *   gwN       the FULLNAT gateway (`mod.ts lb`) with N workers, optionally with `"offload"` set
+ *   gwN       the FULLNAT gateway (`mod.ts lb`) with N workers, optionally with `"offload"` and
+ *             `"busyPollUs"` set
  *
  * Addresses (all in 198.18.0.0/15):
  *
@@ -45,6 +46,8 @@ export interface PathSpec {
   workers?: number;
   /** Gateway `"offload"` value; undefined leaves the key out (the gateway's default). */
   offload?: boolean;
+  /** Gateway `"busyPollUs"` value; undefined leaves the key out (off). */
+  busyPollUs?: number;
 }
 
 /** A path that is up: where to send load, whose CPU to count, how to take it down. */
@@ -231,6 +234,7 @@ export function gatewayConfig(t: Topology, spec: PathSpec, steering: string, ind
   };
   if ((spec.workers ?? 1) > 1) config.steering = steering;
   if (spec.offload !== undefined) config.offload = spec.offload;
+  if (spec.busyPollUs !== undefined) config.busyPollUs = spec.busyPollUs;
   return config;
 }
 

@@ -126,6 +126,16 @@ const WORKER_COUNTERS: Record<string, [string, Labels, string]> = {
     {},
     "Loop turns that read a whole SYN budget: SYNs arrived faster than a worker admits them.",
   ],
+  busy_polls: [
+    "busy_polls_total",
+    {},
+    "Busy polls (busyPollUs) a worker ran after a loop turn with packets.",
+  ],
+  busy_poll_hits: [
+    "busy_poll_hits_total",
+    {},
+    "Busy polls that found packets or a request before their time ran out.",
+  ],
 };
 
 /** The five traffic counters of a service and of a real server: metric suffix, field, HELP of each. */

@@ -18,10 +18,10 @@
  *   `sendto`) are declared `u32`: a Number passed for a 64-bit parameter sends every call down FFI's slow
  *   path (argument conversion, a malloc and a free per call: 41% of a tight read loop's CPU, against 4%
  *   with `u32`, docs/performance.md). Our counts are buffer lengths below 2^31: TUN frames, the TOA relay's
- *   per-direction buffers (64 KiB by default; a Uint8Array cannot reach 2^32 bytes), an sd_notify line.
- *   The u32 reaches C zero-extended: Deno's fast-call trampoline passes V8's 32-bit register on as it is,
- *   and a 32-bit write clears the upper half on x86-64 and aarch64; the slow path widens it in libffi. The
- *   TUN read buffers also hold the largest frame, so there not even a wider count could write past them.
+ *   per-direction buffers (`bufferSize`, 64 KiB by default), an sd_notify line. The u32 reaches C
+ *   zero-extended: Deno's fast-call trampoline passes V8's 32-bit register on as it is, and a 32-bit write
+ *   clears the upper half on x86-64 and aarch64; the slow path widens it in libffi. The TUN read buffers
+ *   also hold the largest frame, so there not even a wider count could write past them.
  *   The other relay calls (`accept4`, `epoll_wait`, `setsockopt`, `epoll_ctl`) take only `int`/`socklen_t`.
  * - errno is thread-local and meaningful only right after a synchronous call on the calling JS thread.
  *   The calls declared `nonblocking` (`pollWait`, `epoll_wait`) run on another thread, so their errno is

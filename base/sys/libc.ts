@@ -14,11 +14,15 @@
  *   BigInt (an allocation per call); the low 32 bits of the return register hold the same value for
  *   anything our 64 KiB buffers can return (-1 or a length below 2^31) on x86-64 and aarch64.
  * - buffers are `"buffer"` parameters, so V8 hands the Uint8Array's memory to C without a copy.
- * - `size_t`/`nfds_t` counts on the packet path (`read`, `write`, `poll`) are declared `u32`: a Number
- *   passed for a 64-bit parameter sends every call down FFI's slow path (argument conversion, a malloc and
- *   a free per call: 41% of a tight read loop's CPU, against 4% with `u32`, docs/performance.md). Our
- *   counts are buffer lengths below 2^31. The read buffers hold the largest frame, so even a count the
- *   kernel saw wider than passed could not make it write past them.
+ * - `size_t`/`nfds_t` counts on the packet and relay paths (`read`, `write`, `poll`; `recv`, `send`,
+ *   `sendto`) are declared `u32`: a Number passed for a 64-bit parameter sends every call down FFI's slow
+ *   path (argument conversion, a malloc and a free per call: 41% of a tight read loop's CPU, against 4%
+ *   with `u32`, docs/performance.md). Our counts are buffer lengths below 2^31: TUN frames, the TOA relay's
+ *   per-direction buffers (`bufferSize`, 64 KiB by default), an sd_notify line. The u32 reaches C
+ *   zero-extended: Deno's fast-call trampoline passes V8's 32-bit register on as it is, and a 32-bit write
+ *   clears the upper half on x86-64 and aarch64; the slow path widens it in libffi. The TUN read buffers
+ *   also hold the largest frame, so there not even a wider count could write past them.
+ *   The other relay calls (`accept4`, `epoll_wait`, `setsockopt`, `epoll_ctl`) take only `int`/`socklen_t`.
  * - errno is thread-local and meaningful only right after a synchronous call on the calling JS thread.
  *   The calls declared `nonblocking` (`pollWait`, `epoll_wait`) run on another thread, so their errno is
  *   never read. Each Deno Worker is its own isolate on its own thread, so it binds its own copy.
@@ -220,10 +224,10 @@ const SYMBOLS = {
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
-  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  recv: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
-  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "u32"], result: "i32" },
   // Many datagrams per call (the flooder's batches); the mmsghdr array holds raw pointers into one arena.
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },

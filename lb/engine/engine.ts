@@ -776,7 +776,7 @@ export class Engine {
       out.push({
         proto: conns.proto(id) === IPPROTO_UDP ? "udp" : "tcp",
         state: conns.proto(id) === IPPROTO_UDP ? "UDP" : STATE_NAMES[conns.state(id)].toUpperCase(),
-        expiresIn: Math.max(0, Math.round(this.wheel.deadline[id] - this.now)),
+        expiresIn: Math.max(0, Math.round(this.wheel.deadline(id) - this.now)),
         source: hp(conns.rec32, conns.addrAt(id), conns.clientPort(id)),
         virtual: hp(this.svcAddr, svc * 4, this.svcPort[svc]),
         local: hp(this.localAddr, conns.localIndex(id) * 4, conns.localPort(id)),
@@ -1744,7 +1744,7 @@ export class Engine {
     }
     const carries = info.end - info.l4Off - info.l4HeaderLen > 0 || (flags & TCP_FIN) !== 0;
     if (carries && this.keep(b, len, id)) return 0;
-    if (this.wheel.deadline[id] - this.now > this.timeouts[STATE_SYN_SENT] - 0.5) {
+    if (this.wheel.deadline(id) - this.now > this.timeouts[STATE_SYN_SENT] - 0.5) {
       return this.drop(C.DROP_SYNPROXY_NOT_KEPT);
     }
     this.counters.events[C.EV_SYNPROXY_SYN_RETRANSMIT]++;

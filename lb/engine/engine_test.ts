@@ -1595,7 +1595,7 @@ for (const row of RST_ROWS) {
     const c = row.setup(e);
     const id = e.conns.findLocal(0, c.lport);
     const state = e.conns.state(id);
-    const deadline = e.wheel.deadline[id];
+    const deadline = e.wheel.deadline(id);
     const next = [e.conns.nextFromClient(id), e.conns.nextFromServer(id)];
     const flags = row.flags ?? TCP_RST;
     const seg = { seq: row.seq, ack: row.ack?.(c) ?? 0, flags };
@@ -1610,10 +1610,10 @@ for (const row of RST_ROWS) {
     });
     if (row.inWindow) {
       assert.equal(e.conns.state(id), STATE_CLOSE, "closed");
-      assert.equal(e.wheel.deadline[id], 1002 + 3, "the CLOSE timeout");
+      assert.equal(e.wheel.deadline(id), 1002 + 3, "the CLOSE timeout");
     } else {
       assert.equal(e.conns.state(id), state, "state untouched");
-      assert.equal(e.wheel.deadline[id], deadline, "timer untouched");
+      assert.equal(e.wheel.deadline(id), deadline, "timer untouched");
       assert.deepEqual([e.conns.nextFromClient(id), e.conns.nextFromServer(id)], next, "sequence tracking");
     }
   });
@@ -1731,7 +1731,7 @@ Deno.test("takeover: the server's ACK to our SYN → RST to the server (seq = it
   assert.deepEqual([b[ws + 1], b[ws + 2]], [3, 7], "window scale 7");
   assert.equal(e.nextOutput(b), 0, "RST and SYN, nothing more");
   assert.equal(e.conns.state(id), STATE_SYN_SENT);
-  assert.equal(e.wheel.deadline[id], 1001 + 3, "the SYN_SENT timer starts again");
+  assert.equal(e.wheel.deadline(id), 1001 + 3, "the SYN_SENT timer starts again");
   // The server, freed, answers the SYN: the connection goes on as any other.
   const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
   run(e, "SYN+ACK", sa, 1001, { out: { dst: CLIENT, dport: 40000, ack: 1001 } }, { flow: "out" });

@@ -32,7 +32,7 @@
  * @module
  */
 
-import { alignedBuffer } from "../../base/sys/aligned.ts";
+import { alignedBuffer, hugeBuffer } from "../../base/sys/aligned.ts";
 
 /** Marks an empty slot or the end of a chain. */
 export const NO_CONN = -1;
@@ -131,9 +131,10 @@ export class ConnTable {
     this.mss = new Uint16Array(capacity);
     let nb = 1024;
     while (nb < capacity) nb *= 2;
-    this.buckets = new Int32Array(nb).fill(NO_CONN);
+    // Huge pages for every array a packet reaches at random (aligned.ts): no TLB miss per lookup.
+    this.buckets = new Int32Array(hugeBuffer(nb * 4)).fill(NO_CONN);
     this.bucketMask = nb - 1;
-    this.byLocal = new Int32Array(localAddresses * 65536).fill(NO_CONN);
+    this.byLocal = new Int32Array(hugeBuffer(localAddresses * 65536 * 4)).fill(NO_CONN);
   }
 
   /** Address family (4 or 6); 0 marks a free handle. */
@@ -281,7 +282,7 @@ export class ConnTable {
   /** Makes room for `localAddresses` local addresses in the local-side index (control path; only grows). */
   growLocals(localAddresses: number): void {
     if (this.byLocal.length >= localAddresses * 65536) return;
-    const b = new Int32Array(localAddresses * 65536).fill(NO_CONN);
+    const b = new Int32Array(hugeBuffer(localAddresses * 65536 * 4)).fill(NO_CONN);
     b.set(this.byLocal);
     this.byLocal = b;
   }

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { hugeBuffer } from "../../base/sys/aligned.ts";
+
 const NONE = -1;
 
 /** Timer wheel over handles 0..capacity-1; deadlines are in whole or fractional seconds. */
@@ -40,8 +42,9 @@ export class TimerWheel {
     this.slots = slots;
     this.mask = slots - 1;
     this.heads = new Int32Array(slots).fill(NONE);
-    this.links = new Int32Array(capacity * 2);
-    this.times = new Float64Array(capacity * 2);
+    // Huge pages (aligned.ts): a refresh of a cold handle costs no TLB miss in a big wheel.
+    this.links = new Int32Array(hugeBuffer(capacity * 8));
+    this.times = new Float64Array(hugeBuffer(capacity * 16));
     for (let i = 1; i < this.times.length; i += 2) this.times[i] = -1;
     this.current = Math.floor(now);
     this.base = this.current;

@@ -2,15 +2,15 @@
  * The connection table of one worker, as flat typed arrays indexed by a connection handle (Katran's maps,
  * dpvs' pools): 1M connections cost memory, not garbage-collector time.
  *
- * Each connection's hot fields (everything a packet of an established connection and the hash-chain walk
- * read or write) form one 64-byte record, one cache line, in a single aligned buffer: a packet of a cold
- * connection in a 10 M table costs one miss for its record instead of one per field array
- * (docs/performance.md, "Big tables"). The record, by byte offset (little-endian words):
+ * Each connection's hot fields (everything a packet of an established connection, the hash-chain walk and
+ * the timer wheel's per-packet refresh read or write) form one 64-byte record, one cache line, in a single
+ * aligned buffer: a packet of a cold connection in a 10 M table costs one miss for its record instead of one
+ * per field array (docs/performance.md, "Big tables"). The record, by byte offset (little-endian words):
  *
  * ```text
- *  0 ┌───────────────────────────────────────────────────────────────┐
- *    │ clientAddr: four 32-bit words (IPv4: word 0, others 0)        │
- * 16 ├───────────────┬───────────────┬───────────────┬───────────────┤
+ *  0 ┌───────────────┬───────────────┬───────────────────────────────┐
+ *    │ clientAddr[0] │ filed (i32)   │ deadline (f64)                │
+ * 16 ├───────────────┼───────────────┼───────────────┬───────────────┤
  *    │ hashNext (i32)│ server        │ seqDelta      │ serverDelta   │
  * 32 ├───────────────┼───────────────┼───────────────┼───────────────┤
  *    │nextFromClient │nextFromServer │ clientMaxWin  │ serverMaxWin  │
@@ -19,20 +19,21 @@
  * 64 └───────┴───────┴───────┴───────┴───┴───┴───┴───┴───┴───┴───┴───┘
  * ```
  *
- * (cport: client port, lidx/lport: local address index and port, fam: family, pro: protocol, sta: state,
- * flg: flags, cws/sws: window scales, syo: synOptions, -: spare.) `synOptions` is in the record because the
- * SYN proxy's window rescaling reads it on every packet; `clientMss` is not: only a SYN rebuilt for the
- * server (takeover, SYN proxy handshake) reads it, and the record has no two bytes left.
+ * (clientAddr[0]: the IPv4 client address, or an IPv6 one's first word; filed, deadline: the timer wheel's
+ * fields ({@link ConnTable.timerFields}); cport: client port; lidx/lport: local address index and port; fam:
+ * family; pro: protocol; sta: state; flg: flags; cws/sws: window scales; syo: synOptions; -: spare.)
  *
- * Found from both directions:
- * - client side: (service, client address, client port) through a chained hash table;
- * - real-server side: (local address index, local port) through a direct index — the pool hands each pair
- *   out once per worker, so the pair alone names the connection; the caller checks the real server.
+ * What is not in the record, and why:
+ * - an IPv6 client address's four words, in a side array: only IPv6 connections read it (one line more for
+ *   them), and an IPv4 one does not carry 12 zero bytes (room for the timer's fields instead);
+ * - `clientMss`: only a SYN rebuilt for the server (takeover, SYN proxy handshake) reads it. `synOptions`
+ *   is in the record because the SYN proxy's window rescaling reads it on every packet.
  *
  * @module
  */
 
 import { alignedBuffer, hugeBuffer } from "../../base/sys/aligned.ts";
+import type { TimerFields } from "./timer_wheel.ts";
 
 /** Marks an empty slot or the end of a chain. */
 export const NO_CONN = -1;
@@ -66,6 +67,9 @@ export const SYN_PROXY_BITS = 0x70;
 const RECORD = 64;
 // Word (32-bit) offsets in a record.
 const W_CLIENT_ADDR = 0;
+const W_FILED = 1;
+/** The deadline's offset in Float64 elements (bytes 8–15). */
+const D_DEADLINE = 1;
 const W_HASH_NEXT = 4;
 const W_SERVER = 5;
 const W_SEQ_DELTA = 6;
@@ -97,13 +101,13 @@ export class ConnTable {
   readonly capacity: number;
   /** Live connections. */
   size = 0;
-  /**
-   * The records as 32-bit words, 16 per connection: the client address is words
-   * {@link addrAt}(id) … +3, for the codecs that take an address as (words, offset).
-   */
-  readonly rec32: Uint32Array;
-  // The same records as signed words (the chain link), half-words and bytes.
+  // The records as 32-bit words (16 per connection), signed words (the chain link, the filed second),
+  // half-words, bytes and Float64s (the deadline).
+  private readonly rec32: Uint32Array;
   private readonly rec32s: Int32Array;
+  private readonly rec64: Float64Array;
+  /** IPv6 client addresses, four words per handle (untouched pages for IPv4-only tables). */
+  private readonly addr6: Uint32Array;
   private readonly rec16: Uint16Array;
   private readonly rec8: Uint8Array;
   /**
@@ -128,6 +132,8 @@ export class ConnTable {
     this.rec32s = new Int32Array(buffer, byteOffset, capacity * 16);
     this.rec16 = new Uint16Array(buffer, byteOffset, capacity * 32);
     this.rec8 = new Uint8Array(buffer, byteOffset, capacity * RECORD);
+    this.rec64 = new Float64Array(buffer, byteOffset, capacity * 8);
+    this.addr6 = new Uint32Array(hugeBuffer(capacity * 16));
     this.mss = new Uint16Array(capacity);
     let nb = 1024;
     while (nb < capacity) nb *= 2;
@@ -173,9 +179,27 @@ export class ConnTable {
   setServer(id: number, v: number): void {
     this.rec32[(id << 4) + W_SERVER] = v;
   }
-  /** Index in {@link rec32} of the first of the client address's four words (IPv4: that word, others 0). */
+  /**
+   * The words holding the client address of `id`, for the codecs that take an address as (words, offset)
+   * with the family: the record for IPv4 (one word), the IPv6 side array (four). With {@link addrAt}.
+   */
+  addrWords(id: number): Uint32Array {
+    return this.rec8[(id << 6) + B_FAMILY] === 6 ? this.addr6 : this.rec32;
+  }
+  /** Index in {@link addrWords} of the client address's first word. */
   addrAt(id: number): number {
-    return (id << 4) + W_CLIENT_ADDR;
+    return this.rec8[(id << 6) + B_FAMILY] === 6 ? id << 2 : (id << 4) + W_CLIENT_ADDR;
+  }
+  /** Where a {@link TimerWheel} over these handles keeps its per-handle fields: in the records. */
+  timerFields(): TimerFields {
+    return {
+      deadlines: this.rec64,
+      deadlineShift: 3,
+      deadlineAt: D_DEADLINE,
+      filed: this.rec32s,
+      filedShift: 4,
+      filedAt: W_FILED,
+    };
   }
   /** Client port. */
   clientPort(id: number): number {
@@ -308,17 +332,24 @@ export class ConnTable {
     const r32 = this.rec32;
     const r16 = this.rec16;
     while (id !== NO_CONN) {
-      // Every field compared, and the link, are in the record: one line per chain step.
+      // Every field compared for IPv4, and the link, are in the record: one line per chain step.
       const w = id << 4;
       const h = id << 5;
       if (
-        r16[h + H_CLIENT_PORT] === port && r32[w + W_CLIENT_ADDR] === a0 &&
-        r32[w + W_CLIENT_ADDR + 1] === a1 &&
-        r32[w + W_CLIENT_ADDR + 2] === a2 && r32[w + W_CLIENT_ADDR + 3] === a3 && r16[h + H_SERVICE] === svc
+        r16[h + H_CLIENT_PORT] === port && r32[w + W_CLIENT_ADDR] === a0 && r16[h + H_SERVICE] === svc &&
+        this.restOfAddress(id, a1, a2, a3)
       ) return id;
       id = this.rec32s[w + W_HASH_NEXT];
     }
     return NO_CONN;
+  }
+
+  /** True when words 1–3 of `id`'s client address are these (IPv4: zeros, as its key was inserted). */
+  private restOfAddress(id: number, a1: number, a2: number, a3: number): boolean {
+    if (this.rec8[(id << 6) + B_FAMILY] !== 6) return (a1 | a2 | a3) === 0;
+    const a = this.addr6;
+    const w = id << 2;
+    return a[w + 1] === a1 && a[w + 2] === a2 && a[w + 3] === a3;
   }
 
   /** Finds the connection that owns a local address/port pair, or NO_CONN. */
@@ -361,9 +392,13 @@ export class ConnTable {
     r8[b + B_PROTO] = proto;
     r16[h + H_SERVICE] = svc;
     r32[w + W_CLIENT_ADDR] = a0;
-    r32[w + W_CLIENT_ADDR + 1] = a1;
-    r32[w + W_CLIENT_ADDR + 2] = a2;
-    r32[w + W_CLIENT_ADDR + 3] = a3;
+    if (family === 6) {
+      const a = this.addr6;
+      a[id << 2] = a0;
+      a[(id << 2) + 1] = a1;
+      a[(id << 2) + 2] = a2;
+      a[(id << 2) + 3] = a3;
+    }
     r16[h + H_CLIENT_PORT] = port;
     r16[h + H_LOCAL_INDEX] = localIndex;
     r16[h + H_LOCAL_PORT] = localPort;
@@ -390,14 +425,16 @@ export class ConnTable {
     const b = id << 6;
     if (this.rec8[b + B_FAMILY] === 0) return;
     const w = id << 4;
-    const r32 = this.rec32;
     const next = this.rec32s;
+    const aw = this.addrWords(id);
+    const at = this.addrAt(id);
+    const v6 = this.rec8[b + B_FAMILY] === 6;
     const h = this.hash(
       this.rec16[(id << 5) + H_SERVICE],
-      r32[w + W_CLIENT_ADDR],
-      r32[w + W_CLIENT_ADDR + 1],
-      r32[w + W_CLIENT_ADDR + 2],
-      r32[w + W_CLIENT_ADDR + 3],
+      aw[at],
+      v6 ? aw[at + 1] : 0,
+      v6 ? aw[at + 2] : 0,
+      v6 ? aw[at + 3] : 0,
       this.rec16[(id << 5) + H_CLIENT_PORT],
     );
     let cur = this.buckets[h];

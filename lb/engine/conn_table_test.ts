@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnTable, NO_CONN } from "./conn_table.ts";
+import { TimerWheel } from "./timer_wheel.ts";
 import { alignedBuffer, CACHE_LINE } from "../../base/sys/aligned.ts";
 
 Deno.test("conn table: each field of a record holds its own value, neighbours untouched", () => {
@@ -37,7 +38,7 @@ Deno.test("conn table: each field of a record holds its own value, neighbours un
     assert.deepEqual([t.family(i), t.proto(i), t.service(i)], [6, 6, 7 + i]);
     assert.deepEqual([t.clientPort(i), t.localIndex(i), t.localPort(i)], [40000 + i, 0, 1000 + i]);
     const a = t.addrAt(i);
-    assert.deepEqual([...t.rec32.subarray(a, a + 4)], [0xc0a80001 + i, 1, 2, 0xffffffff]);
+    assert.deepEqual([...t.addrWords(i).subarray(a, a + 4)], [0xc0a80001 + i, 1, 2, 0xffffffff]);
     assert.equal(t.findClient(7 + i, 0xc0a80001 + i, 1, 2, 0xffffffff, 40000 + i), i);
     assert.equal(t.findLocal(0, 1000 + i), i);
   }
@@ -80,4 +81,39 @@ Deno.test("aligned buffer: the offset leaves room for the bytes asked", () => {
     const p = Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)!);
     assert.equal((BigInt(p) + BigInt(byteOffset)) % BigInt(CACHE_LINE), 0n, "on a line boundary (-A: FFI)");
   }
+});
+
+Deno.test("conn table: IPv4 keys in the record, IPv6 beside it; the timer wheel's fields in the record", () => {
+  const t = new ConnTable(4, 1);
+  const w = new TimerWheel(4, 1000, 16, t.timerFields());
+  const v4 = t.insert(4, 6, 1, 0xc6120102, 0, 0, 0, 80, 0, 1);
+  const v6 = t.insert(6, 6, 2, 0x20010db8, 0, 0, 1, 80, 0, 2);
+  assert.equal(t.findClient(1, 0xc6120102, 0, 0, 0, 80), v4);
+  assert.equal(t.findClient(1, 0xc6120102, 0, 0, 1, 80), NO_CONN, "IPv4 keys have zero words 1–3");
+  assert.equal(t.findClient(2, 0x20010db8, 0, 0, 1, 80), v6);
+  assert.equal(t.findClient(2, 0x20010db8, 0, 0, 0, 80), NO_CONN);
+  assert.equal(t.addrWords(v4)[t.addrAt(v4)], 0xc6120102);
+  assert.deepEqual([...t.addrWords(v6).subarray(t.addrAt(v6), t.addrAt(v6) + 4)], [0x20010db8, 0, 0, 1]);
+  for (const id of [v4, v6]) {
+    t.setSeqDelta(id, 0xffffffff);
+    t.setServer(id, 7);
+    w.setDeadline(id, 1002.25);
+    assert.deepEqual([t.seqDelta(id), t.server(id), w.deadline(id), w.isScheduled(id)], [
+      0xffffffff,
+      7,
+      1002.25,
+      true,
+    ]);
+    assert.equal(t.findClient(t.service(id), t.addrWords(id)[t.addrAt(id)], 0, 0, id === v6 ? 1 : 0, 80), id);
+  }
+  const expired: number[] = [];
+  w.advance(1003, (id) => {
+    expired.push(id);
+    t.remove(id);
+  });
+  assert.deepEqual(expired.sort(), [v4, v6]);
+  // A handle reused after expiry starts unscheduled.
+  const again = t.insert(4, 17, 1, 5, 0, 0, 0, 9, 0, 3);
+  assert.ok(again === v4 || again === v6);
+  assert.ok(!w.isScheduled(again));
 });

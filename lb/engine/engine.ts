@@ -355,7 +355,7 @@ export class Engine {
     this.keptSlotSize = config.mtu + 64;
     this.keptBuf = new Uint8Array(KEPT_SLOTS * this.keptSlotSize);
     this.spSince = this.now;
-    this.wheel = new TimerWheel(capacity, this.now);
+    this.wheel = new TimerWheel(capacity, this.now, undefined, this.conns.timerFields());
     this.pool = new LocalPool(
       [],
       config.portRange[0],
@@ -662,7 +662,7 @@ export class Engine {
         conns.family(id),
         this.svcAddr,
         svc * 4,
-        conns.rec32,
+        conns.addrWords(id),
         conns.addrAt(id),
         this.svcPort[svc],
         conns.clientPort(id),
@@ -699,7 +699,7 @@ export class Engine {
     const o = this.spOptBuf;
     let n = 0;
     if (conns.flags(id) & CONN_TOA) {
-      n = writeToaWords(o, 0, fam, conns.clientPort(id), conns.rec32, conns.addrAt(id));
+      n = writeToaWords(o, 0, fam, conns.clientPort(id), conns.addrWords(id), conns.addrAt(id));
       while (n & 3) o[n++] = TCPOPT_NOP;
     }
     n = tcpWriteSynOptions(
@@ -777,7 +777,7 @@ export class Engine {
         proto: conns.proto(id) === IPPROTO_UDP ? "udp" : "tcp",
         state: conns.proto(id) === IPPROTO_UDP ? "UDP" : STATE_NAMES[conns.state(id)].toUpperCase(),
         expiresIn: Math.max(0, Math.round(this.wheel.deadline(id) - this.now)),
-        source: hp(conns.rec32, conns.addrAt(id), conns.clientPort(id)),
+        source: hp(conns.addrWords(id), conns.addrAt(id), conns.clientPort(id)),
         virtual: hp(this.svcAddr, svc * 4, this.svcPort[svc]),
         local: hp(this.localAddr, conns.localIndex(id) * 4, conns.localPort(id)),
         destination: hp(this.rsAddr, f * 4, this.rsPort[f]),
@@ -1176,7 +1176,14 @@ export class Engine {
     const conns = this.conns;
     const info = this.info;
     const t = this.toaBuf;
-    const n = writeToaWords(t, 0, conns.family(id), conns.clientPort(id), conns.rec32, conns.addrAt(id));
+    const n = writeToaWords(
+      t,
+      0,
+      conns.family(id),
+      conns.clientPort(id),
+      conns.addrWords(id),
+      conns.addrAt(id),
+    );
     let r = tcpInsertOption(b, info, len, t, 0, n);
     if (r < 0 && tcpHeaderLength(b, info.l4Off) + n > TCP_MAX_HEADER_LEN) {
       // NOPs (alignment, removed options) may be what takes the room: pack the options and try again.
@@ -1403,7 +1410,7 @@ export class Engine {
     const server = conns.server(id);
     const svc = conns.service(id);
     // The quote's source is the sender the error goes to; its destination, what that sender talked to.
-    const src = toServer ? this.rsAddr : conns.rec32;
+    const src = toServer ? this.rsAddr : conns.addrWords(id);
     const sa = toServer ? server * 4 : conns.addrAt(id);
     const sport = toServer ? this.rsPort[server] : conns.clientPort(id);
     const dst = toServer ? this.localAddr : this.svcAddr;
@@ -1450,7 +1457,7 @@ export class Engine {
       rw.ports(b, info, conns.localPort(id), this.rsPort[server]);
     } else {
       const svc = conns.service(id);
-      rw.addresses(b, info, this.svcAddr, svc * 4, conns.rec32, conns.addrAt(id));
+      rw.addresses(b, info, this.svcAddr, svc * 4, conns.addrWords(id), conns.addrAt(id));
       rw.ports(b, info, this.svcPort[svc], conns.clientPort(id));
     }
     rw.finish(b, info);
@@ -1671,7 +1678,14 @@ export class Engine {
   /** Appends connection `id`'s TOA to the options in `opts[0, n)`, padded to 4 bytes; returns the length. */
   private appendToa(opts: Uint8Array, n: number, id: number): number {
     const conns = this.conns;
-    n += writeToaWords(opts, n, conns.family(id), conns.clientPort(id), conns.rec32, conns.addrAt(id));
+    n += writeToaWords(
+      opts,
+      n,
+      conns.family(id),
+      conns.clientPort(id),
+      conns.addrWords(id),
+      conns.addrAt(id),
+    );
     while (n & 3) opts[n++] = 1; // NOP
     this.counters.events[C.EV_TOA_INSERTED]++;
     return n;

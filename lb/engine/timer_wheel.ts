@@ -8,9 +8,10 @@
  * turn of the wheel are filed in the last reachable slot and re-filed when it fires.
  *
  * Memory per handle, by what touches it: the per-packet refresh reads the filed second and writes the
- * deadline, so the two sit side by side in one Float64Array (16 bytes, never split across cache lines:
- * one line per packet instead of two in a 10 M table); the list links, touched only when an entry is
- * (re)filed, sit side by side in one Int32Array.
+ * deadline, so the two sit in one cache line — by default side by side in a 16-byte entry, or, given a
+ * {@link TimerFields}, inside the caller's own record (the connection table's: then a packet's refresh
+ * costs no line beyond the connection's). The list links, touched only when an entry is (re)filed, sit side
+ * by side in one Int32Array.
  *
  * @module
  */
@@ -18,6 +19,26 @@
 import { hugeBuffer } from "../../base/sys/aligned.ts";
 
 const NONE = -1;
+
+/**
+ * Where a wheel keeps each handle's deadline and filed second, when the caller lays them out: the deadline
+ * of handle `id` at `deadlines[(id << deadlineShift) + deadlineAt]`, its filed second at
+ * `filed[(id << filedShift) + filedAt]`. Both must read 0 for a handle never scheduled (a fresh buffer).
+ */
+export interface TimerFields {
+  /** Deadlines, in seconds. */
+  readonly deadlines: Float64Array;
+  /** log2 of the deadline stride, in Float64 elements. */
+  readonly deadlineShift: number;
+  /** Index of handle 0's deadline. */
+  readonly deadlineAt: number;
+  /** Filed seconds, counted from the wheel's start plus one (0: not scheduled). */
+  readonly filed: Int32Array;
+  /** log2 of the filed-second stride, in Int32 elements. */
+  readonly filedShift: number;
+  /** Index of handle 0's filed second. */
+  readonly filedAt: number;
+}
 
 /** Timer wheel over handles 0..capacity-1; deadlines are in whole or fractional seconds. */
 export class TimerWheel {
@@ -27,52 +48,73 @@ export class TimerWheel {
   private readonly heads: Int32Array;
   /** Per handle `[next, prev]` in its slot's list. */
   private readonly links: Int32Array;
-  /**
-   * Per handle `[deadline, filed]`: the deadline (may be later than the slot it is filed under), and the
-   * second it is filed under counted from {@link base}, or -1 when not scheduled.
-   */
-  private readonly times: Float64Array;
-  /** The second the wheel started at: the filed seconds count from it. */
+  // The deadline and filed second of each handle, as laid out in TimerFields. The filed second is stored
+  // plus one, so a zeroed buffer means "nothing scheduled" and a big table needs no fill (no pages touched).
+  private readonly dl: Float64Array;
+  private readonly dlShift: number;
+  private readonly dlAt: number;
+  private readonly fl: Int32Array;
+  private readonly flShift: number;
+  private readonly flAt: number;
+  /** The second before the wheel started: a stored filed second plus this is the second itself. */
   private readonly base: number;
   private current: number;
 
-  /** Creates a wheel for `capacity` handles starting at second `now`. */
-  constructor(capacity: number, now: number, slots = 4096) {
+  /**
+   * Creates a wheel for `capacity` handles starting at second `now`; `fields` places the per-handle deadline
+   * and filed second in the caller's records (default: the wheel's own 16-byte entries).
+   */
+  constructor(capacity: number, now: number, slots = 4096, fields?: TimerFields) {
     if ((slots & (slots - 1)) !== 0) throw new Error("TimerWheel: slots must be a power of two");
     this.slots = slots;
     this.mask = slots - 1;
     this.heads = new Int32Array(slots).fill(NONE);
     // Huge pages (aligned.ts): a refresh of a cold handle costs no TLB miss in a big wheel.
     this.links = new Int32Array(hugeBuffer(capacity * 8));
-    this.times = new Float64Array(hugeBuffer(capacity * 16));
-    for (let i = 1; i < this.times.length; i += 2) this.times[i] = -1;
+    if (fields === undefined) {
+      // [deadline: Float64, filed: Int32, unused: Int32] per handle.
+      const entries = hugeBuffer(capacity * 16);
+      fields = {
+        deadlines: new Float64Array(entries),
+        deadlineShift: 1,
+        deadlineAt: 0,
+        filed: new Int32Array(entries),
+        filedShift: 2,
+        filedAt: 2,
+      };
+    }
+    this.dl = fields.deadlines;
+    this.dlShift = fields.deadlineShift;
+    this.dlAt = fields.deadlineAt;
+    this.fl = fields.filed;
+    this.flShift = fields.filedShift;
+    this.flAt = fields.filedAt;
     this.current = Math.floor(now);
-    this.base = this.current;
+    this.base = this.current - 1;
   }
 
   /** True when `id` is scheduled. */
   isScheduled(id: number): boolean {
-    return this.times[(id << 1) + 1] >= 0;
+    return this.fl[(id << this.flShift) + this.flAt] !== 0;
   }
 
   /** The deadline of `id` (may be later than the slot it is filed under); stale once it is unscheduled. */
   deadline(id: number): number {
-    return this.times[id << 1];
+    return this.dl[(id << this.dlShift) + this.dlAt];
   }
 
   /** Sets the deadline of `id` (schedules it if needed). Cheap when the deadline only moves later. */
   setDeadline(id: number, at: number): void {
-    const t = id << 1;
-    this.times[t] = at;
-    const filed = this.times[t + 1];
-    if (filed >= 0 && filed + this.base <= Math.floor(at)) return;
-    if (filed >= 0) this.unlink(id);
+    this.dl[(id << this.dlShift) + this.dlAt] = at;
+    const filed = this.fl[(id << this.flShift) + this.flAt];
+    if (filed !== 0 && filed + this.base <= Math.floor(at)) return;
+    if (filed !== 0) this.unlink(id);
     this.file(id, at);
   }
 
   /** Removes `id` from the wheel. */
   cancel(id: number): void {
-    if (this.times[(id << 1) + 1] >= 0) this.unlink(id);
+    if (this.fl[(id << this.flShift) + this.flAt] !== 0) this.unlink(id);
   }
 
   /**
@@ -87,9 +129,9 @@ export class TimerWheel {
       let id = this.heads[slot];
       while (id !== NONE) {
         const nxt = this.links[id << 1];
-        if (this.times[(id << 1) + 1] + this.base === this.current) {
+        if (this.fl[(id << this.flShift) + this.flAt] + this.base === this.current) {
           this.unlink(id);
-          const at = this.times[id << 1];
+          const at = this.dl[(id << this.dlShift) + this.dlAt];
           if (at <= now) {
             n++;
             expire(id);
@@ -136,16 +178,17 @@ export class TimerWheel {
     l[(id << 1) + 1] = NONE;
     if (h !== NONE) l[(h << 1) + 1] = id;
     this.heads[slot] = id;
-    this.times[(id << 1) + 1] = sec - this.base;
+    this.fl[(id << this.flShift) + this.flAt] = sec - this.base;
   }
 
   private unlink(id: number): void {
     const l = this.links;
     const p = l[(id << 1) + 1];
     const n = l[id << 1];
+    const f = (id << this.flShift) + this.flAt;
     if (p !== NONE) l[p << 1] = n;
-    else this.heads[(this.times[(id << 1) + 1] + this.base) & this.mask] = n;
+    else this.heads[(this.fl[f] + this.base) & this.mask] = n;
     if (n !== NONE) l[(n << 1) + 1] = p;
-    this.times[(id << 1) + 1] = -1;
+    this.fl[f] = 0;
   }
 }

@@ -105,8 +105,8 @@ function sabotaged(mode: string): typeof Engine {
         const self = this as unknown as { removeConnection(id: number): void };
         const lport = (b[l.l4Off] << 8) | b[l.l4Off + 1];
         for (let id = 0; id < this.conns.capacity; id++) {
-          if (!this.conns.isLive(id) || this.conns.proto[id] !== l.proto) continue;
-          if (l.proto === 17 || this.conns.localPort[id] !== lport) self.removeConnection(id);
+          if (!this.conns.isLive(id) || this.conns.proto(id) !== l.proto) continue;
+          if (l.proto === 17 || this.conns.localPort(id) !== lport) self.removeConnection(id);
         }
       }
       return n;

@@ -163,6 +163,9 @@ export function monotonicMicros(): bigint {
 
 // ---- resource limits -----------------------------------------------------------------------------------
 
+/** madvise(2) advice: back the range with transparent huge pages (when THP is `madvise` or `always`). */
+export const MADV_HUGEPAGE = 14;
+
 /** getrlimit(2)/setrlimit(2) resource: the highest fd number + 1 the process may open. */
 export const RLIMIT_NOFILE = 7;
 /** Size of `struct rlimit`: two u64 (`rlim_cur`, the soft limit, then `rlim_max`, the hard one). */
@@ -238,6 +241,8 @@ const SYMBOLS = {
   // The same call on the JS thread, used with timeout 0: no thread hop when events are already waiting.
   epoll_wait_sync: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  // Control path only (a table's allocation): a Number for the usize length costs nothing that matters.
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   // Control path only (loading a program), so the BigInt of an i64 result costs nothing that matters.
   syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
@@ -307,6 +312,8 @@ export interface Libc {
   epoll_wait_sync(epfd: number, events: Uint8Array, max: number, timeoutMs: number): number;
   /** getrlimit(2); `rlim` is one `struct rlimit` ({@link RLIMIT_SIZE} bytes), filled in. */
   getrlimit(resource: number, rlim: Uint8Array): number;
+  /** madvise(2) on `len` bytes at `addr` (page-aligned). */
+  madvise(addr: Deno.PointerValue, len: number, advice: number): number;
   /** setrlimit(2); `rlim` is one `struct rlimit`. */
   setrlimit(resource: number, rlim: Uint8Array): number;
   /** syscall(2) with one pointer argument (how bpf(2) is reached); use {@link bpf}. */

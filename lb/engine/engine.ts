@@ -355,7 +355,7 @@ export class Engine {
     this.keptSlotSize = config.mtu + 64;
     this.keptBuf = new Uint8Array(KEPT_SLOTS * this.keptSlotSize);
     this.spSince = this.now;
-    this.wheel = new TimerWheel(capacity, this.now);
+    this.wheel = new TimerWheel(capacity, this.now, undefined, this.conns.timerFields());
     this.pool = new LocalPool(
       [],
       config.portRange[0],
@@ -593,8 +593,8 @@ export class Engine {
     const buf = new Uint8Array(128);
     let n = 0;
     for (let id = 0; id < conns.capacity && conns.size > 0; id++) {
-      if (!conns.isLive(id) || conns.service[id] !== svc || conns.server[id] !== f) continue;
-      if (conns.proto[id] === IPPROTO_TCP && conns.state[id] !== STATE_CLOSE) {
+      if (!conns.isLive(id) || conns.service(id) !== svc || conns.server(id) !== f) continue;
+      if (conns.proto(id) === IPPROTO_TCP && conns.state(id) !== STATE_CLOSE) {
         let len = this.buildRst(buf, id, false);
         if (len > 0) emit(buf, len);
         len = this.buildRst(buf, id, true);
@@ -617,9 +617,9 @@ export class Engine {
     // peer sent through us, which it has all received by the time this RST, sent after it, arrives.
     // Client numbers go to the server shifted by seqDelta; server numbers to the client by the SYN proxy's
     // serverDelta (0 otherwise).
-    const toClient = this.serverSeqToClient(id, conns.nextFromServer[id]);
-    const seq = toServer ? (conns.nextFromClient[id] + conns.seqDelta[id]) >>> 0 : toClient;
-    const ack = toServer ? conns.nextFromServer[id] : conns.nextFromClient[id];
+    const toClient = this.serverSeqToClient(id, conns.nextFromServer(id));
+    const seq = toServer ? (conns.nextFromClient(id) + conns.seqDelta(id)) >>> 0 : toClient;
+    const ack = toServer ? conns.nextFromServer(id) : conns.nextFromClient(id);
     return this.connSegment(b, id, toServer, seq, ack, TCP_RST | TCP_ACK, 0, 0);
   }
 
@@ -638,17 +638,17 @@ export class Engine {
     optLen: number,
   ): number {
     const conns = this.conns;
-    const svc = conns.service[id];
-    const f = conns.server[id];
+    const svc = conns.service(id);
+    const f = conns.server(id);
     return toServer
       ? buildTcpSegment(
         b,
-        conns.family[id],
+        conns.family(id),
         this.localAddr,
-        conns.localIndex[id] * 4,
+        conns.localIndex(id) * 4,
         this.rsAddr,
         f * 4,
-        conns.localPort[id],
+        conns.localPort(id),
         this.rsPort[f],
         seq,
         ack,
@@ -659,13 +659,13 @@ export class Engine {
       )
       : buildTcpSegment(
         b,
-        conns.family[id],
+        conns.family(id),
         this.svcAddr,
         svc * 4,
-        conns.clientAddr,
-        id * 4,
+        conns.addrWords(id),
+        conns.addrAt(id),
         this.svcPort[svc],
-        conns.clientPort[id],
+        conns.clientPort(id),
         seq,
         ack,
         flags,
@@ -681,8 +681,8 @@ export class Engine {
    */
   private serverSeqToClient(id: number, seq: number): number {
     const conns = this.conns;
-    if (!(conns.flags[id] & CONN_SYNPROXY) || conns.state[id] === STATE_SYN_SENT) return seq;
-    return (seq - conns.serverDelta[id]) >>> 0;
+    if (!(conns.flags(id) & CONN_SYNPROXY) || conns.state(id) === STATE_SYN_SENT) return seq;
+    return (seq - conns.serverDelta(id)) >>> 0;
   }
 
   /**
@@ -693,25 +693,25 @@ export class Engine {
    */
   private buildSyn(b: Uint8Array, id: number): number {
     const conns = this.conns;
-    const fam = conns.family[id];
-    const syn = conns.synOptions[id];
-    const ws = conns.clientWscale[id];
+    const fam = conns.family(id);
+    const syn = conns.synOptions(id);
+    const ws = conns.clientWscale(id);
     const o = this.spOptBuf;
     let n = 0;
-    if (conns.flags[id] & CONN_TOA) {
-      n = writeToaWords(o, 0, fam, conns.clientPort[id], conns.clientAddr, id * 4);
+    if (conns.flags(id) & CONN_TOA) {
+      n = writeToaWords(o, 0, fam, conns.clientPort(id), conns.addrWords(id), conns.addrAt(id));
       while (n & 3) o[n++] = TCPOPT_NOP;
     }
     n = tcpWriteSynOptions(
       o,
       n,
-      conns.clientMss[id],
+      conns.clientMss(id),
       ws & WSCALE_OFFERED ? ws & WSCALE_SHIFT : -1,
       (syn & SYN_SACK_PERMITTED) !== 0,
     );
     // In SYN_SENT only SYNs (never scaled) have set it; a stray segment scaled by the offer is capped.
-    const win = conns.clientMaxWin[id];
-    const seq = conns.nextFromClient[id] - 1 + conns.seqDelta[id];
+    const win = conns.clientMaxWin(id);
+    const seq = conns.nextFromClient(id) - 1 + conns.seqDelta(id);
     return this.connSegment(b, id, true, seq, 0, TCP_SYN, win > 0xffff ? 0xffff : win, n);
   }
 
@@ -734,9 +734,9 @@ export class Engine {
     if (!this.partial && !transportChecksumOk(b, info)) return this.drop(C.DROP_BAD_CHECKSUM);
     // The ACK is dropped, answered or not (as a refusal is).
     this.counters.drops[C.DROP_TAKEOVER]++;
-    const opts = conns.synOptions[id];
+    const opts = conns.synOptions(id);
     if ((opts & SYN_TAKEOVERS) >= MAX_TAKEOVERS * SYN_TAKEOVER_ONE || !this.mayReply()) return 0;
-    conns.synOptions[id] = opts + SYN_TAKEOVER_ONE;
+    conns.setSynOptions(id, opts + SYN_TAKEOVER_ONE);
     this.counters.events[C.EV_TAKEOVER_RST]++;
     this.generated = true;
     const n = buildTcpRst(b, info);
@@ -766,20 +766,20 @@ export class Engine {
     const out: ConnectionRow[] = [];
     for (let id = 0; id < conns.capacity && out.length < max && out.length < conns.size; id++) {
       if (!conns.isLive(id)) continue;
-      const fam = conns.family[id];
-      const svc = conns.service[id];
-      const f = conns.server[id];
+      const fam = conns.family(id);
+      const svc = conns.service(id);
+      const f = conns.server(id);
       const hp = (a: Uint32Array, o: number, port: number) => {
         const t = wordsText(fam, a, o);
         return fam === 4 ? `${t}:${port}` : `[${t}]:${port}`;
       };
       out.push({
-        proto: conns.proto[id] === IPPROTO_UDP ? "udp" : "tcp",
-        state: conns.proto[id] === IPPROTO_UDP ? "UDP" : STATE_NAMES[conns.state[id]].toUpperCase(),
-        expiresIn: Math.max(0, Math.round(this.wheel.deadline[id] - this.now)),
-        source: hp(conns.clientAddr, id * 4, conns.clientPort[id]),
+        proto: conns.proto(id) === IPPROTO_UDP ? "udp" : "tcp",
+        state: conns.proto(id) === IPPROTO_UDP ? "UDP" : STATE_NAMES[conns.state(id)].toUpperCase(),
+        expiresIn: Math.max(0, Math.round(this.wheel.deadline(id) - this.now)),
+        source: hp(conns.addrWords(id), conns.addrAt(id), conns.clientPort(id)),
         virtual: hp(this.svcAddr, svc * 4, this.svcPort[svc]),
-        local: hp(this.localAddr, conns.localIndex[id] * 4, conns.localPort[id]),
+        local: hp(this.localAddr, conns.localIndex(id) * 4, conns.localPort(id)),
         destination: hp(this.rsAddr, f * 4, this.rsPort[f]),
       });
     }
@@ -1054,16 +1054,16 @@ export class Engine {
   private nextIsn(id: number): number {
     if (this.random32) return this.random32() >>> 0;
     const c = this.conns;
-    const la = c.localIndex[id] * 4;
-    const ra = c.server[id] * 4;
+    const la = c.localIndex(id) * 4;
+    const ra = c.server(id) * 4;
     const lo = this.localAddr;
     const rs = this.rsAddr;
     return this.isn.next(
       this.now,
       lo[la] ^ lo[la + 1] ^ lo[la + 2] ^ lo[la + 3],
-      c.localPort[id],
+      c.localPort(id),
       rs[ra] ^ rs[ra + 1] ^ rs[ra + 2] ^ rs[ra + 3],
-      this.rsPort[c.server[id]],
+      this.rsPort[c.server(id)],
     );
   }
 
@@ -1083,10 +1083,10 @@ export class Engine {
     for (let pass = 0; pass < 2; pass++) {
       for (let k = 0; k < n; k++) {
         const id = ids[k];
-        const st = conns.state[id];
+        const st = conns.state(id);
         const open = st === STATE_SYN_SENT || st === STATE_SYN_RECV;
         const closed = st === STATE_CLOSE || st === STATE_TIME_WAIT;
-        if (!(pass === 0 ? open : closed) || (fam !== 0 && conns.family[id] !== fam)) continue;
+        if (!(pass === 0 ? open : closed) || (fam !== 0 && conns.family(id) !== fam)) continue;
         this.counters.events[C.EV_EVICTED]++;
         this.removeConnection(id);
         return true;
@@ -1116,14 +1116,14 @@ export class Engine {
     const li = Math.floor(lp / 65536);
     const id = this.conns.insert(fam, info.l4Proto, svc, w[0], w[1], w[2], w[3], sport, li, lp & 0xffff);
     const server = this.svcRs[svc][idx];
-    this.conns.server[id] = server;
+    this.conns.setServer(id, server);
     if (info.l4Proto === IPPROTO_TCP) {
-      this.conns.state[id] = STATE_SYN_SENT;
+      this.conns.setState(id, STATE_SYN_SENT);
       if (++this.halfOpen >= this.spThreshold && !this.synproxyActive) this.synproxySwitch(true);
-      this.conns.flags[id] = this.svcToa[svc];
-      this.conns.seqDelta[id] = (this.nextIsn(id) - read32(b, info.l4Off + 4)) >>> 0;
+      this.conns.setFlags(id, this.svcToa[svc]);
+      this.conns.setSeqDelta(id, (this.nextIsn(id) - read32(b, info.l4Off + 4)) >>> 0);
     } else {
-      this.conns.state[id] = STATE_UDP;
+      this.conns.setState(id, STATE_UDP);
     }
     set.inactive[idx]++;
     const c = this.counters;
@@ -1136,10 +1136,10 @@ export class Engine {
   /** Moves a connection to `state`, keeping the scheduler's active/inactive counts and the timer right. */
   private setState(id: number, state: number): void {
     const conns = this.conns;
-    const old = conns.state[id];
+    const old = conns.state(id);
     if (old !== state) {
-      const svc = conns.service[id];
-      const idx = this.rsIdx[conns.server[id]];
+      const svc = conns.service(id);
+      const idx = this.rsIdx[conns.server(id)];
       const set = this.sets[svc];
       if (old === STATE_ESTABLISHED) {
         set.active[idx]--;
@@ -1150,7 +1150,7 @@ export class Engine {
       }
       if (old === STATE_SYN_SENT || old === STATE_SYN_RECV) this.halfOpen--;
       if (state === STATE_SYN_SENT || state === STATE_SYN_RECV) this.halfOpen++;
-      conns.state[id] = state;
+      conns.setState(id, state);
     }
     this.wheel.setDeadline(id, this.now + this.timeouts[state]);
   }
@@ -1158,16 +1158,16 @@ export class Engine {
   /** Removes a connection: counts, timer, local port back to the pool. */
   private removeConnection(id: number): void {
     const conns = this.conns;
-    const svc = conns.service[id];
-    const idx = this.rsIdx[conns.server[id]];
+    const svc = conns.service(id);
+    const idx = this.rsIdx[conns.server(id)];
     const set = this.sets[svc];
-    const state = conns.state[id];
+    const state = conns.state(id);
     if (state === STATE_ESTABLISHED) set.active[idx]--;
     else set.inactive[idx]--;
     if (state === STATE_SYN_SENT || state === STATE_SYN_RECV) this.halfOpen--;
-    if ((conns.flags[id] & CONN_SYNPROXY) && (conns.synOptions[id] & SYN_PROXY_KEPT)) this.keptSlot(id, true);
+    if ((conns.flags(id) & CONN_SYNPROXY) && (conns.synOptions(id) & SYN_PROXY_KEPT)) this.keptSlot(id, true);
     this.wheel.cancel(id);
-    this.pool.release(conns.localIndex[id], conns.localPort[id]);
+    this.pool.release(conns.localIndex(id), conns.localPort(id));
     conns.remove(id);
   }
 
@@ -1176,7 +1176,14 @@ export class Engine {
     const conns = this.conns;
     const info = this.info;
     const t = this.toaBuf;
-    const n = writeToaWords(t, 0, conns.family[id], conns.clientPort[id], conns.clientAddr, id * 4);
+    const n = writeToaWords(
+      t,
+      0,
+      conns.family(id),
+      conns.clientPort(id),
+      conns.addrWords(id),
+      conns.addrAt(id),
+    );
     let r = tcpInsertOption(b, info, len, t, 0, n);
     if (r < 0 && tcpHeaderLength(b, info.l4Off) + n > TCP_MAX_HEADER_LEN) {
       // NOPs (alignment, removed options) may be what takes the room: pack the options and try again.
@@ -1224,13 +1231,13 @@ export class Engine {
         const ts = tcpNopAllOptions(b, o, TCPOPT_TIMESTAMP);
         if (ts > 0) this.counters.events[C.EV_TIMESTAMP_REMOVED]++;
       }
-      if (conns.flags[id] & CONN_TOA) len = this.insertToa(b, len, id);
+      if (conns.flags(id) & CONN_TOA) len = this.insertToa(b, len, id);
     } else if (
       state === STATE_SYN_RECV && (flags & (TCP_ACK | TCP_RST)) === TCP_ACK &&
-      (conns.flags[id] & (CONN_TOA_ACK | CONN_TOA_ACK_DONE)) === CONN_TOA_ACK
+      (conns.flags(id) & (CONN_TOA_ACK | CONN_TOA_ACK_DONE)) === CONN_TOA_ACK
     ) {
       // The ACK completing the handshake: toa.ko reads the address from this one (syn_recv_sock).
-      conns.flags[id] |= CONN_TOA_ACK_DONE;
+      conns.setFlags(id, conns.flags(id) | CONN_TOA_ACK_DONE);
       len = this.insertToa(b, len, id);
     }
     return len;
@@ -1259,10 +1266,13 @@ export class Engine {
         }
       }
     }
-    conns.clientWscale[id] = ws;
-    conns.clientMss[id] = mss;
-    conns.synOptions[id] = (conns.synOptions[id] & (SYN_TAKEOVERS | SYN_PROXY_BITS)) | sack |
-      (info.end - o > info.l4HeaderLen ? SYN_DATA : 0);
+    conns.setClientWscale(id, ws);
+    conns.setClientMss(id, mss);
+    conns.setSynOptions(
+      id,
+      (conns.synOptions(id) & (SYN_TAKEOVERS | SYN_PROXY_BITS)) | sack |
+        (info.end - o > info.l4HeaderLen ? SYN_DATA : 0),
+    );
   }
 
   /**
@@ -1271,11 +1281,11 @@ export class Engine {
    */
   private settleWindowScale(b: Uint8Array, o: number, id: number): void {
     const conns = this.conns;
-    const offer = conns.clientWscale[id];
+    const offer = conns.clientWscale(id);
     const server = windowScaleOffer(b, o, this.info.l4HeaderLen);
     const on = (offer & WSCALE_OFFERED) !== 0 && (server & WSCALE_OFFERED) !== 0;
-    conns.clientWscale[id] = on ? offer & WSCALE_SHIFT : 0;
-    conns.serverWscale[id] = on ? server & WSCALE_SHIFT : 0;
+    conns.setClientWscale(id, on ? offer & WSCALE_SHIFT : 0);
+    conns.setServerWscale(id, on ? server & WSCALE_SHIFT : 0);
   }
 
   /**
@@ -1287,12 +1297,12 @@ export class Engine {
    */
   private rstInWindow(b: Uint8Array, o: number, id: number, flags: number, fromClient: boolean): boolean {
     const conns = this.conns;
-    if (!fromClient && conns.state[id] === STATE_SYN_SENT) {
+    if (!fromClient && conns.state(id) === STATE_SYN_SENT) {
       return (flags & TCP_ACK) !== 0 &&
-        read32(b, o + TCP_ACK_NUM) === ((conns.nextFromClient[id] + conns.seqDelta[id]) >>> 0);
+        read32(b, o + TCP_ACK_NUM) === ((conns.nextFromClient(id) + conns.seqDelta(id)) >>> 0);
     }
-    const next = fromClient ? conns.nextFromClient[id] : conns.nextFromServer[id];
-    const win = fromClient ? conns.serverMaxWin[id] : conns.clientMaxWin[id];
+    const next = fromClient ? conns.nextFromClient(id) : conns.nextFromServer(id);
+    const win = fromClient ? conns.serverMaxWin(id) : conns.clientMaxWin(id);
     const d = (read32(b, o + TCP_SEQ) - next) | 0;
     return d <= win && -d <= win;
   }
@@ -1326,7 +1336,7 @@ export class Engine {
     }
     let id = conns.findClient(svc, w[0], w[1], w[2], w[3], sport);
     if (
-      id !== NO_CONN && syn && (conns.state[id] === STATE_TIME_WAIT || conns.state[id] === STATE_CLOSE)
+      id !== NO_CONN && syn && (conns.state(id) === STATE_TIME_WAIT || conns.state(id) === STATE_CLOSE)
     ) {
       // A new SYN on a closing tuple starts a new connection (IPVS conn_reuse): the old one gives way.
       this.removeConnection(id);
@@ -1355,24 +1365,24 @@ export class Engine {
       id = this.newConnection(b, svc, fam, sport);
       if (id < 0) return isTcp || -id !== C.DROP_NO_REAL_SERVER ? this.refuse(b, len, -id) : this.drop(-id);
     }
-    const server = conns.server[id];
+    const server = conns.server(id);
     if (isTcp) {
-      const state = conns.state[id];
-      const cf = conns.flags[id];
+      const state = conns.state(id);
+      const cf = conns.flags(id);
       // Opened by the SYN proxy, the server side still opening: the client's segments wait for it.
       if ((cf & CONN_SYNPROXY) && state === STATE_SYN_SENT) return this.synproxyOpening(b, len, id, flags);
       // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).
       const blind = (flags & TCP_RST) !== 0 && !this.rstInWindow(b, o, id, flags, true);
       const t = blind ? state | (cf << 8) : tcpTransition(state, cf, flags, true);
-      if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
+      if (t >>> 8 !== cf) conns.setFlags(id, t >>> 8);
       const seq = read32(b, o + TCP_SEQ);
-      tcpSetSeq(b, o, seq + conns.seqDelta[id]);
+      tcpSetSeq(b, o, seq + conns.seqDelta(id));
       // For a RST this gateway may have to send (resetServer): where the client's numbering has got to.
-      if (!blind) conns.nextFromClient[id] = segmentEnd(seq, info, flags, conns.nextFromClient[id]);
+      if (!blind) conns.setNextFromClient(id, segmentEnd(seq, info, flags, conns.nextFromClient(id)));
       // The largest window the client advertised bounds what the server may send (a SYN's is never scaled).
       // Read as the client sent it: the SYN proxy may rescale it for the server next.
-      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.clientWscale[id] & WSCALE_SHIFT);
-      if (win > conns.clientMaxWin[id]) conns.clientMaxWin[id] = win;
+      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.clientWscale(id) & WSCALE_SHIFT);
+      if (win > conns.clientMaxWin(id)) conns.setClientMaxWin(id, win);
       if (cf & CONN_SYNPROXY) this.synproxyToServer(b, id, flags);
       // Only a SYN or the segment after the server's SYN+ACK has handshake edits to make.
       if ((flags & TCP_SYN) || state === STATE_SYN_RECV) {
@@ -1397,15 +1407,15 @@ export class Engine {
    */
   private translateQuoted(b: Uint8Array, id: number, toServer: boolean, extraDelta: number): void {
     const conns = this.conns;
-    const server = conns.server[id];
-    const svc = conns.service[id];
+    const server = conns.server(id);
+    const svc = conns.service(id);
     // The quote's source is the sender the error goes to; its destination, what that sender talked to.
-    const src = toServer ? this.rsAddr : conns.clientAddr;
-    const sa = toServer ? server * 4 : id * 4;
-    const sport = toServer ? this.rsPort[server] : conns.clientPort[id];
+    const src = toServer ? this.rsAddr : conns.addrWords(id);
+    const sa = toServer ? server * 4 : conns.addrAt(id);
+    const sport = toServer ? this.rsPort[server] : conns.clientPort(id);
     const dst = toServer ? this.localAddr : this.svcAddr;
-    const da = toServer ? conns.localIndex[id] * 4 : svc * 4;
-    const dport = toServer ? conns.localPort[id] : this.svcPort[svc];
+    const da = toServer ? conns.localIndex(id) * 4 : svc * 4;
+    const dport = toServer ? conns.localPort(id) : this.svcPort[svc];
     const q = this.inner;
     const fam = q.family;
     const qo = q.l4Off;
@@ -1442,13 +1452,13 @@ export class Engine {
     const rw = this.rw;
     const conns = this.conns;
     if (toServer) {
-      const server = conns.server[id];
-      rw.addresses(b, info, this.localAddr, conns.localIndex[id] * 4, this.rsAddr, server * 4);
-      rw.ports(b, info, conns.localPort[id], this.rsPort[server]);
+      const server = conns.server(id);
+      rw.addresses(b, info, this.localAddr, conns.localIndex(id) * 4, this.rsAddr, server * 4);
+      rw.ports(b, info, conns.localPort(id), this.rsPort[server]);
     } else {
-      const svc = conns.service[id];
-      rw.addresses(b, info, this.svcAddr, svc * 4, conns.clientAddr, id * 4);
-      rw.ports(b, info, this.svcPort[svc], conns.clientPort[id]);
+      const svc = conns.service(id);
+      rw.addresses(b, info, this.svcAddr, svc * 4, conns.addrWords(id), conns.addrAt(id));
+      rw.ports(b, info, this.svcPort[svc], conns.clientPort(id));
     }
     rw.finish(b, info);
     this.headerDelta = info.l4HeaderLen - rw.headerLen0;
@@ -1468,8 +1478,8 @@ export class Engine {
       if (owner !== this.worker) return -owner - 1;
     }
     const id = conns.findLocal(li, lport);
-    if (id === NO_CONN || conns.proto[id] !== info.l4Proto) return this.drop(C.DROP_NO_CONNECTION_REPLY);
-    const server = conns.server[id];
+    if (id === NO_CONN || conns.proto(id) !== info.l4Proto) return this.drop(C.DROP_NO_CONNECTION_REPLY);
+    const server = conns.server(id);
     const w = this.words;
     readAddressWords(b, fam, info.ipOff + ipSrcOffset(fam), w);
     const ra = server * 4;
@@ -1478,12 +1488,12 @@ export class Engine {
       w[1] !== this.rsAddr[ra + 1] ||
       w[2] !== this.rsAddr[ra + 2] || w[3] !== this.rsAddr[ra + 3]
     ) return this.drop(C.DROP_NO_CONNECTION_REPLY);
-    const svc = conns.service[id];
+    const svc = conns.service(id);
     this.rw.begin(b, info, !this.partial);
     if (isTcp) {
       const flags = b[o + TCP_FLAGS];
-      const state = conns.state[id];
-      if ((conns.flags[id] & CONN_SYNPROXY) && state === STATE_SYN_SENT) {
+      const state = conns.state(id);
+      if ((conns.flags(id) & CONN_SYNPROXY) && state === STATE_SYN_SENT) {
         return this.synproxyServerOpening(b, id, flags);
       }
       if (
@@ -1495,19 +1505,22 @@ export class Engine {
       if (state === STATE_SYN_SENT && (flags & (TCP_SYN | TCP_RST | TCP_ACK)) === TCP_ACK) {
         return this.takeover(b, id);
       }
-      const cf = conns.flags[id];
+      const cf = conns.flags(id);
       // A RST out of its receiver's window is forwarded, but changes nothing here (see rstInWindow).
       const blind = (flags & TCP_RST) !== 0 && !this.rstInWindow(b, o, id, flags, false);
       const t = blind ? state | (cf << 8) : tcpTransition(state, cf, flags, false);
-      if (t >>> 8 !== cf) conns.flags[id] = t >>> 8;
-      const delta = conns.seqDelta[id];
+      if (t >>> 8 !== cf) conns.setFlags(id, t >>> 8);
+      const delta = conns.seqDelta(id);
       if (!blind) {
-        conns.nextFromServer[id] = segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer[id]);
+        conns.setNextFromServer(
+          id,
+          segmentEnd(read32(b, o + TCP_SEQ), info, flags, conns.nextFromServer(id)),
+        );
       }
       // The server's SYN+ACK settles window scaling; its window, as a SYN's, is not scaled.
       if ((flags & TCP_SYN) && state === STATE_SYN_SENT) this.settleWindowScale(b, o, id);
-      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.serverWscale[id]);
-      if (win > conns.serverMaxWin[id]) conns.serverMaxWin[id] = win;
+      const win = read16(b, o + TCP_WINDOW) << (flags & TCP_SYN ? 0 : conns.serverWscale(id));
+      if (win > conns.serverMaxWin(id)) conns.setServerMaxWin(id, win);
       if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) - delta);
       if (info.l4HeaderLen > TCP_MIN_HEADER_LEN) {
         // No TOA toward a client either: a server's 253/254 (its own gateway's, or forged) becomes NOPs.
@@ -1637,23 +1650,26 @@ export class Engine {
     if (id < 0) return this.refuse(b, len, -id);
     const conns = this.conns;
     // newConnection took the ACK's seq (ISN + 1) for the client's ISN: the server's ISN maps to the ISN.
-    conns.seqDelta[id] = (conns.seqDelta[id] + 1) >>> 0;
-    conns.flags[id] |= CONN_SYNPROXY;
+    conns.setSeqDelta(id, (conns.seqDelta(id) + 1) >>> 0);
+    conns.setFlags(id, conns.flags(id) | CONN_SYNPROXY);
     // What buildSyn sends the server, as a forwarded SYN would have left it in the entry.
     const ws = cookieWscale(data);
-    conns.clientWscale[id] = ws === COOKIE_NO_WSCALE ? 0 : WSCALE_OFFERED | ws;
-    conns.clientMss[id] = cookieMss(data, info.family, info.family === 4 ? this.mss4 : this.mss6);
-    conns.synOptions[id] = (cookieSack(data) ? SYN_SACK_PERMITTED : 0) |
-      (ws === COOKIE_NO_WSCALE ? 0 : SYN_PROXY_CLIENT_WSCALE);
+    conns.setClientWscale(id, ws === COOKIE_NO_WSCALE ? 0 : WSCALE_OFFERED | ws);
+    conns.setClientMss(id, cookieMss(data, info.family, info.family === 4 ? this.mss4 : this.mss6));
+    conns.setSynOptions(
+      id,
+      (cookieSack(data) ? SYN_SACK_PERMITTED : 0) |
+        (ws === COOKIE_NO_WSCALE ? 0 : SYN_PROXY_CLIENT_WSCALE),
+    );
     // The ACK's window is scaled already (the client took our window scale offer).
-    conns.clientMaxWin[id] = (read16(b, o + TCP_WINDOW) << (ws === COOKIE_NO_WSCALE ? 0 : ws)) >>> 0;
+    conns.setClientMaxWin(id, (read16(b, o + TCP_WINDOW) << (ws === COOKIE_NO_WSCALE ? 0 : ws)) >>> 0);
     // Until the server's SYN+ACK: serverDelta holds the client's ISN, nextFromServer the cookie + 1; what
     // the client sent next (kept data) counts once it is forwarded.
-    conns.serverDelta[id] = isn;
-    conns.nextFromServer[id] = ack;
-    conns.nextFromClient[id] = seq;
+    conns.setServerDelta(id, isn);
+    conns.setNextFromServer(id, ack);
+    conns.setNextFromClient(id, seq);
     this.counters.events[C.EV_SYNCOOKIE_VALID]++;
-    this.countTraffic(svc, conns.server[id], C.T_PKTS_IN, C.T_BYTES_IN, len);
+    this.countTraffic(svc, conns.server(id), C.T_PKTS_IN, C.T_BYTES_IN, len);
     if (info.end - o - info.l4HeaderLen > 0) this.keep(b, len, id);
     this.setState(id, STATE_SYN_SENT);
     return this.proxySyn(b, id);
@@ -1662,7 +1678,14 @@ export class Engine {
   /** Appends connection `id`'s TOA to the options in `opts[0, n)`, padded to 4 bytes; returns the length. */
   private appendToa(opts: Uint8Array, n: number, id: number): number {
     const conns = this.conns;
-    n += writeToaWords(opts, n, conns.family[id], conns.clientPort[id], conns.clientAddr, id * 4);
+    n += writeToaWords(
+      opts,
+      n,
+      conns.family(id),
+      conns.clientPort(id),
+      conns.addrWords(id),
+      conns.addrAt(id),
+    );
     while (n & 3) opts[n++] = 1; // NOP
     this.counters.events[C.EV_TOA_INSERTED]++;
     return n;
@@ -1670,7 +1693,7 @@ export class Engine {
 
   /** Builds in `b` the SYN toward the server for SYN proxy connection `id` (the entry holds its options). */
   private proxySyn(b: Uint8Array, id: number): number {
-    if (this.conns.flags[id] & CONN_TOA) this.counters.events[C.EV_TOA_INSERTED]++;
+    if (this.conns.flags(id) & CONN_TOA) this.counters.events[C.EV_TOA_INSERTED]++;
     this.generated = true;
     return this.buildSyn(b, id);
   }
@@ -1681,7 +1704,7 @@ export class Engine {
       if (this.keptOwner[k] !== id) continue;
       if (free) {
         this.keptOwner[k] = -1;
-        this.conns.synOptions[id] &= ~SYN_PROXY_KEPT;
+        this.conns.setSynOptions(id, this.conns.synOptions(id) & ~SYN_PROXY_KEPT);
       }
       return k;
     }
@@ -1690,7 +1713,7 @@ export class Engine {
 
   /** Keeps the client segment in `b[0, len)` for connection `id` until its server side is open. */
   private keep(b: Uint8Array, len: number, id: number): boolean {
-    if ((this.conns.synOptions[id] & SYN_PROXY_KEPT) || len > this.keptSlotSize) return false;
+    if ((this.conns.synOptions(id) & SYN_PROXY_KEPT) || len > this.keptSlotSize) return false;
     const k = this.keptSlot(-1, false);
     if (k < 0) return false;
     // Sent later as the gateway's own packet (the offload state of this frame will be gone): sum it whole.
@@ -1698,7 +1721,7 @@ export class Engine {
     this.keptBuf.set(b.subarray(0, len), k * this.keptSlotSize);
     this.keptOwner[k] = id;
     this.keptLen[k] = len;
-    this.conns.synOptions[id] |= SYN_PROXY_KEPT;
+    this.conns.setSynOptions(id, this.conns.synOptions(id) | SYN_PROXY_KEPT);
     this.counters.events[C.EV_SYNPROXY_KEPT]++;
     return true;
   }
@@ -1735,7 +1758,7 @@ export class Engine {
     }
     const carries = info.end - info.l4Off - info.l4HeaderLen > 0 || (flags & TCP_FIN) !== 0;
     if (carries && this.keep(b, len, id)) return 0;
-    if (this.wheel.deadline[id] - this.now > this.timeouts[STATE_SYN_SENT] - 0.5) {
+    if (this.wheel.deadline(id) - this.now > this.timeouts[STATE_SYN_SENT] - 0.5) {
       return this.drop(C.DROP_SYNPROXY_NOT_KEPT);
     }
     this.counters.events[C.EV_SYNPROXY_SYN_RETRANSMIT]++;
@@ -1753,9 +1776,9 @@ export class Engine {
     const info = this.info;
     const o = info.l4Off;
     const conns = this.conns;
-    const clientIsn = conns.serverDelta[id];
+    const clientIsn = conns.serverDelta(id);
     const ackOk = (flags & TCP_ACK) !== 0 &&
-      read32(b, o + TCP_ACK_NUM) === ((clientIsn + conns.seqDelta[id] + 1) >>> 0);
+      read32(b, o + TCP_ACK_NUM) === ((clientIsn + conns.seqDelta(id) + 1) >>> 0);
     if (flags & TCP_RST) {
       if (!ackOk) return this.drop(C.DROP_BAD_STATE);
       const n = this.buildRst(b, id, false);
@@ -1769,30 +1792,30 @@ export class Engine {
     if ((flags & (TCP_SYN | TCP_ACK)) === TCP_ACK) return this.takeover(b, id);
     if ((flags & (TCP_SYN | TCP_ACK)) !== (TCP_SYN | TCP_ACK) || !ackOk) return this.drop(C.DROP_BAD_STATE);
     const s = read32(b, o + TCP_SEQ);
-    const cookie = (conns.nextFromServer[id] - 1) >>> 0;
-    conns.serverDelta[id] = (s - cookie) >>> 0;
-    conns.nextFromServer[id] = (s + 1) >>> 0;
+    const cookie = (conns.nextFromServer(id) - 1) >>> 0;
+    conns.setServerDelta(id, (s - cookie) >>> 0);
+    conns.setNextFromServer(id, (s + 1) >>> 0);
     // The client scales its windows by its own shift whatever the server does (it took our offer of 7).
-    conns.clientWscale[id] &= WSCALE_SHIFT;
-    if (conns.synOptions[id] & SYN_PROXY_CLIENT_WSCALE) {
+    conns.setClientWscale(id, conns.clientWscale(id) & WSCALE_SHIFT);
+    if (conns.synOptions(id) & SYN_PROXY_CLIENT_WSCALE) {
       const sws = synWscale(b, o);
-      conns.serverWscale[id] = sws < 0 ? 0 : sws;
-      if (sws < 0) conns.synOptions[id] |= SYN_PROXY_SERVER_NO_WSCALE;
+      conns.setServerWscale(id, sws < 0 ? 0 : sws);
+      if (sws < 0) conns.setSynOptions(id, conns.synOptions(id) | SYN_PROXY_SERVER_NO_WSCALE);
     }
-    conns.serverMaxWin[id] = read16(b, o + TCP_WINDOW);
+    conns.setServerMaxWin(id, read16(b, o + TCP_WINDOW));
     this.setState(id, STATE_ESTABLISHED);
     const opts = this.spOptBuf;
     let n = 0;
-    if (conns.flags[id] & CONN_TOA_ACK) {
+    if (conns.flags(id) & CONN_TOA_ACK) {
       n = this.appendToa(opts, 0, id);
-      conns.flags[id] |= CONN_TOA_ACK_DONE;
+      conns.setFlags(id, conns.flags(id) | CONN_TOA_ACK_DONE);
     }
     // The client's window as the server reads it: scaled by the client's shift, or raw when it declined.
-    let win = conns.clientMaxWin[id];
-    if (!(conns.synOptions[id] & SYN_PROXY_SERVER_NO_WSCALE)) win >>>= conns.clientWscale[id];
-    if (conns.synOptions[id] & SYN_PROXY_KEPT) this.replayId = id;
+    let win = conns.clientMaxWin(id);
+    if (!(conns.synOptions(id) & SYN_PROXY_SERVER_NO_WSCALE)) win >>>= conns.clientWscale(id);
+    if (conns.synOptions(id) & SYN_PROXY_KEPT) this.replayId = id;
     this.generated = true;
-    const seq = clientIsn + 1 + conns.seqDelta[id];
+    const seq = clientIsn + 1 + conns.seqDelta(id);
     return this.connSegment(b, id, true, seq, s + 1, TCP_ACK, win > 0xffff ? 0xffff : win, n);
   }
 
@@ -1800,19 +1823,19 @@ export class Engine {
   private synproxyToServer(b: Uint8Array, id: number, flags: number): void {
     const o = this.info.l4Off;
     const conns = this.conns;
-    const sd = conns.serverDelta[id];
+    const sd = conns.serverDelta(id);
     if (flags & TCP_ACK) tcpSetAck(b, o, read32(b, o + TCP_ACK_NUM) + sd);
     if (this.info.l4HeaderLen > TCP_MIN_HEADER_LEN) tcpAdjustSack(b, o, sd);
-    if (conns.synOptions[id] & SYN_PROXY_SERVER_NO_WSCALE) rescaleWindow(b, o, conns.clientWscale[id], 0);
+    if (conns.synOptions(id) & SYN_PROXY_SERVER_NO_WSCALE) rescaleWindow(b, o, conns.clientWscale(id), 0);
   }
 
   /** Server → client on a SYN proxy connection: the cookie's numbering, the window in the client's scale. */
   private synproxyToClient(b: Uint8Array, id: number): void {
     const o = this.info.l4Off;
     const conns = this.conns;
-    tcpSetSeq(b, o, read32(b, o + TCP_SEQ) - conns.serverDelta[id]);
-    if (conns.synOptions[id] & SYN_PROXY_CLIENT_WSCALE) {
-      rescaleWindow(b, o, conns.serverWscale[id], GATEWAY_WSCALE);
+    tcpSetSeq(b, o, read32(b, o + TCP_SEQ) - conns.serverDelta(id));
+    if (conns.synOptions(id) & SYN_PROXY_CLIENT_WSCALE) {
+      rescaleWindow(b, o, conns.serverWscale(id), GATEWAY_WSCALE);
     }
   }
 
@@ -1876,10 +1899,10 @@ export class Engine {
         if (owner !== this.worker) return -owner - 1;
       }
       id = conns.findLocal(li, read16(b, qo + TCP_SRC_PORT));
-      if (id === NO_CONN || conns.proto[id] !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
+      if (id === NO_CONN || conns.proto(id) !== qp) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       // The whole quoted tuple, as IPVS's ip_vs_out_icmp: from the local address the error came to, to the
       // connection's real server and port. Anything else was never sent for this connection.
-      const server = conns.server[id];
+      const server = conns.server(id);
       readAddressWords(b, fam, qsrc, w);
       const la = li * 4;
       const lo = this.localAddr;
@@ -1895,7 +1918,7 @@ export class Engine {
       ) return this.drop(C.DROP_ICMP_NO_CONNECTION);
       let d = 0;
       if (qp === IPPROTO_TCP) {
-        const seq = (read32(b, qo + TCP_SEQ) - conns.seqDelta[id]) >>> 0;
+        const seq = (read32(b, qo + TCP_SEQ) - conns.seqDelta(id)) >>> 0;
         d = natSetPort(b, qo + TCP_SEQ, seq >>> 16) + natSetPort(b, qo + TCP_SEQ + 2, seq & 0xffff);
       }
       this.translateQuoted(b, id, false, d);

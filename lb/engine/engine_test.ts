@@ -1397,15 +1397,15 @@ for (const row of FLAG_ROWS) {
     if (row.serverFinFirst) {
       const f = fromServer(h, { seq: 5001, ack: h.isn + 1, flags: TCP_FIN | TCP_ACK });
       run(e, "server FIN", f, 1001, { out: { flags: TCP_FIN | TCP_ACK } }, { flow: "out" });
-      assert.equal(e.conns.state[id], STATE_FIN_WAIT);
+      assert.equal(e.conns.state(id), STATE_FIN_WAIT);
     }
     const seg = fromClient(h, { seq: 1001, ack: 5001, flags: row.flags });
     run(e, row.name, seg, 1001, { out: { flags: row.flags, dst: h.rs } }, { flow: "in" });
-    assert.equal(e.conns.state[id], row.state, `${row.name}: state`);
+    assert.equal(e.conns.state(id), row.state, `${row.name}: state`);
     if (row.thenServerFin !== undefined) {
       const f = fromServer(h, { seq: 5001, ack: h.isn + 1, flags: TCP_FIN | TCP_ACK });
       run(e, "server FIN after", f, 1001, { out: { flags: TCP_FIN | TCP_ACK } }, { flow: "out" });
-      assert.equal(e.conns.state[id], row.thenServerFin, `${row.name}: state after the server's FIN`);
+      assert.equal(e.conns.state(id), row.thenServerFin, `${row.name}: state after the server's FIN`);
     }
   });
 }
@@ -1594,9 +1594,9 @@ for (const row of RST_ROWS) {
     const e = engine();
     const c = row.setup(e);
     const id = e.conns.findLocal(0, c.lport);
-    const state = e.conns.state[id];
-    const deadline = e.wheel.deadline[id];
-    const next = [e.conns.nextFromClient[id], e.conns.nextFromServer[id]];
+    const state = e.conns.state(id);
+    const deadline = e.wheel.deadline(id);
+    const next = [e.conns.nextFromClient(id), e.conns.nextFromServer(id)];
     const flags = row.flags ?? TCP_RST;
     const seg = { seq: row.seq, ack: row.ack?.(c) ?? 0, flags };
     const p = row.from === "client" ? fromClient(c, seg) : fromServer(c, seg);
@@ -1609,12 +1609,12 @@ for (const row of RST_ROWS) {
       events: row.inWindow ? {} : { rst_out_of_window: 1 },
     });
     if (row.inWindow) {
-      assert.equal(e.conns.state[id], STATE_CLOSE, "closed");
-      assert.equal(e.wheel.deadline[id], 1002 + 3, "the CLOSE timeout");
+      assert.equal(e.conns.state(id), STATE_CLOSE, "closed");
+      assert.equal(e.wheel.deadline(id), 1002 + 3, "the CLOSE timeout");
     } else {
-      assert.equal(e.conns.state[id], state, "state untouched");
-      assert.equal(e.wheel.deadline[id], deadline, "timer untouched");
-      assert.deepEqual([e.conns.nextFromClient[id], e.conns.nextFromServer[id]], next, "sequence tracking");
+      assert.equal(e.conns.state(id), state, "state untouched");
+      assert.equal(e.wheel.deadline(id), deadline, "timer untouched");
+      assert.deepEqual([e.conns.nextFromClient(id), e.conns.nextFromServer(id)], next, "sequence tracking");
     }
   });
 }
@@ -1623,15 +1623,15 @@ Deno.test("blind RST: window tracking keeps the largest scaled window, a SYN's n
   const e = engine();
   const c = scaledHandshake(e, [7, 2], 1000);
   const id = e.conns.findLocal(0, c.lport);
-  assert.deepEqual([e.conns.clientWscale[id], e.conns.serverWscale[id]], [7, 2]);
-  assert.equal(e.conns.clientMaxWin[id], 128000, "client: 1000 << 7 beats the SYN's 65535");
-  assert.equal(e.conns.serverMaxWin[id], 65535, "server: its SYN+ACK's, unscaled");
+  assert.deepEqual([e.conns.clientWscale(id), e.conns.serverWscale(id)], [7, 2]);
+  assert.equal(e.conns.clientMaxWin(id), 128000, "client: 1000 << 7 beats the SYN's 65535");
+  assert.equal(e.conns.serverMaxWin(id), 65535, "server: its SYN+ACK's, unscaled");
   const d = fromServer(c, { seq: 5001, ack: c.isn + 1, flags: TCP_ACK, window: 30000 });
   assert.ok(e.process(d.b, d.len, 1001) > 0);
-  assert.equal(e.conns.serverMaxWin[id], 120000, "server: 30000 << 2");
+  assert.equal(e.conns.serverMaxWin(id), 120000, "server: 30000 << 2");
   const small = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK, window: 10 });
   assert.ok(e.process(small.b, small.len, 1001) > 0);
-  assert.equal(e.conns.clientMaxWin[id], 128000, "a smaller window later keeps the largest");
+  assert.equal(e.conns.clientMaxWin(id), 128000, "a smaller window later keeps the largest");
   // A retransmitted SYN+ACK (in SYN_RECV or later) settles nothing again.
   const e2 = engine();
   const c2 = open(e2, { options: [1, 3, 3, 5] });
@@ -1640,7 +1640,7 @@ Deno.test("blind RST: window tracking keeps the largest scaled window, a SYN's n
   assert.ok(e2.process(sa.b, sa.len, 1000) > 0);
   const sa2 = fromServer(c2, { seq: 5000, ack: c2.isn + 1, flags: TCP_SYN | TCP_ACK, options: [1, 3, 3, 9] });
   assert.ok(e2.process(sa2.b, sa2.len, 1000) > 0);
-  assert.deepEqual([e2.conns.clientWscale[id2], e2.conns.serverWscale[id2]], [5, 9]);
+  assert.deepEqual([e2.conns.clientWscale(id2), e2.conns.serverWscale(id2)], [5, 9]);
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1730,12 +1730,12 @@ Deno.test("takeover: the server's ACK to our SYN → RST to the server (seq = it
   const ws = tcpFindOption(b, info.l4Off, 3);
   assert.deepEqual([b[ws + 1], b[ws + 2]], [3, 7], "window scale 7");
   assert.equal(e.nextOutput(b), 0, "RST and SYN, nothing more");
-  assert.equal(e.conns.state[id], STATE_SYN_SENT);
-  assert.equal(e.wheel.deadline[id], 1001 + 3, "the SYN_SENT timer starts again");
+  assert.equal(e.conns.state(id), STATE_SYN_SENT);
+  assert.equal(e.wheel.deadline(id), 1001 + 3, "the SYN_SENT timer starts again");
   // The server, freed, answers the SYN: the connection goes on as any other.
   const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
   run(e, "SYN+ACK", sa, 1001, { out: { dst: CLIENT, dport: 40000, ack: 1001 } }, { flow: "out" });
-  assert.equal(e.conns.state[id], STATE_SYN_RECV);
+  assert.equal(e.conns.state(id), STATE_SYN_RECV);
 });
 
 Deno.test("takeover: twice per connection at most, then the ACK is only dropped (takeover)", () => {
@@ -1805,7 +1805,7 @@ Deno.test("takeover: a SYN that carried data (TFO) is not rebuilt: RST only, the
     events: { takeover_rst: 1 },
   });
   assert.equal(e.nextOutput(new Uint8Array(BUF_SIZE)), 0, "no SYN rebuilt");
-  assert.equal(e.conns.state[id], STATE_SYN_SENT);
+  assert.equal(e.conns.state(id), STATE_SYN_SENT);
 });
 
 Deno.test("takeover: only in SYN_SENT; an ACK in SYN_RECV is forwarded as before", () => {
@@ -1823,7 +1823,7 @@ Deno.test("server SYN+ACK+FIN in SYN_SENT: a SYN+ACK (SYN wins); the FIN is not 
   const id = e.conns.findLocal(0, c.lport);
   const sa = fromServer(c, { seq: 5000, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK | TCP_FIN });
   run(e, "SYN+ACK+FIN", sa, 1000, { out: { dst: CLIENT } }, { flow: "out" });
-  assert.equal(e.conns.state[id], STATE_SYN_RECV);
+  assert.equal(e.conns.state(id), STATE_SYN_RECV);
   const ack = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_ACK });
   run(e, "ACK", ack, 1000, { out: { dst: c.rs, toaOptions: 1 } }, {
     events: { toa_inserted: 1 },
@@ -1831,7 +1831,7 @@ Deno.test("server SYN+ACK+FIN in SYN_SENT: a SYN+ACK (SYN wins); the FIN is not 
   });
   const fin = fromClient(c, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
   run(e, "client FIN", fin, 1000, { out: { dst: c.rs } }, { flow: "in" });
-  assert.equal(e.conns.state[id], STATE_FIN_WAIT, "one FIN so far: the client's");
+  assert.equal(e.conns.state(id), STATE_FIN_WAIT, "one FIN so far: the client's");
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -2025,7 +2025,7 @@ Deno.test("handshake: SYN to the first real server, SYN+ACK from the VIP, handsh
     toa: { family: 4, address: CLIENT, port: 40000 },
   });
   const id = e.conns.findLocal(0, h.lport);
-  assert.equal(e.conns.state[id], STATE_ESTABLISHED);
+  assert.equal(e.conns.state(id), STATE_ESTABLISHED);
   assert.equal(e.sets[0].active[0], 1);
   assert.equal(e.sets[0].inactive[0], 0);
   const now = snapshot(e);
@@ -2167,13 +2167,13 @@ Deno.test("FIN both ways → TIME_WAIT, then expiry frees the connection and the
   const id = e.conns.findLocal(0, h.lport);
   const f1 = fromClient(h, { seq: 1001, ack: 5001, flags: TCP_FIN | TCP_ACK });
   run(e, "client FIN", f1, 1001, { out: { flags: TCP_FIN | TCP_ACK, dst: h.rs } }, { flow: "in" });
-  assert.equal(e.conns.state[id], STATE_FIN_WAIT);
+  assert.equal(e.conns.state(id), STATE_FIN_WAIT);
   assert.equal(e.sets[0].active[0], 0);
   const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
   run(e, "server FIN", f2, 1001, { out: { flags: TCP_FIN | TCP_ACK, dst: CLIENT, ack: 1002 } }, {
     flow: "out",
   });
-  assert.equal(e.conns.state[id], STATE_TIME_WAIT);
+  assert.equal(e.conns.state(id), STATE_TIME_WAIT);
   const avail = e.pool.available(4);
   assert.equal(e.tick(1001 + 6), 0, "not before the TIME_WAIT timeout (dpvs's 7 s)");
   assert.equal(e.tick(1001 + 7), 1);
@@ -2188,7 +2188,7 @@ Deno.test("RST from either side → CLOSE, removed after the close timeout", () 
   const id = e.conns.findLocal(0, h.lport);
   const r = fromServer(h, { seq: 5001, flags: TCP_RST });
   run(e, "server RST", r, 2000, { out: { flags: TCP_RST, dst: CLIENT } }, { flow: "out" });
-  assert.equal(e.conns.state[id], STATE_CLOSE);
+  assert.equal(e.conns.state(id), STATE_CLOSE);
   assert.equal(e.tick(2002), 0, "not before the CLOSE timeout (dpvs's 3 s)");
   assert.equal(e.tick(2003), 1);
   assert.equal(e.conns.size, 0);
@@ -2199,7 +2199,7 @@ Deno.test("every state times out after its own timeout, and traffic refreshes it
   const e = engine({ timeouts });
   const syn = tcp({ src: CLIENT, dst: VIP, sport: 1, dport: 80, seq: 1, flags: TCP_SYN });
   run(e, "SYN", syn, 1000, { out: { flags: TCP_SYN } });
-  assert.equal(e.conns.state[0], STATE_SYN_SENT);
+  assert.equal(e.conns.state(0), STATE_SYN_SENT);
   assert.equal(e.tick(1004), 0);
   assert.equal(e.tick(1005), 1, "syn_sent after 5 s");
   const h = handshake(e, 2, 1100);
@@ -2208,7 +2208,7 @@ Deno.test("every state times out after its own timeout, and traffic refreshes it
   const d = tcp({ src: CLIENT, dst: VIP, sport: 2, dport: 80, seq: 1001, ack: 5001, flags: TCP_ACK });
   run(e, "data", d, 1140, { out: { flags: TCP_ACK } });
   assert.equal(e.tick(1189), 0);
-  assert.equal(e.conns.state[id], STATE_ESTABLISHED);
+  assert.equal(e.conns.state(id), STATE_ESTABLISHED);
   assert.equal(e.tick(1190), 1);
   // syn_recv
   const syn3 = tcp({ src: CLIENT, dst: VIP, sport: 3, dport: 80, seq: 1, flags: TCP_SYN });
@@ -2223,7 +2223,7 @@ Deno.test("every state times out after its own timeout, and traffic refreshes it
     flags: TCP_SYN | TCP_ACK,
   });
   run(e, "SYN+ACK 3", sa, 1200, { out: { flags: TCP_SYN | TCP_ACK, dst: CLIENT, dport: 3 } });
-  assert.equal(e.conns.state[e.conns.findLocal(0, read16(syn3.b, i3.l4Off))], STATE_SYN_RECV);
+  assert.equal(e.conns.state(e.conns.findLocal(0, read16(syn3.b, i3.l4Off))), STATE_SYN_RECV);
   assert.equal(e.tick(1206), 0);
   assert.equal(e.tick(1207), 1, "syn_recv after 7 s");
   // fin_wait
@@ -2238,7 +2238,7 @@ Deno.test("every state times out after its own timeout, and traffic refreshes it
     flags: TCP_FIN | TCP_ACK,
   });
   run(e, "FIN 4", f, 1300, { out: { flags: TCP_FIN | TCP_ACK } });
-  assert.equal(e.conns.state[e.conns.findLocal(0, h4.lport)], STATE_FIN_WAIT);
+  assert.equal(e.conns.state(e.conns.findLocal(0, h4.lport)), STATE_FIN_WAIT);
   assert.equal(e.tick(1310), 0);
   assert.equal(e.tick(1311), 1, "fin_wait after 11 s");
   // udp
@@ -2254,7 +2254,7 @@ Deno.test("port exhaustion, all established: the SYN is dropped, the client gets
   const e = engine(); // 4 ports: 2000..2003
   for (let i = 0; i < 4; i++) handshake(e, 100 + i);
   const ports = new Set<number>();
-  for (let i = 0; i < 4; i++) ports.add(e.conns.localPort[i]);
+  for (let i = 0; i < 4; i++) ports.add(e.conns.localPort(i));
   assert.equal(ports.size, 4, "no tuple handed out twice");
   const s = tcp({ src: CLIENT, dst: VIP, sport: 200, dport: 80, seq: 77, flags: TCP_SYN });
   run(e, "SYN past the pool", s, 1000, {
@@ -2286,7 +2286,7 @@ Deno.test("pressure: pool exhausted, the oldest half-open entry gives way; estab
   run(e, "SYN 102", synFromPort(102), 1000, { out: { flags: TCP_SYN } });
   run(e, "SYN 103", synFromPort(103), 1001, { out: { flags: TCP_SYN } });
   const old = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 102);
-  const port = e.conns.localPort[old];
+  const port = e.conns.localPort(old);
   run(e, "SYN 200, pool empty", synFromPort(200), 1002, { out: { flags: TCP_SYN, sport: port } }, {
     drops: {},
     events: { evicted: 1, connections: 1, toa_inserted: 1 },
@@ -2316,16 +2316,16 @@ Deno.test("pressure: pool exhausted, the oldest half-open entry gives way; estab
       cport,
       vport: 80,
       local: LOCAL,
-      lport: e.conns.localPort[id],
-      rs: e.conns.server[id] === 0 ? RS1 : RS2,
-      rsPort: e.conns.server[id] === 0 ? 80 : 8080,
-      isn: (1 + e.conns.seqDelta[id]) >>> 0,
+      lport: e.conns.localPort(id),
+      rs: e.conns.server(id) === 0 ? RS1 : RS2,
+      rsPort: e.conns.server(id) === 0 ? 80 : 8080,
+      isn: (1 + e.conns.seqDelta(id)) >>> 0,
     };
     const sa = fromServer(c, { seq: 1, ack: c.isn + 1, flags: TCP_SYN | TCP_ACK });
     assert.ok(e.process(sa.b, sa.len, 1002) > 0, "SYN+ACK");
     const a = fromClient(c, { seq: 2, ack: 2, flags: TCP_ACK });
     assert.ok(e.process(a.b, a.len, 1002) > 0, "ACK");
-    assert.equal(e.conns.state[id], STATE_ESTABLISHED);
+    assert.equal(e.conns.state(id), STATE_ESTABLISHED);
   }
   run(e, "SYN 202, all established", synFromPort(202), 1002, { out: { flags: TCP_RST | TCP_ACK } }, {
     drops: { port_exhausted: 1 },
@@ -2345,11 +2345,11 @@ Deno.test("pressure: closed entries (TIME_WAIT, CLOSE) give way too, after half-
   const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
   assert.ok(e.process(f2.b, f2.len, 1000) > 0);
   const tw = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 100);
-  assert.equal(e.conns.state[tw], STATE_TIME_WAIT);
+  assert.equal(e.conns.state(tw), STATE_TIME_WAIT);
   const r = tcp({ src: CLIENT, dst: VIP, sport: 101, dport: 80, seq: 1001, flags: TCP_RST });
   assert.ok(e.process(r.b, r.len, 1000) > 0);
   const closed = e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 101);
-  assert.equal(e.conns.state[closed], STATE_CLOSE);
+  assert.equal(e.conns.state(closed), STATE_CLOSE);
   run(e, "SYN 200", synFromPort(200), 1000, { out: { flags: TCP_SYN } }, {
     events: { evicted: 1, connections: 1, toa_inserted: 1 },
     flow: "new",
@@ -2361,7 +2361,7 @@ Deno.test("pressure: closed entries (TIME_WAIT, CLOSE) give way too, after half-
     flow: "new",
   });
   assert.equal(e.conns.findClient(SVC_TCP, 0xc6120102, 0, 0, 0, 200), -1, "the half-open one first");
-  assert.equal(e.conns.state[tw], STATE_TIME_WAIT, "TIME_WAIT still there");
+  assert.equal(e.conns.state(tw), STATE_TIME_WAIT, "TIME_WAIT still there");
 });
 
 Deno.test("pressure: table full, any family's half-open entry gives way; a pool only frees its own family", () => {
@@ -2375,7 +2375,7 @@ Deno.test("pressure: table full, any family's half-open entry gives way; a pool 
   });
   assert.equal(e.conns.size, 2);
   assert.equal(e.poolUsage()[1].used, 0, "the IPv6 entry went, its port back");
-  assert.equal(e.conns.state[e.conns.findLocal(0, h.lport)], STATE_ESTABLISHED);
+  assert.equal(e.conns.state(e.conns.findLocal(0, h.lport)), STATE_ESTABLISHED);
   // IPv4 pool exhausted by established entries; an IPv6 half-open entry does not free an IPv4 port.
   const f = engine({ portRange: [2000, 2001] });
   handshake(f, 100);
@@ -2415,7 +2415,7 @@ Deno.test("a new SYN on a TIME_WAIT tuple replaces the old connection", () => {
   run(e, "client FIN", f1, 1001, { out: { flags: TCP_FIN | TCP_ACK } });
   const f2 = fromServer(h, { seq: 5001, ack: h.isn + 2, flags: TCP_FIN | TCP_ACK });
   run(e, "server FIN", f2, 1001, { out: { flags: TCP_FIN | TCP_ACK } });
-  assert.equal(e.conns.state[e.conns.findLocal(0, h.lport)], STATE_TIME_WAIT);
+  assert.equal(e.conns.state(e.conns.findLocal(0, h.lport)), STATE_TIME_WAIT);
   const syn = tcp({ src: CLIENT, dst: VIP, sport: 40000, dport: 80, seq: 99999, flags: TCP_SYN });
   const { info: si } = run(e, "new SYN", syn, 1002, { out: { flags: TCP_SYN, sportIn: [2000, 2003] } }, {
     events: { reused: 1, toa_inserted: 1, connections: 1 },

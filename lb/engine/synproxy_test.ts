@@ -219,7 +219,7 @@ Deno.test("synproxy: cookie ACK → SYN to the server with the client's options 
   assert.ok(tcpFindOption(syn.b, o, TCPOPT_SACK_PERMITTED) > 0);
   assert.deepEqual(decodeToa(syn.b.subarray(0, syn.len)), { family: 4, port: 40000, address: CLIENT });
   assert.equal(e.conns.size, 1);
-  assert.equal(e.conns.state[0], STATE_SYN_SENT);
+  assert.equal(e.conns.state(0), STATE_SYN_SENT);
   assert.equal(e.counters.events[C.EV_SYNCOOKIE_VALID], 1);
   assert.equal(e.counters.events[C.EV_SYNPROXY_KEPT], 1);
 
@@ -235,7 +235,7 @@ Deno.test("synproxy: cookie ACK → SYN to the server with the client's options 
   assert.equal(ack.window, 500, "the client's window in its own scale");
   assert.deepEqual([data.dst, data.seq, data.ack], [RS, ISN + 1, S + 1]);
   assert.deepEqual(data.b.subarray(data.len - GET.length, data.len), GET);
-  assert.equal(e.conns.state[0], STATE_ESTABLISHED);
+  assert.equal(e.conns.state(0), STATE_ESTABLISHED);
 
   // Server → client: the cookie's numbering; its window (scale 6) told in the client's scale (7).
   const [reply] = send(e, server({ seq: S + 1, ack: ISN + 1 + GET.length, payload: GET, window: 1000 }));
@@ -264,7 +264,7 @@ Deno.test("synproxy: a server that declines window scaling reads the client's wi
   const [up] = send(e, client({ seq: 1001, ack: cookie + 1, window: 200 }));
   assert.equal(up.window, 200 << 8);
   // What the client advertised (bounds a server RST's window), counted once: 200 in its own scale 8.
-  assert.equal(e.conns.clientMaxWin[0], 200 << 8);
+  assert.equal(e.conns.clientMaxWin(0), 200 << 8);
   const [down] = send(e, server({ seq: S + 1, ack: ISN + 1, window: 64000 }));
   assert.equal(down.window, 64000 >>> 7, "an unscaled window in the client's scale 7");
 });

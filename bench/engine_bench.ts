@@ -38,6 +38,7 @@ import {
   tcpSetSrcPort,
 } from "../base/packet/tcp.ts";
 import { Engine } from "../lb/engine/engine.ts";
+import { ALIGNED_HUGE_MEMORY } from "../base/sys/aligned.ts";
 import { optMss, optTimestamp, tcp } from "../lb/engine/testing/packets.ts";
 
 const VIP = "198.18.0.100";
@@ -154,7 +155,11 @@ class Established {
    * `engine`: open it on this engine (a big table) instead of a small one of its own.
    */
   constructor(synproxy = false, engine?: Engine) {
-    const e = engine ?? new Engine(benchConfig(1, 1024, synproxy ? "on" : "off"), { now: this.now });
+    const e = engine ??
+      new Engine(benchConfig(1, 1024, synproxy ? "on" : "off"), {
+        now: this.now,
+        memory: ALIGNED_HUGE_MEMORY,
+      });
     this.engine = e;
     const syn = tcp({
       src: CLIENT,
@@ -441,7 +446,9 @@ class Spread {
 
 /** The Deno.bench cases; their engines are made only under `deno bench`, so script mode starts clean. */
 function registerBenches(): void {
-  const flood = new SynFlood(new Engine(benchConfig(16, 1_000_000), { now: 1000 }));
+  const flood = new SynFlood(
+    new Engine(benchConfig(16, 1_000_000), { now: 1000, memory: ALIGNED_HUGE_MEMORY }),
+  );
   Deno.bench(
     "engine: 1000 new connections (SYN → local pair, TOA, no timestamp)",
     { group: "engine" },
@@ -532,7 +539,7 @@ function main(): void {
   // established on the same table).
   gc();
   const m0 = Deno.memoryUsage();
-  const big = new SynFlood(new Engine(benchConfig(locals, N), { now: 1000 }));
+  const big = new SynFlood(new Engine(benchConfig(locals, N), { now: 1000, memory: ALIGNED_HUGE_MEMORY }));
   gc();
   const m1 = Deno.memoryUsage();
   const t0 = performance.now();
@@ -567,7 +574,9 @@ function main(): void {
   const lookupRate = probes.length / (lookupMs / 1000);
 
   // 1. New connections/s, steady state (a full table expired by tick on the way).
-  const flood = new SynFlood(new Engine(benchConfig(16, 1_000_000), { now: 1000 }));
+  const flood = new SynFlood(
+    new Engine(benchConfig(16, 1_000_000), { now: 1000, memory: ALIGNED_HUGE_MEMORY }),
+  );
   const N_SYN = 2_000_000;
   const synMs = best(3, () => {
     if (flood.run(N_SYN) === 0) throw new Error("every SYN dropped");
@@ -576,7 +585,9 @@ function main(): void {
   const synRate = N_SYN / (synMs / 1000);
 
   // 1b. SYNs answered with cookies/s (SYN proxy on: no entry, no port; the SYN+ACK built in place).
-  const cookies = new SynFlood(new Engine(benchConfig(16, 1_000_000, "on"), { now: 1000 }));
+  const cookies = new SynFlood(
+    new Engine(benchConfig(16, 1_000_000, "on"), { now: 1000, memory: ALIGNED_HUGE_MEMORY }),
+  );
   const cookieMs = best(3, () => {
     if (cookies.run(N_SYN) === 0) throw new Error("no SYN answered");
   });

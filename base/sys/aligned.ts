@@ -78,3 +78,9 @@ function addressOf(buffer: ArrayBuffer): bigint | undefined {
     return undefined;
   }
 }
+
+/**
+ * Both allocators as one object: what the worker and the engine bench hand the engine for its tables
+ * (lb/engine/table_memory.ts's TableMemory; the engine itself never calls the kernel).
+ */
+export const ALIGNED_HUGE_MEMORY = { buffer: hugeBuffer, aligned: alignedBuffer };

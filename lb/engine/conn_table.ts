@@ -32,7 +32,7 @@
  * @module
  */
 
-import { alignedBuffer, hugeBuffer } from "../../base/sys/aligned.ts";
+import { PLAIN_MEMORY, type TableMemory } from "./table_memory.ts";
 import type { TimerFields } from "./timer_wheel.ts";
 
 /** Marks an empty slot or the end of a chain. */
@@ -122,25 +122,28 @@ export class ConnTable {
   private freeHead = NO_CONN;
   private highWater = 0;
 
-  /** Allocates a table for `capacity` connections and `localAddresses` local addresses. */
-  constructor(capacity: number, localAddresses: number) {
+  /**
+   * Allocates a table for `capacity` connections and `localAddresses` local addresses, from `memory` (plain
+   * buffers unless the caller may give aligned, huge-page ones: table_memory.ts).
+   */
+  constructor(capacity: number, localAddresses: number, private readonly memory: TableMemory = PLAIN_MEMORY) {
     // id << 6 must stay a positive 32-bit integer.
     if (capacity > 1 << 25) throw new Error(`ConnTable: capacity ${capacity} above ${1 << 25}`);
     this.capacity = capacity;
-    const { buffer, byteOffset } = alignedBuffer(capacity * RECORD);
+    const { buffer, byteOffset } = memory.aligned(capacity * RECORD);
     this.rec32 = new Uint32Array(buffer, byteOffset, capacity * 16);
     this.rec32s = new Int32Array(buffer, byteOffset, capacity * 16);
     this.rec16 = new Uint16Array(buffer, byteOffset, capacity * 32);
     this.rec8 = new Uint8Array(buffer, byteOffset, capacity * RECORD);
     this.rec64 = new Float64Array(buffer, byteOffset, capacity * 8);
-    this.addr6 = new Uint32Array(hugeBuffer(capacity * 16));
+    this.addr6 = new Uint32Array(memory.buffer(capacity * 16));
     this.mss = new Uint16Array(capacity);
     let nb = 1024;
     while (nb < capacity) nb *= 2;
-    // Huge pages for every array a packet reaches at random (aligned.ts): no TLB miss per lookup.
-    this.buckets = new Int32Array(hugeBuffer(nb * 4)).fill(NO_CONN);
+    // Huge pages (given the memory for it) for every array a packet reaches at random: no TLB miss per lookup.
+    this.buckets = new Int32Array(memory.buffer(nb * 4)).fill(NO_CONN);
     this.bucketMask = nb - 1;
-    this.byLocal = new Int32Array(hugeBuffer(localAddresses * 65536 * 4)).fill(NO_CONN);
+    this.byLocal = new Int32Array(memory.buffer(localAddresses * 65536 * 4)).fill(NO_CONN);
   }
 
   /** Address family (4 or 6); 0 marks a free handle. */
@@ -306,7 +309,7 @@ export class ConnTable {
   /** Makes room for `localAddresses` local addresses in the local-side index (control path; only grows). */
   growLocals(localAddresses: number): void {
     if (this.byLocal.length >= localAddresses * 65536) return;
-    const b = new Int32Array(hugeBuffer(localAddresses * 65536 * 4)).fill(NO_CONN);
+    const b = new Int32Array(this.memory.buffer(localAddresses * 65536 * 4)).fill(NO_CONN);
     b.set(this.byLocal);
     this.byLocal = b;
   }

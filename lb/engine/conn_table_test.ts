@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnTable, NO_CONN } from "./conn_table.ts";
 import { TimerWheel } from "./timer_wheel.ts";
-import { alignedBuffer, CACHE_LINE } from "../../base/sys/aligned.ts";
 
 Deno.test("conn table: each field of a record holds its own value, neighbours untouched", () => {
   const t = new ConnTable(4, 1);
@@ -69,18 +68,6 @@ Deno.test("conn table: chains, removal and the free list share one link", () => 
   assert.equal(t.insert(6, 6, 1, 5, 6, 7, 8, 9, 0, 4000), 2046);
   assert.equal(t.findClient(1, 5, 6, 7, 8, 9), 2046);
   assert.equal(t.findLocal(0, 4000), 2046);
-});
-
-Deno.test("aligned buffer: the offset leaves room for the bytes asked", () => {
-  for (const n of [64, 4096, 1 << 20]) {
-    const { buffer, byteOffset } = alignedBuffer(n);
-    assert.equal(byteOffset % 16, 0);
-    assert.ok(byteOffset < CACHE_LINE);
-    assert.ok(buffer.byteLength >= byteOffset + n);
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") continue; // best effort without
-    const p = Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)!);
-    assert.equal((BigInt(p) + BigInt(byteOffset)) % BigInt(CACHE_LINE), 0n, "on a line boundary (-A: FFI)");
-  }
 });
 
 Deno.test("conn table: IPv4 keys in the record, IPv6 beside it; the timer wheel's fields in the record", () => {

@@ -108,6 +108,7 @@ import {
   WSCALE_SHIFT,
 } from "./conn_table.ts";
 import * as C from "./counters.ts";
+import { PLAIN_MEMORY, type TableMemory } from "./table_memory.ts";
 import { LocalPool } from "./local_pool.ts";
 import { createScheduler } from "./scheduler/mod.ts";
 import { type Scheduler, ServerSet } from "./scheduler/scheduler.ts";
@@ -184,6 +185,11 @@ export interface EngineOptions {
   isnSecret?: Uint32Array;
   /** Generated replies (RST, ICMP) per second for this worker. Default: the config's `replyRate` / workers. */
   replyRate?: number;
+  /**
+   * Memory of the connection table and timer wheel: the worker gives aligned, huge-page buffers
+   * (base/sys/aligned.ts); default plain ones (table_memory.ts).
+   */
+  memory?: TableMemory;
   /** Limits of fragment reassembly (datagrams, bytes, fragments, timeouts); defaults in reassembly.ts. */
   reassembly?: ReassemblyOptions;
   /**
@@ -351,11 +357,12 @@ export class Engine {
     this.replyTokens = this.replyBurst;
     this.replyAt = this.now;
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
-    this.conns = new ConnTable(capacity, 0);
+    const memory = opts.memory ?? PLAIN_MEMORY;
+    this.conns = new ConnTable(capacity, 0, memory);
     this.keptSlotSize = config.mtu + 64;
     this.keptBuf = new Uint8Array(KEPT_SLOTS * this.keptSlotSize);
     this.spSince = this.now;
-    this.wheel = new TimerWheel(capacity, this.now, undefined, this.conns.timerFields());
+    this.wheel = new TimerWheel(capacity, this.now, undefined, this.conns.timerFields(), memory);
     this.pool = new LocalPool(
       [],
       config.portRange[0],

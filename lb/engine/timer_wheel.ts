@@ -16,7 +16,7 @@
  * @module
  */
 
-import { hugeBuffer } from "../../base/sys/aligned.ts";
+import { PLAIN_MEMORY, type TableMemory } from "./table_memory.ts";
 
 const NONE = -1;
 
@@ -62,18 +62,25 @@ export class TimerWheel {
 
   /**
    * Creates a wheel for `capacity` handles starting at second `now`; `fields` places the per-handle deadline
-   * and filed second in the caller's records (default: the wheel's own 16-byte entries).
+   * and filed second in the caller's records (default: the wheel's own 16-byte entries); `memory` gives the
+   * per-handle arrays (table_memory.ts).
    */
-  constructor(capacity: number, now: number, slots = 4096, fields?: TimerFields) {
+  constructor(
+    capacity: number,
+    now: number,
+    slots = 4096,
+    fields?: TimerFields,
+    memory: TableMemory = PLAIN_MEMORY,
+  ) {
     if ((slots & (slots - 1)) !== 0) throw new Error("TimerWheel: slots must be a power of two");
     this.slots = slots;
     this.mask = slots - 1;
     this.heads = new Int32Array(slots).fill(NONE);
-    // Huge pages (aligned.ts): a refresh of a cold handle costs no TLB miss in a big wheel.
-    this.links = new Int32Array(hugeBuffer(capacity * 8));
+    // Huge pages, given the memory for it: a refresh of a cold handle costs no TLB miss in a big wheel.
+    this.links = new Int32Array(memory.buffer(capacity * 8));
     if (fields === undefined) {
       // [deadline: Float64, filed: Int32, unused: Int32] per handle.
-      const entries = hugeBuffer(capacity * 16);
+      const entries = memory.buffer(capacity * 16);
       fields = {
         deadlines: new Float64Array(entries),
         deadlineShift: 1,

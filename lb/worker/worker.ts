@@ -19,6 +19,7 @@ import { Engine } from "../engine/engine.ts";
 import type { ConnectionRow } from "../stats.ts";
 import { HandoffRing } from "./handoff_ring.ts";
 import { eventfdSignal } from "../../base/sys/libc.ts";
+import { ALIGNED_HUGE_MEMORY } from "../../base/sys/aligned.ts";
 import { TUN_POLL_SYN_READABLE, TUN_POLL_WOKEN, TunQueue } from "../tun/tun_device.ts";
 
 /** Everything a worker needs, sent once by the main thread. */
@@ -141,7 +142,14 @@ async function run(init: WorkerInit): Promise<void> {
   const { config, worker } = init;
   const workers = config.workers;
   busyPollMs = config.busyPollUs / 1000;
-  engine = new Engine(config, { worker, workers, now: now(), isnSecret: init.isnSecret });
+  // The worker may call the kernel, the engine may not: it hands over aligned, huge-page table memory.
+  engine = new Engine(config, {
+    worker,
+    workers,
+    now: now(),
+    isnSecret: init.isnSecret,
+    memory: ALIGNED_HUGE_MEMORY,
+  });
   // The queue owns the poll set (its fd + this worker's wake eventfd) and the vnet header framing.
   const q = queue = new TunQueue(
     worker,

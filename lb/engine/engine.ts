@@ -706,6 +706,8 @@ export class Engine {
     const o = this.spOptBuf;
     let n = 0;
     if (conns.flags(id) & CONN_TOA) {
+      // Counted here, so the SYN proxy's SYN and a takeover's SYN sent again both count theirs.
+      this.counters.events[C.EV_TOA_INSERTED]++;
       n = writeToaWords(o, 0, fam, conns.clientPort(id), conns.addrWords(id), conns.addrAt(id));
       while (n & 3) o[n++] = TCPOPT_NOP;
     }
@@ -1700,7 +1702,6 @@ export class Engine {
 
   /** Builds in `b` the SYN toward the server for SYN proxy connection `id` (the entry holds its options). */
   private proxySyn(b: Uint8Array, id: number): number {
-    if (this.conns.flags(id) & CONN_TOA) this.counters.events[C.EV_TOA_INSERTED]++;
     this.generated = true;
     return this.buildSyn(b, id);
   }

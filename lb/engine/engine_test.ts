@@ -1702,7 +1702,7 @@ Deno.test("takeover: the server's ACK to our SYN → RST to the server (seq = it
       ack: 0,
       ttl: 64,
     },
-  }, { drops: { takeover: 1 }, events: { takeover_rst: 1 } });
+  }, { drops: { takeover: 1 }, events: { takeover_rst: 1, toa_inserted: 1 } });
   assert.ok(e.generated);
   const b = new Uint8Array(BUF_SIZE);
   const n = e.nextOutput(b);
@@ -1744,7 +1744,7 @@ Deno.test("takeover: twice per connection at most, then the ACK is only dropped 
   for (let i = 0; i < 2; i++) {
     run(e, `stale ACK ${i + 1}`, staleAck(c), 1000, { out: { flags: TCP_RST, dst: c.rs } }, {
       drops: { takeover: 1 },
-      events: { takeover_rst: 1 },
+      events: { takeover_rst: 1, toa_inserted: 1 }, // the SYN sent again carries TOA
     });
     expectRetransmittedSyn(e, `SYN again ${i + 1}`, { flags: TCP_SYN, seq: c.isn });
   }
@@ -1774,7 +1774,7 @@ Deno.test("takeover: IPv6, the 20-byte TOA; a SYN without options comes back wit
   const c6 = open(e, { v6: true, cport: 40100, options: [...optMss(1440), 1, 3, 3, 2] });
   run(e, "stale ACK v6", staleAck(c6, 77), 1000, { out: { flags: TCP_RST, seq: 77, dst: RS6 } }, {
     drops: { takeover: 1 },
-    events: { takeover_rst: 1 },
+    events: { takeover_rst: 1, toa_inserted: 1 },
   });
   expectRetransmittedSyn(e, "SYN again v6", {
     src: LOCAL6,
@@ -2096,7 +2096,7 @@ for (const row of PLACEMENT_ROWS) {
       // The server still holds the tuple: the SYN sent again carries TOA exactly when the first did.
       run(e, "stale ACK", staleAck(c), 1000, { out: { flags: TCP_RST } }, {
         drops: { takeover: 1 },
-        events: { takeover_rst: 1 },
+        events: { takeover_rst: 1, ...inserted(row.syn) },
       });
       expectRetransmittedSyn(e, "SYN again", {
         flags: TCP_SYN,

@@ -385,8 +385,8 @@ for (
       assert.deepEqual(toaOf(data), null, "none in the kept data");
       assert.equal(
         inserted(),
-        (row.syn ? 1 : 0) + (row.ack ? 1 : 0),
-        "toa_inserted: the takeover SYN uncounted",
+        (row.syn ? 2 : 0) + (row.ack ? 1 : 0),
+        "toa_inserted: each TOA sent, the takeover's SYN too",
       );
     });
   }

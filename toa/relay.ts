@@ -223,6 +223,8 @@ const POOL_MAX = 256;
 export const ACCEPT_PAUSE_MS = 100;
 /** At most one accept-failure log line per this many ms; the line says how many failures it stands for. */
 const ACCEPT_LOG_MS = 1000;
+/** The int 1 of setsockopt, made once: intOption() per call would allocate a buffer per connection. */
+const INT_ONE = intOption(1);
 /** struct linger { int l_onoff = 1; int l_linger = 0; }: close() resets and leaves no TIME_WAIT behind. */
 const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -531,7 +533,7 @@ export class ToaProxy {
       this.pauseAccepting("socket", e, now);
       return false;
     }
-    this.lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, intOption(1), 4);
+    this.lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, INT_ONE, 4);
     this.spareBfd = bfd;
     return true;
   }

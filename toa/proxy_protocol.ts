@@ -113,6 +113,57 @@ export function proxyV1Line(h: ProxyHeader): string {
   return `PROXY TCP${h.family} ${src} ${dst} ${h.source.port} ${h.destination.port}\r\n`;
 }
 
+/**
+ * Writes the v1 line of a TCP connection into `out` from index 0 and returns its length, with no string or
+ * array made on the way: the relay's per-connection path (toa/relay.ts), where {@link encodeProxyV1}'s parse,
+ * check and TextEncoder cost more than the line. It checks nothing: `src` and `dst` must be canonical text of
+ * `family` (what toa/sockaddr.ts `formatAddress` writes), the ports 0..65535, and `out` hold
+ * {@link PROXY_V1_MAX_LEN} bytes; on such input the bytes equal {@link encodeProxyV1}'s.
+ */
+export function writeProxyV1Tcp(
+  out: Uint8Array,
+  family: 4 | 6,
+  src: string,
+  dst: string,
+  srcPort: number,
+  dstPort: number,
+): number {
+  // "PROXY TCP4 " / "PROXY TCP6 ", byte by byte: TypedArray set() of 11 bytes costs more (a runtime call).
+  const prefix = family === 4 ? V1_TCP4 : V1_TCP6;
+  let p = 0;
+  for (; p < prefix.length; p++) out[p] = prefix[p];
+  p = writeAscii(out, p, src);
+  out[p++] = 0x20;
+  p = writeAscii(out, p, dst);
+  out[p++] = 0x20;
+  p = writeDecimal(out, p, srcPort);
+  out[p++] = 0x20;
+  p = writeDecimal(out, p, dstPort);
+  out[p++] = 0x0d;
+  out[p++] = 0x0a;
+  return p;
+}
+
+const V1_TCP4 = enc.encode("PROXY TCP4 ");
+const V1_TCP6 = enc.encode("PROXY TCP6 ");
+
+function writeAscii(out: Uint8Array, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[p++] = s.charCodeAt(i);
+  return p;
+}
+
+/** Writes `n` (0..65535) in decimal without leading zeros. */
+function writeDecimal(out: Uint8Array, p: number, n: number): number {
+  let div = 10000;
+  while (div > 1 && n < div) div /= 10;
+  for (; div >= 1; div /= 10) {
+    const d = Math.floor(n / div);
+    out[p++] = 0x30 + d;
+    n -= d * div;
+  }
+  return p;
+}
+
 /** The v2 header for `h`: LOCAL with an empty address block, or PROXY with the TCP/UDP address block. */
 export function encodeProxyV2(h: ProxyHeader): Uint8Array {
   const tlvs = h.tlvs ?? [];

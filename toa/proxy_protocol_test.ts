@@ -10,7 +10,10 @@ import {
   PROXY_V1_MAX_LEN,
   PROXY_V2_SIGNATURE,
   type ProxyHeader,
+  writeProxyV1Tcp,
 } from "./proxy_protocol.ts";
+import { formatAddress } from "./sockaddr.ts";
+import { formatIpv6 } from "../base/packet/ipv6.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const hex = (s: string) => new Uint8Array(s.replace(/\s+/g, "").match(/../g)!.map((x) => parseInt(x, 16)));
@@ -45,6 +48,38 @@ Deno.test("v1 writes canonical addresses: compressed lowercase IPv6", () => {
   assert.equal(line, "PROXY TCP6 fd00:1::2 fd00:3::10 1 80\r\n");
   assert.throws(() => encodeProxyV1(tcp(4, "fd00::1", "1.2.3.4", 1, 2)), /not an IPv4 address/);
   assert.throws(() => encodeProxyV1(tcp(4, "1.2.3.4", "1.2.3.4", 70000, 2)), /bad port/);
+});
+
+Deno.test("writeProxyV1Tcp writes encodeProxyV1's bytes for addresses as the relay formats them", () => {
+  // Addresses from bytes as the relay gets them (formatAddress for sockaddrs; formatIpv6 for a TOA, which
+  // may be v4-mapped), zero runs and edge values included; ports at every digit count.
+  const v4 = [[0, 0, 0, 0], [127, 0, 0, 1], [255, 255, 255, 255], [10, 0, 100, 9]];
+  const v6 = [
+    [0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0],
+    Array(16).fill(0xff),
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4],
+  ];
+  for (let i = 0; i < 200; i++) {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    for (let j = 0; j < 16; j++) if (b[j] < 96) b[j] = 0; // runs of zero groups, for "::"
+    (i % 2 === 0 ? v4 : v6).push([...b.subarray(0, i % 2 === 0 ? 4 : 16)]);
+  }
+  const ports = [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535, 443, 56324];
+  const out = new Uint8Array(PROXY_V1_MAX_LEN);
+  for (const [family, list] of [[4, v4], [6, v6]] as const) {
+    for (let i = 0; i < list.length; i++) {
+      const text = (b: number[]) =>
+        family === 4 ? formatAddress(new Uint8Array(b), 0, 4) : { address: formatIpv6(new Uint8Array(b), 0) };
+      const src = text(list[i]);
+      const dst = text(list[(i + 1) % list.length]);
+      const sp = ports[i % ports.length];
+      const dp = ports[(i + 5) % ports.length];
+      const n = writeProxyV1Tcp(out, family, src.address, dst.address, sp, dp);
+      assert.deepEqual(out.subarray(0, n), encodeProxyV1(tcp(family, src.address, dst.address, sp, dp)));
+    }
+  }
 });
 
 Deno.test("v2 signature is the 12 bytes of section 2.2", () => {

@@ -90,7 +90,13 @@ import { type Cidr, isTrusted } from "./trust.ts";
 import type { ToaKindSet } from "../base/packet/toa_option.ts";
 import { RateLimitedLog } from "./rate_log.ts";
 import { sourceKey } from "./source_key.ts";
-import { encodeProxyV1, encodeProxyV2, type ProxyHeader } from "./proxy_protocol.ts";
+import {
+  encodeProxyV1,
+  encodeProxyV2,
+  PROXY_V1_MAX_LEN,
+  type ProxyHeader,
+  writeProxyV1Tcp,
+} from "./proxy_protocol.ts";
 import { type IdleEntry, IdleWheel } from "./idle_wheel.ts";
 
 /** Which PROXY header the backend gets: v1 text, v2 binary, or none (plain relay). */
@@ -217,6 +223,8 @@ const POOL_MAX = 256;
 export const ACCEPT_PAUSE_MS = 100;
 /** At most one accept-failure log line per this many ms; the line says how many failures it stands for. */
 const ACCEPT_LOG_MS = 1000;
+/** The int 1 of setsockopt, made once: intOption() per call would allocate a buffer per connection. */
+const INT_ONE = intOption(1);
 /** struct linger { int l_onoff = 1; int l_linger = 0; }: close() resets and leaves no TIME_WAIT behind. */
 const LINGER_RESET = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -525,7 +533,7 @@ export class ToaProxy {
       this.pauseAccepting("socket", e, now);
       return false;
     }
-    this.lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, intOption(1), 4);
+    this.lib.setsockopt(bfd, IPPROTO_TCP, TCP_NODELAY, INT_ONE, 4);
     this.spareBfd = bfd;
     return true;
   }
@@ -593,23 +601,18 @@ export class ToaProxy {
         this.perSource.set(source, held + 1);
       }
     }
-    let header: Uint8Array | null = null;
-    if (this.opts.proxyProtocol !== "none") {
-      const local = this.wildcard ? localAddressOf(cfd) : this.address;
-      const h = proxyHeaderFor(decided.client, local);
-      header = this.opts.proxyProtocol === "v1" ? encodeProxyV1(h) : encodeProxyV2(h);
-    }
+    let local: SocketAddress | null = null;
+    if (this.opts.proxyProtocol !== "none") local = this.wildcard ? localAddressOf(cfd) : this.address;
     // TCP_NODELAY: inherited from the listener (set there once).
     const conn = new Conn(cfd, bfd, decided.client, peer, now + this.connectTimeoutMs);
     conn.source = source;
     this.c.active++;
     this.byFd[cfd] = conn;
     this.byFd[bfd] = conn;
-    if (header !== null) {
+    if (local !== null) {
       const buf = this.takeBuffer();
-      buf.set(header);
       conn.pend[C2B] = buf;
-      conn.pendLen[C2B] = header.length;
+      conn.pendLen[C2B] = this.writeHeader(buf, decided.client, local);
     }
     // Each fd is registered once, for everything, edge-triggered; closing it removes it. The client's first
     // event tells what it already holds; the backend's is added after connect(), so its first edge is the
@@ -625,6 +628,22 @@ export class ToaProxy {
     if (r === 0) this.connected(conn);
     else this.connecting.add(conn);
     return true;
+  }
+
+  /**
+   * Writes the PROXY header announcing `client` to `local` at the start of `buf`; returns its length. A v1
+   * line of one family is written in place (writeProxyV1Tcp: the addresses are formatAddress's text); the
+   * rest goes through the checked encoders.
+   */
+  private writeHeader(buf: Uint8Array, client: SocketAddress, local: SocketAddress): number {
+    const v1 = this.opts.proxyProtocol === "v1";
+    if (v1 && client.family === local.family && buf.length >= PROXY_V1_MAX_LEN) {
+      return writeProxyV1Tcp(buf, client.family, client.address, local.address, client.port, local.port);
+    }
+    const h = proxyHeaderFor(client, local);
+    const header = v1 ? encodeProxyV1(h) : encodeProxyV2(h);
+    buf.set(header);
+    return header.length;
   }
 
   private backendError(client: SocketAddress, peer: SocketAddress, e: number | "timeout"): void {

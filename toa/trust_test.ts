@@ -40,3 +40,20 @@ Deno.test("trust lists: any block matches; bad entries are named", () => {
   assert.throws(() => parseCidr("198.18.2.0/24/1"), /not ADDR\/LEN/);
   assert.throws(() => parseCidr("198.18.2/24"), /not ADDR\/LEN/);
 });
+
+Deno.test("trust lists: remembered verdicts stay right per list, past the bound, and for bytes", () => {
+  const a = parseTrustList("198.18.2.0/23");
+  const b = parseTrustList("198.18.3.0/24");
+  // 6000 distinct texts (past the 4096 remembered), each asked twice, against two lists.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 6000; i++) {
+      const text = `198.18.${(i >> 8) & 7}.${i & 0xff}`;
+      const third = (i >> 8) & 7;
+      assert.equal(isTrusted(a, text), third === 2 || third === 3, `${text} in a`);
+      assert.equal(isTrusted(b, text), third === 3, `${text} in b`);
+    }
+  }
+  assert.ok(isTrusted(a, new Uint8Array([198, 18, 3, 200])));
+  assert.ok(!isTrusted(b, new Uint8Array([198, 18, 2, 200])));
+  assert.ok(!isTrusted(a, "not an address") && !isTrusted(a, "not an address"));
+});

@@ -118,7 +118,10 @@ export interface ToaProxyOptions {
   connectTimeoutMs?: number;
   /** Close established connections that moved no byte for this long, in ms; 0: never (default 300000). */
   idleTimeoutMs?: number;
-  /** Per-direction buffer bound in bytes, 1 to 2^30 (default 65536): recv/send take it as a 32-bit count. */
+  /**
+   * Per-direction buffer bound in bytes, 256 to 2^30 (default 65536): it holds a PROXY header (at most 107
+   * bytes in v1, 52 in v2) before the client's first bytes, and recv/send take it as a 32-bit count.
+   */
   bufferSize?: number;
   /** listen(2) backlog (default 4096). */
   backlog?: number;
@@ -337,9 +340,12 @@ export class ToaProxy {
   private constructor(private readonly opts: ToaProxyOptions) {
     this.log = opts.log ?? ((l) => console.error(l));
     this.bufferSize = opts.bufferSize ?? 65536;
-    // recv/send declare their count u32 (base/sys/libc.ts): the largest count they see is this size.
-    if (!Number.isInteger(this.bufferSize) || this.bufferSize < 1 || this.bufferSize > 2 ** 30) {
-      throw new RangeError(`toa-proxy: bufferSize must be an integer from 1 to 2^30, got ${this.bufferSize}`);
+    // A PROXY header goes first into a buffer; recv/send declare their count u32 (base/sys/libc.ts): the
+    // largest count they see is this size.
+    if (!Number.isInteger(this.bufferSize) || this.bufferSize < 256 || this.bufferSize > 2 ** 30) {
+      throw new RangeError(
+        `toa-proxy: bufferSize must be an integer from 256 to 2^30, got ${this.bufferSize}`,
+      );
     }
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     this.maxConnections = opts.maxConnections ?? 0;

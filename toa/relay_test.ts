@@ -16,12 +16,12 @@ Deno.test("ToaProxy.open: a failed eventfd is a SocketError at setup, and leaks 
   assert.equal(dec.decode(out.stdout).trim(), "ok");
 });
 
-Deno.test("ToaProxy.open: a bufferSize recv/send could not take as a 32-bit count is refused before any fd", () => {
+Deno.test("ToaProxy.open: a bufferSize too small for a PROXY header or too large for a 32-bit count is refused before any fd", () => {
   const addr = { family: 4 as const, address: "198.18.0.1", port: 1 };
-  for (const bufferSize of [0, 2 ** 31, 1.5]) {
+  for (const bufferSize of [0, 255, 2 ** 31, 1.5]) {
     assert.throws(
       () => ToaProxy.open({ listen: addr, backend: addr, proxyProtocol: "v1", trust: [], bufferSize }),
-      /RangeError: toa-proxy: bufferSize must be an integer from 1 to 2\^30/,
+      /RangeError: toa-proxy: bufferSize must be an integer from 256 to 2\^30/,
     );
   }
 });

@@ -108,6 +108,8 @@ import {
   WSCALE_SHIFT,
 } from "./conn_table.ts";
 import * as C from "./counters.ts";
+import { KeptSegments } from "./kept_segments.ts";
+import { SynproxyAuto } from "./synproxy_auto.ts";
 import { PLAIN_MEMORY, type TableMemory } from "./table_memory.ts";
 import { LocalPool } from "./local_pool.ts";
 import { createScheduler } from "./scheduler/mod.ts";
@@ -132,7 +134,7 @@ import { TimerWheel } from "./timer_wheel.ts";
 import { IsnGenerator } from "./isn.ts";
 import { steerClient, steerFragment, steerLocalPort } from "./steering.ts";
 import { Reassembler, type ReassemblyOptions } from "./reassembly.ts";
-import { COOKIE_NO_WSCALE, COOKIE_SLOT_SECONDS, cookieSack, cookieWscale, SynCookies } from "./syn_cookie.ts";
+import { COOKIE_NO_WSCALE, cookieSack, cookieWscale, SynCookies } from "./syn_cookie.ts";
 import {
   cookieMss,
   GATEWAY_WSCALE,
@@ -150,8 +152,6 @@ const SP_AUTO = 2;
 const SP_CONTINUE = -0x40000000;
 /** Client segments kept while their server side opens, per worker (each waits about one round trip). */
 const KEPT_SLOTS = 256;
-/** Seconds the `auto` SYN proxy stays on at least, and the window over which it judges switching off. */
-const SP_AUTO_HOLD = 10;
 /**
  * A service's `toaPlacement` as the connection flags a new connection starts with: the SYN toward the real
  * server (forwarded, or the SYN proxy's own, and any sent again for a takeover) carries TOA with CONN_TOA,
@@ -320,23 +320,19 @@ export class Engine {
   private svcSynproxy = new Uint8Array(0);
   /** Scratch for the options of the segments the SYN proxy builds. */
   private readonly spOptBuf = new Uint8Array(40);
-  /** Kept client segments: KEPT_SLOTS slots of one MTU-sized packet, their owners and lengths. */
-  private readonly keptBuf: Uint8Array;
-  private readonly keptOwner = new Int32Array(KEPT_SLOTS).fill(-1);
-  private readonly keptLen = new Int32Array(KEPT_SLOTS);
-  private readonly keptSlotSize: number;
+  /** Client segments kept while their connections' server sides open (the SYN proxy). */
+  private readonly kept: KeptSegments;
   /** After {@link process}: the connection whose kept segment {@link nextOutput} sends next, or -1. */
   private replayId = -1;
   /** Connections in SYN_SENT or SYN_RECV (the `auto` SYN proxy's measure). */
   halfOpen = 0;
-  /** The SYN proxy of `auto` services is on in this worker. */
-  synproxyActive = false;
-  private spThreshold = 1;
-  private spSince = 0;
-  private spSent0 = 0;
-  private spValid0 = 0;
-  /** When the `auto` SYN proxy last went off: its cookies stay good for two cookie slots after. */
-  private spOffAt = -Infinity;
+
+  /** The SYN proxy of `auto` services is on in this worker (the worker logs its switches). */
+  get synproxyActive(): boolean {
+    return this.spAuto.active;
+  }
+  /** The `auto` SYN proxy's on/off state (synproxy_auto.ts). */
+  private readonly spAuto = new SynproxyAuto();
 
   /** Builds the engine for one worker from a validated configuration. */
   constructor(config: GatewayConfig, opts: EngineOptions = {}) {
@@ -359,9 +355,7 @@ export class Engine {
     const capacity = Math.max(1, Math.ceil(config.maxConnections / workers));
     const memory = opts.memory ?? PLAIN_MEMORY;
     this.conns = new ConnTable(capacity, 0, memory);
-    this.keptSlotSize = config.mtu + 64;
-    this.keptBuf = new Uint8Array(KEPT_SLOTS * this.keptSlotSize);
-    this.spSince = this.now;
+    this.kept = new KeptSegments(KEPT_SLOTS, config.mtu + 64);
     this.wheel = new TimerWheel(capacity, this.now, undefined, this.conns.timerFields(), memory);
     this.pool = new LocalPool(
       [],
@@ -420,7 +414,7 @@ export class Engine {
   /** Builds or updates every per-slot table from `config` (constructor and {@link reconfigure}). */
   private layout(config: GatewayConfig): void {
     this.timeouts = timeoutTable(config.timeouts);
-    this.spThreshold = Math.max(1, Math.ceil(config.synproxyThreshold / this.workers));
+    this.spAuto.threshold = Math.max(1, Math.ceil(config.synproxyThreshold / this.workers));
     this.mss4 = config.mtu - 20 - 20 - TOA_V4_LEN;
     this.mss6 = config.mtu - 40 - 20 - TOA_V6_LEN;
     if (this.fixedReplyRate === undefined) {
@@ -836,7 +830,10 @@ export class Engine {
   tick(now: number): number {
     this.now = now;
     this.frags.expire(now);
-    if (this.synproxyActive && now - this.spSince >= SP_AUTO_HOLD) this.synproxyJudge();
+    const ev = this.counters.events;
+    if (this.spAuto.tick(now, this.halfOpen, ev[C.EV_SYNCOOKIE_SENT], ev[C.EV_SYNCOOKIE_VALID])) {
+      ev[C.EV_SYNPROXY_OFF]++;
+    }
     return this.wheel.advance(now, this.expireFn);
   }
 
@@ -1128,7 +1125,12 @@ export class Engine {
     this.conns.setServer(id, server);
     if (info.l4Proto === IPPROTO_TCP) {
       this.conns.setState(id, STATE_SYN_SENT);
-      if (++this.halfOpen >= this.spThreshold && !this.synproxyActive) this.synproxySwitch(true);
+      const ev = this.counters.events;
+      if (
+        this.spAuto.halfOpened(++this.halfOpen, this.now, ev[C.EV_SYNCOOKIE_SENT], ev[C.EV_SYNCOOKIE_VALID])
+      ) {
+        ev[C.EV_SYNPROXY_ON]++;
+      }
       this.conns.setFlags(id, this.svcToa[svc]);
       this.conns.setSeqDelta(id, (this.nextIsn(id) - read32(b, info.l4Off + 4)) >>> 0);
     } else {
@@ -1174,7 +1176,7 @@ export class Engine {
     if (state === STATE_ESTABLISHED) set.active[idx]--;
     else set.inactive[idx]--;
     if (state === STATE_SYN_SENT || state === STATE_SYN_RECV) this.halfOpen--;
-    if ((conns.flags(id) & CONN_SYNPROXY) && (conns.synOptions(id) & SYN_PROXY_KEPT)) this.keptSlot(id, true);
+    if ((conns.flags(id) & CONN_SYNPROXY) && (conns.synOptions(id) & SYN_PROXY_KEPT)) this.kept.release(id);
     this.wheel.cancel(id);
     this.pool.release(conns.localIndex(id), conns.localPort(id));
     conns.remove(id);
@@ -1360,10 +1362,10 @@ export class Engine {
       const sp = isTcp ? this.svcSynproxy[svc] : SP_OFF;
       if (sp !== SP_OFF) {
         // The SYN proxy: SYNs get a cookie while it is on; an ACK may prove a cookie even after it went off.
-        if (syn && (sp === SP_ON || this.synproxyActive)) return this.cookieReply(b, svc, sport);
+        if (syn && (sp === SP_ON || this.spAuto.active)) return this.cookieReply(b, svc, sport);
         if (
           (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_ACK &&
-          (sp === SP_ON || this.synproxyActive || this.now - this.spOffAt < 2 * COOKIE_SLOT_SECONDS)
+          (sp === SP_ON || this.spAuto.acceptsCookies(this.now))
         ) {
           const r = this.cookieAck(b, len, svc, sport);
           if (r !== SP_CONTINUE) return r;
@@ -1554,36 +1556,6 @@ export class Engine {
 
   // ---- The SYN proxy (syn_cookie.ts, synproxy.ts): the handshake with the client, then the server's. ----
 
-  /** Switches the `auto` SYN proxy on or off (counted; the worker logs it). */
-  private synproxySwitch(on: boolean): void {
-    this.synproxyActive = on;
-    this.spSince = this.now;
-    const ev = this.counters.events;
-    this.spSent0 = ev[C.EV_SYNCOOKIE_SENT];
-    this.spValid0 = ev[C.EV_SYNCOOKIE_VALID];
-    ev[on ? C.EV_SYNPROXY_ON : C.EV_SYNPROXY_OFF]++;
-    if (!on) this.spOffAt = this.now;
-  }
-
-  /**
-   * Every SP_AUTO_HOLD seconds while the `auto` SYN proxy is on: off again when both the half-open entries
-   * and the cookies no ACK answered in that time are under half the threshold (hysteresis: a flood that
-   * goes on keeps it on, since its cookies are never answered).
-   */
-  private synproxyJudge(): void {
-    const ev = this.counters.events;
-    const unanswered = (ev[C.EV_SYNCOOKIE_SENT] - this.spSent0) - (ev[C.EV_SYNCOOKIE_VALID] - this.spValid0);
-    const low = this.spThreshold / 2;
-    if (unanswered < low && this.halfOpen < low) {
-      this.synproxySwitch(false);
-    } else {
-      // Still needed: judge the next period from here.
-      this.spSince = this.now;
-      this.spSent0 = ev[C.EV_SYNCOOKIE_SENT];
-      this.spValid0 = ev[C.EV_SYNCOOKIE_VALID];
-    }
-  }
-
   /** The cookie's address word of service slot `svc`'s VIP (the xor of its words). */
   private vipWord(svc: number): number {
     const a = this.svcAddr;
@@ -1706,29 +1678,12 @@ export class Engine {
     return this.buildSyn(b, id);
   }
 
-  /** Finds connection `id`'s kept segment's slot (and frees it when `free`); -1 when none. */
-  private keptSlot(id: number, free: boolean): number {
-    for (let k = 0; k < KEPT_SLOTS; k++) {
-      if (this.keptOwner[k] !== id) continue;
-      if (free) {
-        this.keptOwner[k] = -1;
-        this.conns.setSynOptions(id, this.conns.synOptions(id) & ~SYN_PROXY_KEPT);
-      }
-      return k;
-    }
-    return -1;
-  }
-
   /** Keeps the client segment in `b[0, len)` for connection `id` until its server side is open. */
   private keep(b: Uint8Array, len: number, id: number): boolean {
-    if ((this.conns.synOptions(id) & SYN_PROXY_KEPT) || len > this.keptSlotSize) return false;
-    const k = this.keptSlot(-1, false);
-    if (k < 0) return false;
+    if ((this.conns.synOptions(id) & SYN_PROXY_KEPT) || len > this.kept.slotSize) return false;
     // Sent later as the gateway's own packet (the offload state of this frame will be gone): sum it whole.
     if (this.partial) fillTransportChecksum(b, this.info);
-    this.keptBuf.set(b.subarray(0, len), k * this.keptSlotSize);
-    this.keptOwner[k] = id;
-    this.keptLen[k] = len;
+    if (!this.kept.put(id, b, len)) return false;
     this.conns.setSynOptions(id, this.conns.synOptions(id) | SYN_PROXY_KEPT);
     this.counters.events[C.EV_SYNPROXY_KEPT]++;
     return true;
@@ -1738,10 +1693,9 @@ export class Engine {
   private replayKept(b: Uint8Array): number {
     const id = this.replayId;
     this.replayId = -1;
-    const k = this.keptSlot(id, true);
-    if (k < 0) return 0;
-    const len = this.keptLen[k];
-    b.set(this.keptBuf.subarray(k * this.keptSlotSize, k * this.keptSlotSize + len), 0);
+    const len = this.kept.take(id, b);
+    if (len < 0) return 0;
+    this.conns.setSynOptions(id, this.conns.synOptions(id) & ~SYN_PROXY_KEPT);
     this.partial = false;
     this.length = len;
     const out = this.route(b, len);

@@ -63,6 +63,8 @@ const USAGE = `usage: deno run -A bench/compare.ts [flags]      (as root; about 
   --steering MODE  gateway steering with several workers: auto, bpf, handoff (auto)
   --busy-poll LIST gateway "busyPollUs" values, comma-separated: each gwN once per value, named
                    gwN+bpUS when not 0 (0: the gateway's default, off)
+  --shared-local   nftables SNATs to the gateways' local addresses and every gateway uses the same ones:
+                   each meets the TIME_WAIT tuples earlier paths left on the servers (takeover)
   --json FILE      also write the machine, figures and ratios as JSON
   -h, --help       this text`;
 
@@ -75,6 +77,7 @@ interface Options {
   fileSize: number;
   steering: string;
   busyPolls: number[];
+  sharedLocal: boolean;
   json?: string;
   offloadNote?: string;
 }
@@ -115,6 +118,7 @@ function parseOptions(args: string[]): Options | undefined {
       offload: { type: "string", default: "default" },
       steering: { type: "string", default: "auto" },
       "busy-poll": { type: "string", default: "0" },
+      "shared-local": { type: "boolean", default: false },
       json: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -178,6 +182,7 @@ function parseOptions(args: string[]): Options | undefined {
     fileSize: positiveInt("file-size", values["file-size"], 1 << 20),
     steering: values.steering,
     busyPolls,
+    sharedLocal: values["shared-local"],
     json: values.json,
     offloadNote,
   };
@@ -300,6 +305,7 @@ async function main(args: string[]): Promise<number> {
       file,
       steering: o!.steering,
       index,
+      sharedLocal: o!.sharedLocal,
       track: (p) => tracked.push(p),
       trackTun: (n) => tuns.push(n),
     });
@@ -342,7 +348,8 @@ async function main(args: string[]): Promise<number> {
     "",
     formatMachine(machine),
     `- flags: --time ${o.time} --lat-time ${o.latTime} --conc ${o.conc} --streams ${o.streams} ` +
-    `--file-size ${o.fileSize} --steering ${o.steering} --busy-poll ${o.busyPolls.join(",")}`,
+    `--file-size ${o.fileSize} --steering ${o.steering} --busy-poll ${o.busyPolls.join(",")}` +
+    (o.sharedLocal ? " --shared-local" : ""),
     ...(o.offloadNote ? [`- note: ${o.offloadNote}`] : []),
     "",
     formatResults(results),

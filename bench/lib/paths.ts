@@ -16,7 +16,9 @@
  *
  * Each gateway run gets local addresses of its own: the real servers keep the previous run's connections
  * in TIME_WAIT for 60 s, and the gateway strips the SYN's timestamps, so reusing a (local address, port)
- * pair of the previous run would make some SYNs bounce off a TIME_WAIT entry.
+ * pair of the previous run would make some SYNs bounce off a TIME_WAIT entry. With `--shared-local` they do
+ * meet them on purpose: nftables SNATs to the gateways' addresses (198.18.2.1–4) and every gateway uses the
+ * same four, so the gateway's figures show what its takeover of those tuples costs (its notes count them).
  *
  * @module
  */
@@ -35,6 +37,8 @@ export const GW_VIP = "198.18.0.10";
 export const HAPROXY_VIP = "198.18.0.20";
 /** The nftables VIP (DNAT in prerouting; no address anywhere). */
 export const NFT_VIP = "198.18.0.30";
+/** With `--shared-local`: every gateway's local addresses, and nftables' SNAT range. */
+export const SHARED_LOCAL = ["198.18.2.1", "198.18.2.2", "198.18.2.3", "198.18.2.4"];
 
 /** Which path, parsed from `--paths`. */
 export interface PathSpec {
@@ -76,6 +80,11 @@ export interface PathEnv {
   steering: string;
   /** Index of this path in the run (picks the gateway's local addresses). */
   index: number;
+  /**
+   * Every gateway uses 198.18.2.1–4, and nftables SNATs to them too: each path meets the TIME_WAIT tuples the
+   * previous ones left on the real servers (the gateway takes them over), instead of addresses of its own.
+   */
+  sharedLocal: boolean;
   /** Every background process started, for the final teardown and leftover check. */
   track(p: Background): void;
   /** Every TUN created, for the leftover check. */
@@ -123,7 +132,8 @@ function direct(env: PathEnv): PathHandle {
 }
 
 /** The nftables ruleset of the `nft` path. */
-export function nftRuleset(t: Topology): string {
+export function nftRuleset(t: Topology, sharedLocal = false): string {
+  const snat = sharedLocal ? `${SHARED_LOCAL[0]}-${SHARED_LOCAL[SHARED_LOCAL.length - 1]}` : t.gwRsIp4;
   const rs = t.rsIp4.map((a, i) => `${i} : ${a}`).join(", ");
   return `table ip fnatbench {
   chain pre {
@@ -133,7 +143,7 @@ export function nftRuleset(t: Topology): string {
   }
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
-    ct status dnat ip daddr ${t.gwRsIp4}/24 snat to ${t.gwRsIp4}
+    ct status dnat ip daddr ${t.gwRsIp4}/24 snat to ${snat}
   }
 }
 `;
@@ -142,7 +152,7 @@ export function nftRuleset(t: Topology): string {
 async function nft(env: PathEnv): Promise<PathHandle> {
   const { t } = env;
   const file = `${env.dir}/nft.conf`;
-  await Deno.writeTextFile(file, nftRuleset(t));
+  await Deno.writeTextFile(file, nftRuleset(t, env.sharedLocal));
   await nsRunOk(t.nsGw, ["nft", "-f", file], 10_000);
   return {
     bulkHost: NFT_VIP,
@@ -212,11 +222,17 @@ async function haproxy(env: PathEnv): Promise<PathHandle> {
 }
 
 /** The gateway configuration of a `gwN` path. */
-export function gatewayConfig(t: Topology, spec: PathSpec, steering: string, index: number) {
+export function gatewayConfig(
+  t: Topology,
+  spec: PathSpec,
+  steering: string,
+  index: number,
+  sharedLocal = false,
+) {
   const base = 8 * (index % 31);
   const config: Record<string, unknown> = {
     workers: spec.workers ?? 1,
-    localAddresses: [1, 2, 3, 4].map((i) => `198.18.2.${base + i}`),
+    localAddresses: sharedLocal ? SHARED_LOCAL : [1, 2, 3, 4].map((i) => `198.18.2.${base + i}`),
     services: [
       {
         vip: GW_VIP,
@@ -243,7 +259,7 @@ async function gateway(env: PathEnv, spec: PathSpec): Promise<PathHandle> {
   const gw = await startGateway({
     ns: t.nsGw,
     dir: `${env.dir}/${spec.name.replace(/[^A-Za-z0-9]/g, "_")}`,
-    config: gatewayConfig(t, spec, env.steering, env.index),
+    config: gatewayConfig(t, spec, env.steering, env.index, env.sharedLocal),
   });
   env.track(gw.process);
   env.trackTun(gw.tun);
@@ -260,6 +276,8 @@ async function gateway(env: PathEnv, spec: PathSpec): Promise<PathHandle> {
         const s = await gw.stats();
         const drops = Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
         out.push(`drops: ${drops.length ? drops.join(", ") : "none"}`);
+        // Tuples a real server still held (TIME_WAIT of an earlier path): taken over with a RST, then the SYN.
+        if (s.events.takeover_rst) out.push(`takeovers: ${s.events.takeover_rst}`);
         const conns = s.services.map((v) => `${v.service} ${v.connectionsTotal}`).join(", ");
         out.push(`connections created: ${conns}`);
         // The loop's shape: packets per turn (turns that polled) and packets per connection created.

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { Topology } from "../netns-scripts/topology.ts";
-import { type Lab, spawnIn, withLab } from "./helpers/mod.ts";
+import { type Lab, rs1HttpService, spawnIn, withLab } from "./helpers/mod.ts";
 
 const VIP = "198.18.0.33";
 
@@ -47,13 +47,7 @@ Deno.test("busy polling: hits while a flow is busy, no spinning when idle, off a
   const config = (t: Topology, busyPollUs: number) => ({
     busyPollUs,
     localAddresses: ["198.18.2.1"],
-    services: [{
-      vip: VIP,
-      port: 80,
-      scheduler: "rr",
-      realServers: [{ address: t.rsIp4[0], port: 80 }],
-      healthCheck: { type: "none" },
-    }],
+    services: [rs1HttpService(t, VIP)],
   });
   await withLab({ rs: 1, gateway: (t) => config(t, 1000) }, async (lab) => {
     const gw = lab.gw!;

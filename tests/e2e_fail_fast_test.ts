@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { Topology } from "../netns-scripts/topology.ts";
-import { spawnIn, startGateway, withLab } from "./helpers/mod.ts";
+import { rs1HttpService, spawnIn, startGateway, withLab } from "./helpers/mod.ts";
 
 const VIP = "198.18.0.32";
 
@@ -41,13 +41,7 @@ Deno.test("fail fast: after a restart, a client's data of a connection gone is a
     gateway: (t: Topology) =>
       cfg = {
         localAddresses: ["198.18.2.1"],
-        services: [{
-          vip: VIP,
-          port: 80,
-          scheduler: "rr",
-          realServers: [{ address: t.rsIp4[0], port: 80 }],
-          healthCheck: { type: "none" },
-        }],
+        services: [rs1HttpService(t, VIP)],
       },
   }, async (lab) => {
     const file = `${lab.dir}/client.py`;

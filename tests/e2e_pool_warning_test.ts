@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type Lab, spawnIn, withLab } from "./helpers/mod.ts";
+import { type Lab, rs1HttpService, spawnIn, withLab } from "./helpers/mod.ts";
 
 const VIP = "198.18.0.10";
 const LOCAL = "198.18.2.1";
@@ -37,13 +37,7 @@ Deno.test("e2e pool warning: past 90 % of a local address's ports, one line; bel
       localAddresses: [LOCAL],
       portRange: [2000, 2009],
       timeouts: { timeWait: 2, finWait: 2 },
-      services: [{
-        vip: VIP,
-        port: 80,
-        scheduler: "rr",
-        realServers: [{ address: t.rsIp4[0], port: 80 }],
-        healthCheck: { type: "none" },
-      }],
+      services: [rs1HttpService(t, VIP)],
     }),
   }, async (lab) => {
     const file = `${lab.dir}/hold.py`;

@@ -17,6 +17,7 @@
  */
 import { request } from "../../lb/control/client.ts";
 import type { GatewayStats } from "../../lb/stats.ts";
+import type { Topology } from "../../netns-scripts/topology.ts";
 import { type Background, spawnBackground, type Stopped } from "./process.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
@@ -104,4 +105,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 /** Asks the gateway's control socket for its stats (lb/control/client.ts); the JSON text, bounded by `timeoutMs`. */
 export async function readControl(path: string, timeoutMs = 5_000): Promise<string> {
   return JSON.stringify(await request(path, { cmd: "stats" }, { timeoutMs }));
+}
+
+/**
+ * The service most end-to-end tests need: HTTP on `vip`:80 to rs1's nginx, round robin, never health-checked
+ * (a test that wants probes says so), for a configuration's `services`.
+ */
+export function rs1HttpService(t: Topology, vip: string): Record<string, unknown> {
+  return {
+    vip,
+    port: 80,
+    scheduler: "rr",
+    realServers: [{ address: t.rsIp4[0], port: 80 }],
+    healthCheck: { type: "none" },
+  };
 }

@@ -17,7 +17,14 @@
  */
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
-import { type Lab, randomBytes, sha256Hex, spawnBackground, withLab } from "./helpers/mod.ts";
+import {
+  type Lab,
+  oneServerService,
+  randomBytes,
+  sha256Hex,
+  spawnBackground,
+  withLab,
+} from "./helpers/mod.ts";
 import {
   haproxyConfig,
   startHaproxy,
@@ -38,23 +45,13 @@ const TRUST = "198.18.2.0/24,fd00:2::/64";
 const BIG = 20 * 1024 * 1024;
 
 function gatewayConfig(rs1v4: string, rs1v6: string): Record<string, unknown> {
-  const svc = (vip: string, rs: string, port: number) => ({
-    vip,
-    port: 80,
-    protocol: "tcp",
-    scheduler: "rr",
-    toa: true,
-    realServers: [{ address: rs, port, weight: 1 }],
-    // The proxies' counters are judged connection by connection: no health-check connections among them.
-    healthCheck: { type: "none" },
-  });
   return {
     localAddresses: [LOCAL4, LOCAL6],
     services: [
-      svc(VIP_NGINX, rs1v4, 80),
-      svc(VIP_HAPROXY, rs1v4, 81),
-      svc(VIP_HALF, rs1v4, 82),
-      svc(VIP6, rs1v6, 80),
+      oneServerService(VIP_NGINX, rs1v4, 80),
+      oneServerService(VIP_HAPROXY, rs1v4, 81),
+      oneServerService(VIP_HALF, rs1v4, 82),
+      oneServerService(VIP6, rs1v6, 80),
     ],
   };
 }

@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
-import { spawnBackground, startNginx, waitUntil, withLab } from "./helpers/mod.ts";
+import { oneServerService, spawnBackground, startNginx, waitUntil, withLab } from "./helpers/mod.ts";
 import { attachedPrograms, createCgroup, removeCgroup } from "../toa/bpf/cgroup.ts";
 import { pinnedStats } from "../toa/transparent_cli.ts";
 import { parseCounters } from "../toa/testing/servers.ts";
@@ -31,22 +31,13 @@ const LOCAL6 = "fd00:2::1";
 const HTTP = "GET / HTTP/1.0\\r\\n\\r\\n";
 
 function gatewayConfig(rs1v4: string, rs1v6: string): Record<string, unknown> {
-  const svc = (vip: string, rs: string, port: number) => ({
-    vip,
-    port: 80,
-    protocol: "tcp",
-    scheduler: "rr",
-    toa: true,
-    realServers: [{ address: rs, port, weight: 1 }],
-    healthCheck: { type: "none" },
-  });
   return {
     localAddresses: [LOCAL4, LOCAL6],
     services: [
-      svc(VIP, rs1v4, 80),
-      svc(VIP_OUTSIDE, rs1v4, 8080),
-      svc(VIP6, rs1v6, 80),
-      svc(VIP_PROXY, rs1v4, 81),
+      oneServerService(VIP, rs1v4, 80),
+      oneServerService(VIP_OUTSIDE, rs1v4, 8080),
+      oneServerService(VIP6, rs1v6, 80),
+      oneServerService(VIP_PROXY, rs1v4, 81),
     ],
   };
 }

@@ -108,15 +108,21 @@ export async function readControl(path: string, timeoutMs = 5_000): Promise<stri
 }
 
 /**
- * The service most end-to-end tests need: HTTP on `vip`:80 to rs1's nginx, round robin, never health-checked
- * (a test that wants probes says so), for a configuration's `services`.
+ * A TCP service on `vip`:80 (TOA on, the default) to one real server at `address`:`port`, round robin, never
+ * health-checked: tests judge counters and logs connection by connection, and want no probe among them (a
+ * test that wants probes says so). For a configuration's `services`.
  */
-export function rs1HttpService(t: Topology, vip: string): Record<string, unknown> {
+export function oneServerService(vip: string, address: string, port = 80): Record<string, unknown> {
   return {
     vip,
     port: 80,
     scheduler: "rr",
-    realServers: [{ address: t.rsIp4[0], port: 80 }],
+    realServers: [{ address, port }],
     healthCheck: { type: "none" },
   };
+}
+
+/** The service most end-to-end tests need: HTTP on `vip`:80 to rs1's nginx ({@link oneServerService}). */
+export function rs1HttpService(t: Topology, vip: string): Record<string, unknown> {
+  return oneServerService(vip, t.rsIp4[0]);
 }

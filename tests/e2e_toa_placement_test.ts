@@ -19,22 +19,34 @@
  */
 import assert from "node:assert/strict";
 import { nsExec } from "../netns-scripts/topology.ts";
-import {
-  spawnBackground,
-  startCapture,
-  startNginx,
-  type TcpSegment,
-  toaOptions,
-  withLab,
-} from "./helpers/mod.ts";
-import { startPpNginx, startToaProxy } from "../toa/testing/servers.ts";
+import { type Lab, startCapture, startNginx, type TcpSegment, toaOptions, withLab } from "./helpers/mod.ts";
+import { startPpNginx, startToaProxy, startToaTransparent } from "../toa/testing/servers.ts";
 import { createCgroup, removeCgroup } from "../toa/bpf/cgroup.ts";
-
-const REPO = new URL("..", import.meta.url).pathname;
 
 const LOCAL4 = "198.18.2.1";
 const LOCAL6 = "fd00:2::1";
 const TRUST = "198.18.2.0/24,fd00:2::/64";
+
+/**
+ * toa-proxy on rs1 at `listen` → the PROXY-v1 nginx at 127.0.0.1:8080, trusting the gateway's local
+ * addresses, owned by the lab; `nsenter` lets it see the cgroup tree (its sockops decoder), `extra` adds flags.
+ */
+async function labToaProxy(lab: Lab, listen: string, extra: string[] = [], nsenter = false) {
+  const args = [
+    "--listen",
+    listen,
+    "--backend",
+    "127.0.0.1:8080",
+    "--proxy-protocol",
+    "v1",
+    "--trust",
+    TRUST,
+  ];
+  const p = await startToaProxy(lab.t.nsRs[0], [...args, ...extra], 20_000, [], nsenter);
+  lab.defer(() => p.stop());
+  lab.track(p.process);
+  return p;
+}
 
 /** One cell: a placement, the SYN proxy off or on, a family, its own VIP and client port. */
 interface Cell {
@@ -123,22 +135,10 @@ Deno.test("e2e: TOA placement × SYN proxy against a saved-SYN decoder (toa-prox
     const nginx = await startPpNginx(rs1, `${lab.dir}/nginx`, ["127.0.0.1:8080"], {});
     lab.defer(() => nginx.stop());
     lab.track(nginx.process);
-    const proxy = async (listen: string) => {
-      const p = await startToaProxy(rs1, [
-        "--listen",
-        listen,
-        "--backend",
-        "127.0.0.1:8080",
-        "--proxy-protocol",
-        "v1",
-        "--trust",
-        TRUST,
-      ]);
-      lab.defer(() => p.stop());
-      lab.track(p.process);
-      return p;
+    const proxies = {
+      4: await labToaProxy(lab, `${t.rsIp4[0]}:80`),
+      6: await labToaProxy(lab, `[${t.rsIp6[0]}]:80`),
     };
-    const proxies = { 4: await proxy(`${t.rsIp4[0]}:80`), 6: await proxy(`[${t.rsIp6[0]}]:80`) };
     const cap = await startCapture({ ns: rs1, filter: "tcp port 80" });
     lab.defer(() => cap.abort());
 
@@ -227,63 +227,21 @@ Deno.test("e2e: TOA placement × SYN proxy × SYN cookies against the ACK-readin
     // nsenter, not `ip netns exec`: the proxy must see /sys/fs/cgroup to make its own cgroup.
     const proxies = await Promise.all(
       [`${t.rsIp4[0]}:80`, `[${t.rsIp6[0]}]:80`].map(async (listen) => {
-        const p = await startToaProxy(
-          rs1,
-          [
-            "--listen",
-            listen,
-            "--backend",
-            "127.0.0.1:8080",
-            "--proxy-protocol",
-            "v1",
-            "--trust",
-            TRUST,
-          ],
-          20_000,
-          [],
-          true,
-        );
-        lab.defer(() => p.stop());
-        lab.track(p.process);
+        const p = await labToaProxy(lab, listen, [], true);
         assert.match(p.process.stderr(), /toa-proxy decoder=sockops\+saved_syn /);
         return p;
       }),
     );
     const savedSyn = await Promise.all(
-      [`${t.rsIp4[0]}:82`, `[${t.rsIp6[0]}]:82`].map(async (listen) => {
-        const p = await startToaProxy(rs1, [
-          "--listen",
-          listen,
-          "--backend",
-          "127.0.0.1:8080",
-          "--proxy-protocol",
-          "v1",
-          "--trust",
-          TRUST,
-          "--decoder",
-          "saved_syn",
-        ]);
-        lab.defer(() => p.stop());
-        lab.track(p.process);
-        return p;
-      }),
+      [`${t.rsIp4[0]}:82`, `[${t.rsIp6[0]}]:82`].map((listen) =>
+        labToaProxy(lab, listen, ["--decoder", "saved_syn"])
+      ),
     );
     const cg = createCgroup(`${t.prefix}-placement`);
     lab.defer(() => removeCgroup(cg));
-    const tt = spawnBackground([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${REPO}mod.ts`,
-      "toa-transparent",
-      "--cgroup",
-      cg,
-      "--trust",
-      TRUST,
-    ]);
+    const tt = await startToaTransparent(cg, TRUST);
     lab.track(tt);
     lab.defer(() => tt.stop("SIGKILL", 1_000));
-    await tt.waitFor(() => tt.stdout().includes("toa-transparent ready"), "toa-transparent ready", 20_000);
     const plain = await startNginx({
       ns: rs1,
       dir: `${lab.dir}/nginx-plain`,

@@ -18,7 +18,7 @@ import { nsExec } from "../netns-scripts/topology.ts";
 import { oneServerService, spawnBackground, startNginx, waitUntil, withLab } from "./helpers/mod.ts";
 import { attachedPrograms, createCgroup, removeCgroup } from "../toa/bpf/cgroup.ts";
 import { pinnedStats } from "../toa/transparent_cli.ts";
-import { parseCounters } from "../toa/testing/servers.ts";
+import { parseCounters, startToaTransparent } from "../toa/testing/servers.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const PYTHON = "/usr/bin/python3";
@@ -94,20 +94,9 @@ Deno.test("e2e: toa-transparent gives an unmodified nginx the client's address, 
     const cg = createCgroup(`${t.prefix}-transparent`);
     lab.defer(() => removeCgroup(cg));
     const trust = `${LOCAL4}/32,${LOCAL6}/128,${t.gwRsIp4}/32`;
-    const tt = spawnBackground([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${REPO}mod.ts`,
-      "toa-transparent",
-      "--cgroup",
-      cg,
-      "--trust",
-      trust,
-    ]);
+    const tt = await startToaTransparent(cg, trust);
     lab.track(tt);
     lab.defer(() => tt.stop("SIGKILL", 1_000));
-    await tt.waitFor(() => tt.stdout().includes("toa-transparent ready"), "toa-transparent ready", 20_000);
     assert.equal(attachedPrograms(cg).length, 3);
 
     const inCgroup = ["sh", "-c", `echo $$ > ${cg}/cgroup.procs && exec "$@"`, "sh"];

@@ -90,6 +90,39 @@ export async function startToaProxy(
 }
 
 /**
+ * Starts `toa-transparent --cgroup cgroup --trust trust` (in the root namespace, where the cgroup tree is) and
+ * waits, bounded, for its ready line; the caller tracks and stops the process.
+ */
+export async function startToaTransparent(
+  cgroup: string,
+  trust: string,
+  timeoutMs = 20_000,
+): Promise<Background> {
+  const process = spawnBackground([
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${REPO}mod.ts`,
+    "toa-transparent",
+    "--cgroup",
+    cgroup,
+    "--trust",
+    trust,
+  ]);
+  try {
+    await process.waitFor(
+      () => process.stdout().includes("toa-transparent ready"),
+      "toa-transparent ready",
+      timeoutMs,
+    );
+  } catch (e) {
+    await process.stop("SIGKILL", 1_000);
+    throw e;
+  }
+  return process;
+}
+
+/**
  * Starts nginx as a PROXY-protocol receiver in `ns` (tests/helpers/nginx.ts with `proxyProtocol`: `GET /ip`
  * answers the announced client); `files` go into its document root.
  */
